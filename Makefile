@@ -1,0 +1,61 @@
+# 政务咨询助手 — one command to run, one to test.
+#   make run    venv + pinned install + knowledge base + train (only if changed) + start servers
+#   make test   the same setup, then the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.10 2>/dev/null || echo $(HOME)/.pyenv/versions/3.10.13/bin/python)
+VENV := .venv
+PY := $(VENV)/bin/python
+RASA := $(VENV)/bin/rasa
+MODEL := models/zhengwu.tar.gz
+KB := build/kb.json
+TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -name 'generated_kb.yml' 2>/dev/null) \
+	$(wildcard bot/nlu/*.py) bot/nlp/segmenter.py
+KB_INPUTS := $(wildcard data/policies/*.txt) $(wildcard data/kb_config/*.yml) $(wildcard bot/kb/*.py) \
+	bot/nlp/segmenter.py bot/retrieval/search.py
+
+export PYTHONPATH := $(CURDIR)
+export TF_CPP_MIN_LOG_LEVEL := 3
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+
+.PHONY: run test install kb train validate unit rasa-test e2e eval bench clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: requirements.lock | $(VENV)/bin/python
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q "$$(grep -i '^numpy==' requirements.lock)" "$$(grep -i '^cython==' requirements.lock)"
+	$(PY) -m pip install -q --no-build-isolation "$$(grep -i '^pkuseg==' requirements.lock)"
+	$(PY) -m pip install -q -r requirements.lock
+	touch $@
+
+install: $(VENV)/.installed
+
+$(KB): $(KB_INPUTS) | $(VENV)/.installed
+	$(PY) -m bot.kb build
+
+kb: $(KB)
+
+$(MODEL): $(KB) $(TRAIN_INPUTS)
+	$(RASA) train --fixed-model-name zhengwu --out models --quiet
+
+train: $(MODEL)
+
+run: install kb train
+	scripts/run.sh
+
+validate: install kb
+	$(RASA) data validate --fail-on-warnings --quiet
+
+test: install kb train
+	$(RASA) data validate --fail-on-warnings --quiet
+	$(PY) -m pytest -q tests
+
+eval: install kb train
+	$(PY) -m bot.eval ../shared/eval/dev.jsonl
+
+bench: install kb train
+	$(PY) bench/run.py
+
+clean:
+	rm -rf build models results .pytest_cache

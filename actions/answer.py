@@ -1,0 +1,46 @@
+"""Actions that answer from the policy knowledge base."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.knowledge import answerer, query_from_tracker
+from bot.answering.cards import Reply
+
+logger = logging.getLogger(__name__)
+
+
+def send(reply: Reply, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
+    for message in reply.messages():
+        dispatcher.utter_message(**message)
+    return [SlotSet(k, v) for k, v in reply.slots.items()]
+
+
+class ActionAnswer(Action):
+    """Answer a policy, responsibility, deadline, full-text, department or document question."""
+
+    def name(self) -> Text:
+        return "action_answer"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        q = query_from_tracker(tracker)
+        return send(answerer().answer(q), dispatcher)
+
+
+class ActionFallback(Action):
+    """Low NLU confidence: still try the knowledge base, which answers only when the
+    question clearly matches an item, otherwise asks to clarify or offers a person."""
+
+    def name(self) -> Text:
+        return "action_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        q = query_from_tracker(tracker)
+        q.intent = "nlu_fallback"
+        return send(answerer().answer(q), dispatcher)

@@ -1,0 +1,66 @@
+"""Process-wide access to the built knowledge base and retrieval index for actions."""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import List, Optional
+
+from bot.answering.answerer import Answerer, Query
+from bot.kb.store import kb_path, load_kb
+from bot.retrieval.search import PolicyIndex
+
+_lock = threading.Lock()
+_answerer: Optional[Answerer] = None
+
+
+def answerer() -> Answerer:
+    global _answerer
+    if _answerer is None:
+        with _lock:
+            if _answerer is None:
+                path = kb_path()
+                kb = load_kb(path)
+                _answerer = Answerer(kb, PolicyIndex.load(kb, Path(path).parent / "index.json"))
+    return _answerer
+
+
+def reset() -> None:
+    """Forget the loaded knowledge base (tests that build their own)."""
+    global _answerer
+    _answerer = None
+
+
+def query_tokens(message: dict) -> List[str]:
+    """Tokens the NLU's PkusegTokenizer put in the parse result; segment here only when
+    they are missing (e.g. a message injected without NLU)."""
+    tokens = message.get("tokens_zh")
+    if tokens is None:
+        from bot.nlp.segmenter import default_segmenter
+
+        tokens = default_segmenter().words(message.get("text") or "")
+    return list(tokens)
+
+
+def query_from_tracker(tracker) -> Query:
+    msg = tracker.latest_message or {}
+    entities = msg.get("entities") or []
+    departments = [e.get("value") for e in entities if e.get("entity") == "department" and e.get("value")]
+    item_ref = next((e.get("value") for e in entities if e.get("entity") == "item_ref"), None)
+    intent = (msg.get("intent") or {}).get("name")
+    current_item = tracker.get_slot("current_item")
+    text = msg.get("text") or ""
+    if text.startswith("/"):
+        text = ""  # a button payload, not words the citizen typed
+    q = Query(
+        text=text,
+        tokens=query_tokens(msg) if text else [],
+        intent=intent,
+        departments=departments,
+        item_ref=str(item_ref) if item_ref else None,
+        current_doc=tracker.get_slot("current_doc"),
+        current_item=int(current_item) if current_item else None,
+    )
+    if not text and not item_ref and tracker.get_slot("department") and intent == "ask_department_duties":
+        q.departments = [tracker.get_slot("department")]
+    return q

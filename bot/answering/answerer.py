@@ -1,0 +1,247 @@
+"""Decides what to answer from the knowledge base, independent of Rasa.
+
+Given the citizen's text, its tokens, the NLU intent and entities and the
+conversation context (item / department last talked about), returns a
+:class:`Reply`: an answer with citations, a clarifying question with candidate
+items as buttons, or an honest "I can't help" with the way to a person.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
+                                 units_sentence)
+from bot.kb.store import KnowledgeBase
+from bot.nlp.segmenter import content_words
+from bot.retrieval.search import DEADLINE_Q_RE, Hit, PolicyIndex
+
+ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
+WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
+CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
+MAX_ANSWER_CHARS = 300
+MAX_INPUT_CHARS = 500
+
+DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款")
+RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
+DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|啥)|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
+FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
+HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
+HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+
+
+@dataclass
+class Query:
+    text: str
+    tokens: Sequence[str]
+    intent: Optional[str] = None
+    departments: List[str] = field(default_factory=list)
+    item_ref: Optional[str] = None
+    current_doc: Optional[str] = None
+    current_item: Optional[int] = None
+
+
+class Answerer:
+    def __init__(self, kb: KnowledgeBase, index: PolicyIndex):
+        self.kb = kb
+        self.index = index
+
+    # ------------------------------------------------------------------ entry
+    def answer(self, q: Query) -> Reply:
+        text = (q.text or "").strip()
+        if not text:
+            return Reply("fallback", ["您好像没有输入内容。请直接输入您想咨询的政策问题，例如“财政预决算会公开吗？”"])
+        if len(text) > MAX_INPUT_CHARS:
+            return Reply("fallback", [f"您的消息有 {len(text)} 个字，超过了 {MAX_INPUT_CHARS} 字的上限。"
+                                      "请精简后分条发送，或回复“转人工”由工作人员处理。"],
+                         buttons=[HUMAN_BUTTON])
+        departments = [d for d in (self.kb.canonical_department(x) for x in q.departments) if d]
+        departments += [d for d in self.kb.find_departments(text) if d not in departments]
+        q.departments = departments
+
+        if q.item_ref:
+            doc_id, _, num = q.item_ref.partition("#")
+            if q.intent == "ask_document_info" and self.kb.document(doc_id):
+                q.current_doc = doc_id
+                return self.document_info(q)
+            item = self.kb.item(doc_id, int(num)) if num.isdigit() else None
+            if item:
+                mode = "full" if q.intent == "ask_full_text" else "policy"
+                return self._answer_item(doc_id, item, q, mode=mode)
+        intent = q.intent or "ask_policy"
+        if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
+                                             and self._looks_like_doc_info(q)):
+            return self.document_info(q)
+        if intent == "ask_department_duties" or (departments and self._only_department(q)):
+            if departments:
+                return self.department_duties(departments[0], q)
+        if intent == "ask_full_text" or (FULL_TEXT_RE.search(text) and q.current_item):
+            ctx = self._context_item(q)
+            if ctx:
+                return self._answer_item(ctx[0], ctx[1], q, mode="full")
+        mode = {"ask_responsible": "responsible", "ask_deadline": "deadline",
+                "ask_full_text": "full"}.get(intent, "policy")
+        if mode == "policy" and RESPONSIBLE_RE.search(text) and intent != "ask_policy":
+            mode = "responsible"
+        return self.retrieve(q, mode)
+
+    # --------------------------------------------------------------- helpers
+    def _looks_like_doc_info(self, q: Query) -> bool:
+        """"工作要点的印发日期": about the document itself, no policy topic in it."""
+        if not (re.search(r"(文件|要点|通知|这个文)", q.text) and DOC_INFO_RE.search(q.text)):
+            return False
+        generic = {"文件", "要点", "工作要点", "通知", "政务", "公开", "工作", "政务公开", "印发", "发布",
+                   "日期", "时间", "文号", "单位", "发文", "标题", "名称", "哪天", "时候", "年"}
+        return not [w for w in content_words(q.tokens) if w not in generic]
+
+    def _only_department(self, q: Query) -> bool:
+        words = content_words(q.tokens)
+        forms = []
+        for d in q.departments:
+            forms += [d.lower()] + [a.lower() for a in self.kb.departments.get(d, {}).get("aliases", [])]
+        rest = [w for w in words if not any(w in f for f in forms)
+                and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那")]
+        return not rest or bool(DUTIES_RE.search(q.text)) and len(rest) <= 1
+
+    def _context_item(self, q: Query):
+        if q.current_doc and q.current_item:
+            item = self.kb.item(q.current_doc, int(q.current_item))
+            if item:
+                return q.current_doc, item
+        return None
+
+    # --------------------------------------------------------------- answers
+    def retrieve(self, q: Query, mode: str) -> Reply:
+        hits = self.index.search(q.text, q.tokens, q.departments)
+        strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
+        ctx = self._context_item(q)
+        own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")])
+        # Follow-up without a topic of its own ("那由哪个部门负责？", "有什么时间要求吗")
+        if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic):
+            return self._answer_item(ctx[0], ctx[1], q, mode)
+        if not hits or hits[0].coverage < WEAK_COVERAGE:
+            if ctx and mode != "policy":
+                return self._answer_item(ctx[0], ctx[1], q, mode)
+            return self.fallback(q)
+        top = hits[0]
+        runner = hits[1] if len(hits) > 1 else None
+        decisive = runner is None or top.score >= CLARIFY_MARGIN * runner.score or \
+            top.coverage - runner.coverage >= 0.3
+        if top.coverage >= ANSWER_COVERAGE and decisive:
+            return self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
+        candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
+        if len(candidates) == 1 and top.coverage >= ANSWER_COVERAGE:
+            return self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
+        return self.clarify(candidates, q)
+
+    def _answer_item(self, doc_id: str, item, q: Query, mode: str, hits: List[Hit] = ()) -> Reply:
+        doc = self.kb.document(doc_id)
+        cites = [citation(doc, item)]
+        for h in hits[1:3]:
+            # secondary citations only when they are nearly as good
+            if h.coverage >= ANSWER_COVERAGE and h.score >= 0.6 * hits[0].score:
+                cites.append(citation(self.kb.document(h.doc), self.kb.item(h.doc, h.item)))
+        depts = item_departments(item)
+        slots = {"current_doc": doc_id, "current_item": float(item.number)}
+        source = f"{source_line(doc, item)}\n{units_sentence(item)}"
+        if mode == "full":
+            texts = [f"{item.label}\n{item.body}", source]
+            return Reply("answer", texts, cites[:1], depts, slots=slots)
+        if mode == "responsible":
+            lead = "、".join(item.lead_units)
+            resp = "、".join(u for u in item.responsible_units)
+            if lead:
+                first = f"“{item.title}”这项工作由{lead}牵头" + (f"，{resp}按职责分工负责。" if resp else "。")
+            else:
+                first = f"“{item.title}”这项工作未指定牵头单位，由{resp}按职责分工负责。"
+            texts = [first[:MAX_ANSWER_CHARS], source_line(doc, item)]
+        elif mode == "deadline":
+            timed = [s for s in item.sentences if any(d in s for d in item.deadlines)]
+            if timed:
+                first = "；".join(timed[:2])
+                if len(first) > MAX_ANSWER_CHARS:
+                    first = timed[0][:MAX_ANSWER_CHARS - 1] + "…"
+                first = f"关于时间要求：{first}" if len(first) + 7 <= MAX_ANSWER_CHARS else first
+            else:
+                first = f"“{item.title}”这一项没有规定具体的完成时限，按文件要求持续推进。"
+            texts = [first, source]
+        else:
+            hit = next((h for h in hits if h.doc == doc_id and h.item == item.number), None) or \
+                Hit(doc_id, item.number, 0.0, 0.0)
+            sentences = self.index.best_sentences(hit, q.text, q.tokens, limit=MAX_ANSWER_CHARS)
+            first = "".join(sentences) or item.sentences[0]
+            texts = [first, source]
+        texts.append("回复“查看全文”可查看该项全文。")
+        return Reply("answer", texts, cites, depts, slots=slots)
+
+    def department_duties(self, department: str, q: Query) -> Reply:
+        data = self.kb.departments.get(department)
+        refs = self.kb.department_items(department)
+        if data is None or not refs:
+            return Reply("fallback", [f"在现有政策文件中没有查到{department}承担的政务公开工作。{HANDOFF_HINT}"],
+                         departments=[department] if data else [], buttons=[HUMAN_BUTTON],
+                         slots={"department": department})
+        lead = [(d, i) for d, i, r in refs if r == "lead"]
+        shared = [(d, i) for d, i, r in refs if r != "lead"]
+        refs_sorted = lead + shared
+        lines = [f"{department}在政务公开工作要点中牵头 {len(lead)} 项、参与 {len(shared)} 项工作："]
+        for doc, item in refs_sorted:
+            role = "牵头" if (doc, item) in lead else "参与"
+            prefix = f"《{doc.title}》" if len(self.kb.documents) > 1 else ""
+            lines.append(f"· {prefix}{item.label}（{role}）")
+        cites = [citation(d, i) for d, i in refs_sorted]
+        slots = {"department": department}
+        if len(refs_sorted) == 1:
+            slots.update(current_doc=refs_sorted[0][0].doc_id, current_item=float(refs_sorted[0][1].number))
+        buttons = [{"title": i.label, "payload": "/ask_full_text" + json.dumps(
+            {"item_ref": f"{d.doc_id}#{i.number}"}, ensure_ascii=False)} for d, i in refs_sorted[:5]]
+        return Reply("answer", ["\n".join(lines), "点击条目可查看该项全文。"], cites, [department],
+                     buttons=buttons, slots=slots)
+
+    def document_info(self, q: Query) -> Reply:
+        doc = None
+        if q.current_doc:
+            doc = self.kb.document(q.current_doc)
+        for d in self.kb.documents:
+            if d.title in q.text or (d.doc_number and d.doc_number in q.text):
+                doc = d
+        if doc is None and len(self.kb.documents) == 1:
+            doc = self.kb.documents[0]
+        if doc is None:
+            buttons = [{"title": f"《{d.title}》", "payload": "/ask_document_info" + json.dumps(
+                {"item_ref": f"{d.doc_id}#0"}, ensure_ascii=False)} for d in self.kb.documents]
+            return Reply("clarify", ["您想了解哪一份文件？"], [], buttons=buttons,
+                         extra={"candidates": [doc_citation(d) for d in self.kb.documents]})
+        parts = [f"《{doc.title}》"]
+        if doc.issuer:
+            parts.append(f"由{doc.issuer}")
+        if doc.date:
+            parts.append(f"于{doc.date}印发")
+        first = "".join(parts)
+        if doc.doc_number:
+            first += f"，文号为{doc.doc_number}"
+        if doc.recipients:
+            first += f"，主送{'，'.join(doc.recipients)}"
+        first += "。"
+        lead_units = []
+        return Reply("answer", [first[:MAX_ANSWER_CHARS]], [doc_citation(doc)], lead_units,
+                     slots={"current_doc": doc.doc_id})
+
+    def clarify(self, hits: List[Hit], q: Query) -> Reply:
+        buttons, candidates = [], []
+        for h in hits:
+            doc, item = self.kb.document(h.doc), self.kb.item(h.doc, h.item)
+            candidates.append(citation(doc, item))
+            buttons.append({"title": item.label, "payload": "/ask_policy" + json.dumps(
+                {"item_ref": f"{h.doc}#{h.item}"}, ensure_ascii=False)})
+        buttons.append(HUMAN_BUTTON)
+        # Candidates are not citations: nothing has been answered yet.
+        return Reply("clarify", ["我不太确定您问的是哪一项工作，您想了解的是下面哪一项？"], [],
+                     buttons=buttons, extra={"candidates": candidates})
+
+    def fallback(self, q: Query) -> Reply:
+        return Reply("fallback", ["抱歉，我在政务公开政策文件中没有找到与您的问题相关的内容。"
+                                  "您可以换个说法再问，比如说明具体的事项或部门。" + HANDOFF_HINT],
+                     buttons=[HUMAN_BUTTON])

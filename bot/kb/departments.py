@@ -1,0 +1,84 @@
+"""Canonical department names and the aliases citizens type.
+
+Canonical names are the units the documents themselves name (lead / responsible
+units and "市…局" mentions in item bodies). Aliases come from
+``data/kb_config/departments.yml`` (the one place they are maintained) plus an
+automatic prefix-stripped form ("市财政局" -> "财政局").
+"""
+from __future__ import annotations
+
+import re
+from typing import Dict, Iterable, List
+
+PREFIX_RE = re.compile(r"^(市委|县委|区委|市|县|区)(?=[\u4e00-\u9fff]{2,})")
+
+
+def auto_aliases(name: str) -> List[str]:
+    out = []
+    stripped = PREFIX_RE.sub("", name, count=1)
+    if stripped != name and len(stripped) >= 2:
+        out.append(stripped)
+    return out
+
+
+def build_department_index(documents: Iterable, config: dict) -> Dict[str, dict]:
+    """Return {canonical: {"aliases": [...], "generic": bool, "items": [{doc,item,role}]}}."""
+    configured: Dict[str, List[str]] = config.get("departments", {}) or {}
+    generic = set(config.get("generic_units", []) or [])
+    generic_aliases: Dict[str, List[str]] = config.get("generic_aliases", {}) or {}
+    index: Dict[str, dict] = {}
+
+    def entry(name: str) -> dict:
+        if name not in index:
+            aliases = list(configured.get(name, [])) + list(generic_aliases.get(name, []))
+            for a in ([] if name in generic else auto_aliases(name)):
+                if a not in aliases:
+                    aliases.append(a)
+            index[name] = {"aliases": aliases, "generic": name in generic, "items": []}
+        return index[name]
+
+    for doc in documents:
+        for item in doc.items:
+            for role, units in (("lead", item.lead_units), ("responsible", item.responsible_units)):
+                for unit in units:
+                    entry(unit)["items"].append({"doc": doc.doc_id, "item": item.number, "role": role})
+    # Departments named in the configuration are known even if no item names them as a unit
+    # (e.g. 市人民政府办公室 in an item body): citizens may still ask about them.
+    for name in configured:
+        entry(name)
+    return index
+
+
+def alias_map(index: Dict[str, dict]) -> Dict[str, str]:
+    """Every surface form (canonical or alias) -> canonical name."""
+    out: Dict[str, str] = {}
+    for canonical, data in index.items():
+        out.setdefault(canonical, canonical)
+        for alias in data["aliases"]:
+            out.setdefault(alias, canonical)
+    return out
+
+
+def find_departments(text: str, index: Dict[str, dict], include_generic: bool = False) -> List[str]:
+    """Canonical departments mentioned in ``text``, longest surface form first, no overlaps."""
+    forms = sorted(alias_map(index).items(), key=lambda kv: -len(kv[0]))
+    taken = [False] * len(text)
+    found: List[tuple] = []
+    lowered = text.lower()
+    for form, canonical in forms:
+        if not include_generic and index[canonical]["generic"]:
+            continue
+        start = lowered.find(form.lower())
+        while start != -1:
+            end = start + len(form)
+            if not any(taken[start:end]):
+                for k in range(start, end):
+                    taken[k] = True
+                found.append((start, canonical))
+            start = lowered.find(form.lower(), end)
+    seen, ordered = set(), []
+    for _, canonical in sorted(found):
+        if canonical not in seen:
+            seen.add(canonical)
+            ordered.append(canonical)
+    return ordered

@@ -1,0 +1,116 @@
+"""Chinese word segmentation with pkuseg plus the knowledge base's user dictionary.
+
+Latin letters and digits are cut out before pkuseg sees the text (pkuseg splits
+"IPv6" into "IPv" + "6" and glues "<b>" to neighbouring characters), so every
+token keeps its character offset in the original text.
+
+pkuseg's model costs ~3 s to load and several hundred MB, so it is loaded lazily
+once per process, and only in the process that needs it (the NLU server; the
+action server reuses the tokens the NLU adds to the parse result).
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import unicodedata
+from pathlib import Path
+from typing import Iterable, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+LATIN_RE = re.compile(r"[A-Za-z0-9]+(?:[.\-_][A-Za-z0-9]+)*")
+# Runs handed to pkuseg: CJK characters plus the CJK punctuation that can sit inside a term
+# ("双随机、一公开"); everything else is tokenised here.
+CHUNK_RE = re.compile(r"[A-Za-z0-9]+(?:[.\-_][A-Za-z0-9]+)*|[\u3400-\u9fff、“”]+|\S")
+CJK_RE = re.compile(r"[\u3400-\u9fff]")
+
+STOPWORDS = set(
+    """的 了 吗 呢 吧 啊 呀 嘛 哦 么 是 在 哪 哪里 哪儿 哪些 怎么 怎样 怎么样 如何 什么 啥 多少 几 谁 我 我们 你 你们 您
+    他 她 它 有 有没有 没有 会 能 能否 可以 可否 要 想 请 请问 问 一下 那 那么 这 这个 那个 个 些 和 与 及 以及 或 或者 等 都
+    也 就 还 又 再 对 把 被 给 从 向 到 为 以 于 之 其 该 此 各 每 让 使 由 关于 里 中 上 下 吗？ 呢？ ？ ? ， , 。 . ！ !
+    、 ； ; ： : “ ” " ' （ ） ( ) 《 》 〔 〕 [ ] 【 】 < > / \\ - _ = + * & % $ # @ ~ ` | ^ 不 没 啦 哈 嗯 好 吧 看 查 找
+    知道 了解 告诉 一些 具体 情况 内容 相关 方面 问题 事情 事 东西 时候 现在 目前 今年 宁乡 宁乡市 市 县 区 本市 咱们 那边 这边
+    负责 牵头 部门 单位 哪个 哪家 谁家 管 归 主管 办 要求 依据 根据 文件 哪个文件""".split()
+)
+
+
+def _normalize_char(ch: str) -> str:
+    norm = unicodedata.normalize("NFKC", ch)
+    return norm if len(norm) == 1 else ch
+
+
+def normalize(text: str) -> str:
+    """Full-width letters/digits to half-width, one character for one (offsets stay valid)."""
+    return "".join(_normalize_char(c) for c in text)
+
+
+class Segmenter:
+    def __init__(self, user_dict: Optional[Iterable[str]] = None):
+        self._user_dict = sorted(set(w for w in (user_dict or []) if w and CJK_RE.search(w)))
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _pkuseg(self):
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    import pkuseg  # heavy: loaded only when first needed
+
+                    self._model = pkuseg.pkuseg(user_dict=self._user_dict or "default")
+        return self._model
+
+    def tokenize(self, text: str) -> List[Tuple[str, int]]:
+        """[(token, start_offset)] for all non-space tokens; latin runs lowercased."""
+        text = normalize(text)
+        out: List[Tuple[str, int]] = []
+        for m in CHUNK_RE.finditer(text):
+            chunk = m.group(0)
+            if CJK_RE.search(chunk):
+                self._cut_chunk(chunk, m.start(), out)
+            else:
+                out.append((chunk.lower(), m.start()))
+        return out
+
+    def _cut_chunk(self, chunk: str, offset: int, out: list) -> None:
+        cursor = 0
+        for word in self._pkuseg().cut(chunk):
+            word = word.strip()
+            if not word:
+                continue
+            idx = chunk.find(word, cursor)
+            if idx < 0:
+                idx = cursor
+            out.append((word, offset + idx))
+            cursor = idx + len(word)
+
+    def words(self, text: str) -> List[str]:
+        return [w for w, _ in self.tokenize(text)]
+
+
+def content_words(tokens: Iterable[str]) -> List[str]:
+    """Tokens that carry meaning for retrieval: no stopwords, punctuation or lone symbols."""
+    out = []
+    for t in tokens:
+        t = t.lower()
+        if t in STOPWORDS or not (CJK_RE.search(t) or LATIN_RE.fullmatch(t)):
+            continue
+        out.append(t)
+    return out
+
+
+_DEFAULT: Optional[Segmenter] = None
+
+
+def user_dict_path() -> Path:
+    build = Path(os.environ.get("ZWZX_BUILD_DIR", ROOT / "build"))
+    return build / "pkuseg_user_dict.txt"
+
+
+def default_segmenter() -> Segmenter:
+    """The process-wide segmenter with the knowledge base's user dictionary."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        path = user_dict_path()
+        words = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
+        _DEFAULT = Segmenter(words)
+    return _DEFAULT

@@ -1,0 +1,215 @@
+"""Retrieval over the knowledge base: BM25 on pkuseg words and on character bigrams,
+item titles and sentences, thesaurus expansion, boosts for recognised departments.
+
+Token lists for every item and sentence are computed at build time
+(:func:`build_index`) so the serving process needs no segmenter: query tokens come
+from the NLU parse result.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+from bot.kb.store import KnowledgeBase
+from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
+from bot.retrieval.bm25 import BM25
+
+RUN_RE = re.compile(r"[\u3400-\u9fff]+")
+REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
+DEADLINE_Q_RE = re.compile(r"时间|时限|期限|什么时候|何时|多久|截止|年底|节点|啥时候|几时|哪天|哪年")
+COUNT_Q_RE = re.compile(r"多少个|几个|几类|多少类|哪几|多少项")
+
+
+def bigrams_of_text(text: str) -> List[str]:
+    out = []
+    for run in RUN_RE.findall(text):
+        out.extend(run[i : i + 2] for i in range(len(run) - 1))
+    return out
+
+
+def bigrams_of_words(words: Sequence[str]) -> List[str]:
+    out = []
+    for w in words:
+        if CJK_RE.search(w) and len(w) >= 2:
+            out.extend(w[i : i + 2] for i in range(len(w) - 1))
+    return out
+
+
+def build_index(kb: KnowledgeBase, segmenter) -> dict:
+    items = []
+    for doc, item in kb.all_items():
+        sentences = []
+        for s in item.sentences:
+            sentences.append({"text": s, "tokens": [t.lower() for t in segmenter.words(s)]})
+        items.append({
+            "doc": doc.doc_id,
+            "item": item.number,
+            "title_tokens": [t.lower() for t in segmenter.words(item.title)],
+            "sentences": sentences,
+        })
+    thesaurus = {
+        key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
+        for key, values in kb.thesaurus.items()
+    }
+    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus}
+
+
+@dataclass
+class Hit:
+    doc: str
+    item: int
+    score: float
+    coverage: float
+    sentences: List[str] = field(default_factory=list)
+    matched: List[str] = field(default_factory=list)
+
+
+class PolicyIndex:
+    def __init__(self, kb: KnowledgeBase, data: dict):
+        self.kb = kb
+        self.items = data["items"]
+        self.thesaurus: Dict[str, List[str]] = data.get("thesaurus", {})
+        word_docs, bigram_docs, self.sent_ref = [], [], []
+        sent_docs = []
+        self.title_sets = []
+        for i, it in enumerate(self.items):
+            words = list(it["title_tokens"])
+            text = ""
+            for j, s in enumerate(it["sentences"]):
+                words.extend(s["tokens"])
+                text += s["text"]
+                sent_docs.append(content_words(s["tokens"]))
+                self.sent_ref.append((i, j))
+            word_docs.append(content_words(words))
+            bigram_docs.append(bigrams_of_text(text))
+            self.title_sets.append(set(content_words(it["title_tokens"])))
+        self.words = BM25(word_docs)
+        self.bigrams = BM25(bigram_docs)
+        self.sents = BM25(sent_docs)
+        self.word_sets = [set(d) for d in word_docs]
+        self.bigram_sets = [set(d) for d in bigram_docs]
+
+    @classmethod
+    def load(cls, kb: KnowledgeBase, path: Path) -> "PolicyIndex":
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("fingerprint") != kb.fingerprint:
+            raise ValueError("检索索引与知识库版本不一致，请重新运行 python -m bot.kb build")
+        return cls(kb, data)
+
+    # -- query analysis --------------------------------------------------------
+    def expand(self, text: str, words: List[str]) -> Dict[str, float]:
+        """Query term weights: the citizen's own words 1.0, thesaurus expansions 0.6."""
+        weights = {w: 1.0 for w in words}
+        low = text.lower().replace(" ", "")
+        for key, values in self.thesaurus.items():
+            if key.replace(" ", "") in low:
+                for v in values:
+                    weights.setdefault(v.lower(), 0.6)
+        return weights
+
+    def _coverage(self, i: int, words: List[str], weights: Dict[str, float], text: str) -> float:
+        if not words:
+            return 0.0
+        total = matched = 0.0
+        low = text.lower()
+        for w in set(words):
+            idf = self.words.idf_of(w)
+            total += idf
+            hit = w in self.word_sets[i]
+            if not hit and CJK_RE.search(w) and len(w) >= 2:
+                bgs = bigrams_of_words([w])
+                hit = sum(b in self.bigram_sets[i] for b in bgs) * 2 >= len(bgs) + (len(bgs) > 1)
+            if not hit:
+                # covered by a thesaurus expansion whose key contains this word
+                for key, values in self.thesaurus.items():
+                    if w in key and key in low and any(v.lower() in self.word_sets[i] for v in values):
+                        hit = True
+                        break
+            if hit:
+                matched += idf
+        return matched / total if total else 0.0
+
+    # -- search ------------------------------------------------------------------
+    def search(
+        self,
+        text: str,
+        tokens: Sequence[str],
+        departments: Sequence[str] = (),
+        top_k: int = 5,
+        doc: Optional[str] = None,
+    ) -> List[Hit]:
+        words = [w for w in content_words(tokens) if w not in STOPWORDS]
+        for d in departments:  # department names are not topic words
+            for form in [d] + self.kb.departments.get(d, {}).get("aliases", []):
+                words = [w for w in words if w not in form.lower() or len(w) > len(form)]
+        weights = self.expand(text, words)
+        query = list(weights)
+        qbigrams = bigrams_of_words(query)
+        word_scores = self.words.scores(query, weights)
+        bigram_scores = self.bigrams.scores(qbigrams)
+        hits: List[Hit] = []
+        for i, it in enumerate(self.items):
+            if doc and it["doc"] != doc:
+                continue
+            title_score = sum(self.words.idf_of(w) * weights[w] for w in query if w in self.title_sets[i])
+            score = word_scores[i] + 0.3 * bigram_scores[i] + 0.6 * title_score
+            if score <= 0:
+                continue
+            item = self.kb.item(it["doc"], it["item"])
+            for d in departments:
+                if d in item.lead_units:
+                    score *= 1.3
+                elif d in item.responsible_units:
+                    score *= 1.1
+            cov = self._coverage(i, words, weights, text)
+            hits.append(Hit(it["doc"], it["item"], score, cov,
+                            matched=[w for w in query if w in self.word_sets[i]]))
+        hits.sort(key=lambda h: -h.score)
+        return hits[:top_k]
+
+    def best_sentences(self, hit: Hit, text: str, tokens: Sequence[str], limit: int = 300,
+                       max_sentences: int = 2) -> List[str]:
+        """The one or two sentences of the item that best answer the question, in
+        document order, together at most ``limit`` characters."""
+        words = content_words(tokens)
+        weights = self.expand(text, words)
+        query = list(weights)
+        qbigrams = set(bigrams_of_words(query))
+        i = next(k for k, it in enumerate(self.items) if it["doc"] == hit.doc and it["item"] == hit.item)
+        item = self.kb.item(hit.doc, hit.item)
+        scored = []
+        wants_ref = bool(REFERENCE_Q_RE.search(text))
+        wants_deadline = bool(DEADLINE_Q_RE.search(text))
+        wants_count = bool(COUNT_Q_RE.search(text))
+        for k, (ii, j) in enumerate(self.sent_ref):
+            if ii != i:
+                continue
+            sentence = self.items[i]["sentences"][j]["text"]
+            s = self.sents.score(query, k, weights)
+            s += 0.2 * len(qbigrams & set(bigrams_of_text(sentence)))
+            if wants_ref and any(r in sentence for r in item.references):
+                s += 3.0
+            if wants_deadline and any(d in sentence for d in item.deadlines):
+                s += 3.0
+            if wants_count and any(c in sentence for c in item.counts):
+                s += 3.0
+            if j == 0:
+                s *= 0.8  # the title sentence restates the heading
+            scored.append((s, j, sentence))
+        scored.sort(key=lambda x: (-x[0], x[1]))
+        chosen = []
+        if scored:
+            best = scored[0]
+            chosen.append(best)
+            for cand in scored[1:max_sentences]:
+                if cand[0] >= 0.5 * best[0] and cand[0] > 0 and \
+                        sum(len(c[2]) for c in chosen) + len(cand[2]) <= limit:
+                    chosen.append(cand)
+        chosen.sort(key=lambda x: x[1])
+        out = [c[2] for c in chosen]
+        if out and len(out[0]) > limit:
+            out = [out[0][: limit - 1] + "…"]
+        return out
