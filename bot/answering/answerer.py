@@ -129,11 +129,17 @@ class Answerer:
         runner = hits[1] if len(hits) > 1 else None
         decisive = runner is None or top.score >= CLARIFY_MARGIN * runner.score or \
             top.coverage - runner.coverage >= 0.3
-        if top.coverage >= ANSWER_COVERAGE and decisive:
-            return self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
+        if top.coverage >= ANSWER_COVERAGE:
+            reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
+            if not decisive:
+                # Close call: answer the best match, offer the runners-up as related items.
+                for h in hits[1:3]:
+                    if h.coverage >= ANSWER_COVERAGE:
+                        label = self.kb.item(h.doc, h.item).label
+                        reply.buttons.append({"title": f"相关：{label}", "payload": "/ask_policy" + json.dumps(
+                            {"item_ref": f"{h.doc}#{h.item}"}, ensure_ascii=False)})
+            return reply
         candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
-        if len(candidates) == 1 and top.coverage >= ANSWER_COVERAGE:
-            return self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
         return self.clarify(candidates, q)
 
     def _answer_item(self, doc_id: str, item, q: Query, mode: str, hits: List[Hit] = ()) -> Reply:

@@ -75,6 +75,7 @@ class PolicyIndex:
         word_docs, bigram_docs, self.sent_ref = [], [], []
         sent_docs = []
         self.title_sets = []
+        self.title_bigrams = []
         for i, it in enumerate(self.items):
             words = list(it["title_tokens"])
             text = ""
@@ -86,6 +87,7 @@ class PolicyIndex:
             word_docs.append(content_words(words))
             bigram_docs.append(bigrams_of_text(text))
             self.title_sets.append(set(content_words(it["title_tokens"])))
+            self.title_bigrams.append(set(bigrams_of_text("".join(it["title_tokens"]))))
         self.words = BM25(word_docs)
         self.bigrams = BM25(bigram_docs)
         self.sents = BM25(sent_docs)
@@ -117,6 +119,8 @@ class PolicyIndex:
         low = text.lower()
         for w in set(words):
             idf = self.words.idf_of(w)
+            if len(w) == 1:
+                idf *= 0.4  # stray single characters ("欠", "债") say little on their own
             total += idf
             hit = w in self.word_sets[i]
             if not hit and CJK_RE.search(w) and len(w) >= 2:
@@ -150,12 +154,15 @@ class PolicyIndex:
         qbigrams = bigrams_of_words(query)
         word_scores = self.words.scores(query, weights)
         bigram_scores = self.bigrams.scores(qbigrams)
+        raw_bigrams = set(bigrams_of_text(text))
         hits: List[Hit] = []
         for i, it in enumerate(self.items):
             if doc and it["doc"] != doc:
                 continue
             title_score = sum(self.words.idf_of(w) * weights[w] for w in query if w in self.title_sets[i])
-            score = word_scores[i] + 0.3 * bigram_scores[i] + 0.6 * title_score
+            # the heading phrased like the question ("主动公开哪些内容" ~ "加强规范主动公开内容")
+            title_bg = sum(self.bigrams.idf_of(b) for b in raw_bigrams & self.title_bigrams[i])
+            score = word_scores[i] + 0.3 * bigram_scores[i] + 0.6 * title_score + 0.3 * title_bg
             if score <= 0:
                 continue
             item = self.kb.item(it["doc"], it["item"])

@@ -1,0 +1,111 @@
+"""The parse is pinned against the real document: metadata, sections, all 19 items."""
+import pytest
+
+from bot.kb.parser import cn_to_int, parse_document, rejoin_paragraphs, split_units
+
+GENERIC = ["市直相关单位", "各乡镇（街道）人民政府（办事处）"]
+
+# number, title, lead units, responsible units
+ITEMS = [
+    (1, "做好“三高四新”战略实施信息公开", [], GENERIC),
+    (2, "做好各类规划主动公开", ["市发改局"], ["市数据资源中心"] + GENERIC),
+    (3, "做好高标准市场规则标准和监管执法信息公开", ["市发改局", "市市场监管局", "市司法局"], GENERIC),
+    (4, "做好民生领域信息公开", [], GENERIC),
+    (5, "做好财政信息公开", [], ["市财政局"] + GENERIC),
+    (6, "做好疫情防控信息公开", ["市卫生健康局", "市医保局"], GENERIC),
+    (7, "持续加强重大政策发布解读", [], ["市数据资源中心"] + GENERIC),
+    (8, "持续开展“一件事一次办”改革政策发布解读", ["市行政审批服务局"], GENERIC),
+    (9, "加大政策解读回应", ["市行政审批服务局", "市发改局", "市优化办", "市数据资源中心"], GENERIC),
+    (10, "增强回应关切效果", [], GENERIC),
+    (11, "推进重点政务信息集中统一公开", ["市司法局", "市数据资源中心"], GENERIC),
+    (12, "全面推行政府网站集约化建设", ["市数据资源中心", "市委网信办"], GENERIC),
+    (13, "高质量推进基层政务公开标准化规范化", ["市行政审批服务局"], GENERIC),
+    (14, "加强规范主动公开内容", ["市行政审批服务局"], GENERIC),
+    (15, "提高依申请公开工作质量", [], ["市行政审批服务局"] + GENERIC),
+    (16, "加快推进公共企事业单位信息公开", ["公共企事业单位相应主管部门"], []),
+    (17, "加强指导培训", ["市行政审批服务局"], GENERIC),
+    (18, "主动探索创新", ["市行政审批服务局"], GENERIC),
+    (19, "强化监督评估", ["市行政审批服务局"], GENERIC),
+]
+
+
+def test_metadata(doc):
+    assert doc.title == "宁乡市2021年政务公开工作要点"
+    assert doc.issuer == "宁乡市政务公开政务服务工作领导小组办公室"
+    assert doc.doc_number == "宁政务办发〔2021〕3号"
+    assert doc.date == "2021年8月3日" and doc.date_iso == "2021-08-03"
+    assert doc.notice_title == "关于印发《宁乡市2021年政务公开工作要点》的通知"
+    assert doc.recipients == ["市直各单位", "各乡镇（街道）人民政府（办事处）"]
+    assert doc.preamble.startswith("以习近平新时代中国特色社会主义思想为指导")
+
+
+def test_sections(doc):
+    assert [s.numeral for s in doc.sections] == list("一二三四五")
+    assert doc.sections[0].title == "围绕“十四五”开好局起好步深化政务公开"
+    assert doc.sections[4].title == "强化组织保障"
+    assert [s.items for s in doc.sections] == [
+        [1, 2, 3, 4, 5, 6], [7, 8, 9, 10], [11, 12, 13], [14, 15, 16], [17, 18, 19]]
+
+
+def test_nineteen_items_in_order(doc):
+    assert [i.number for i in doc.items] == list(range(1, 20))
+
+
+@pytest.mark.parametrize("number,title,lead,responsible", ITEMS)
+def test_item_table(doc, number, title, lead, responsible):
+    item = doc.item(number)
+    assert item.title == title
+    assert item.lead_units == lead
+    assert item.responsible_units == responsible
+    # the bracket is cut off the body, and never leaks into the sentences
+    assert "按职责分工负责" not in item.body
+    assert item.units_text and item.units_text in item.text
+
+
+def test_page_break_words_rejoined(doc):
+    assert "市场准入负面清单" in doc.item(3).body
+    assert "政策解读工作" in doc.item(9).body
+    assert "确保公开和服务数据共享" in doc.item(13).body
+    for item in doc.items:
+        for s in item.sentences:
+            assert "\n" not in s
+
+
+def test_item_six_spans_two_paragraphs(doc):
+    item = doc.item(6)
+    assert "维护社会稳定。\n立足预防预警" in item.body
+    assert item.body.endswith("加大药品和耗材集中采购等方面信息公开力度。")
+    assert item.lead_units == ["市卫生健康局", "市医保局"]
+
+
+def test_references_dates_counts(doc):
+    assert "湘财税〔2021〕3号" in doc.item(15).references
+    assert "《政府信息公开信息处理费管理办法》" in doc.item(15).references
+    assert "国办发〔2020〕50号" in doc.item(16).references
+    assert "《政府工作报告》" in doc.item(7).references
+    assert "2021年底前" in doc.item(12).deadlines
+    assert any(c.startswith("26个领域") for c in doc.item(13).counts)
+    assert any(c.startswith("十五类") for c in doc.item(14).counts)
+    assert "双随机、一公开" in doc.item(3).terms
+
+
+def test_all_bracket_styles():
+    assert split_units("市财政局，市直相关单位按职责分工负责") == ([], ["市财政局", "市直相关单位"])
+    text = ("一、总体\n\n（一）甲事项。内容一。[县财政局牵头，县直单位按职责分工负责]\n\n"
+            "（二）乙事项。内容二。〔县司法局、县教育局牵头，各乡镇按职责分工负责〕\n\n"
+            "（三）丙事项。内容三（含括号）。（县卫健局牵头负责）\n\n（四）丁事项。没有责任单位。")
+    d = parse_document(text, "t")
+    assert [i.lead_units for i in d.items] == [["县财政局"], ["县司法局", "县教育局"], ["县卫健局"], []]
+    assert d.items[1].responsible_units == ["各乡镇"]
+    assert d.items[2].body.endswith("内容三（含括号）。")
+    assert d.items[3].units_text == ""
+
+
+def test_rejoin_keeps_sentences_and_headings_apart():
+    paras = ["二、标题", "（一）事项。甲在市场", "准入方面。", "（二）下一项。"]
+    assert rejoin_paragraphs(paras) == ["二、标题", "（一）事项。甲在市场准入方面。", "（二）下一项。"]
+
+
+@pytest.mark.parametrize("text,value", [("一", 1), ("十", 10), ("十九", 19), ("二十三", 23), ("一百零五", 105)])
+def test_chinese_numerals(text, value):
+    assert cn_to_int(text) == value
