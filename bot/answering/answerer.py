@@ -32,6 +32,17 @@ HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工�
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 
 
+TAG_RE = re.compile(r"<[^<>]{0,200}>|&[a-zA-Z]{2,8};|&#\d{1,6};")
+
+
+def strip_markup_tokens(text: str, tokens: Sequence[str]) -> List[str]:
+    """Words inside HTML tags or entities ("<script>", "&nbsp;") are markup, not question."""
+    markup = set()
+    for tag in TAG_RE.findall(text):
+        markup.update(w.lower() for w in re.findall(r"[A-Za-z0-9]+", tag))
+    return [t for t in tokens if t.lower() not in markup]
+
+
 @dataclass
 class Query:
     text: str
@@ -51,17 +62,7 @@ class Answerer:
     # ------------------------------------------------------------------ entry
     def answer(self, q: Query) -> Reply:
         text = (q.text or "").strip()
-        if not text:
-            return Reply("fallback", ["您好像没有输入内容。请直接输入您想咨询的政策问题，例如“财政预决算会公开吗？”"])
-        if len(text) > MAX_INPUT_CHARS:
-            return Reply("fallback", [f"您的消息有 {len(text)} 个字，超过了 {MAX_INPUT_CHARS} 字的上限。"
-                                      "请精简后分条发送，或回复“转人工”由工作人员处理。"],
-                         buttons=[HUMAN_BUTTON])
-        departments = [d for d in (self.kb.canonical_department(x) for x in q.departments) if d]
-        departments += [d for d in self.kb.find_departments(text) if d not in departments]
-        q.departments = departments
-
-        if q.item_ref:
+        if q.item_ref:  # a button the citizen clicked: answer exactly that item
             doc_id, _, num = q.item_ref.partition("#")
             if q.intent == "ask_document_info" and self.kb.document(doc_id):
                 q.current_doc = doc_id
@@ -70,6 +71,17 @@ class Answerer:
             if item:
                 mode = "full" if q.intent == "ask_full_text" else "policy"
                 return self._answer_item(doc_id, item, q, mode=mode)
+        if not text:
+            return Reply("fallback", ["您好像没有输入内容。请直接输入您想咨询的政策问题，例如“财政预决算会公开吗？”"])
+        if len(text) > MAX_INPUT_CHARS:
+            return Reply("fallback", [f"您的消息有 {len(text)} 个字，超过了 {MAX_INPUT_CHARS} 字的上限。"
+                                      "请精简后分条发送，或回复“转人工”由工作人员处理。"],
+                         buttons=[HUMAN_BUTTON])
+        q.tokens = strip_markup_tokens(text, q.tokens)
+        departments = [d for d in (self.kb.canonical_department(x) for x in q.departments) if d]
+        departments += [d for d in self.kb.find_departments(text) if d not in departments]
+        q.departments = departments
+
         intent = q.intent or "ask_policy"
         if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
                                              and self._looks_like_doc_info(q)):

@@ -121,6 +121,8 @@ class PolicyIndex:
             idf = self.words.idf_of(w)
             if len(w) == 1:
                 idf *= 0.4  # stray single characters ("欠", "债") say little on their own
+            elif not CJK_RE.search(w) and w not in self.words.idf and w not in self.thesaurus:
+                idf *= 0.2  # foreign words the documents never use ("budget", "public")
             total += idf
             hit = w in self.word_sets[i]
             if not hit and CJK_RE.search(w) and len(w) >= 2:

@@ -1,0 +1,139 @@
+"""Retrieval and answering over the real knowledge base (built into build/ by make)."""
+import json
+
+import pytest
+
+from actions.knowledge import answerer as shared_answerer
+from bot.answering.answerer import MAX_ANSWER_CHARS, Query
+from bot.nlp.segmenter import default_segmenter
+from tests.conftest import ROOT
+
+PARAPHRASES = [json.loads(line) for line in open(ROOT / "tests" / "data" / "paraphrases.jsonl", encoding="utf-8")]
+
+
+@pytest.fixture(scope="module")
+def env():
+    return shared_answerer(), default_segmenter()
+
+
+def ask(env, text, intent="ask_policy", **kw):
+    answerer, seg = env
+    return answerer.answer(Query(text, seg.words(text), intent, **kw))
+
+
+def test_own_paraphrases_are_answered_from_the_right_item(env):
+    wrong = []
+    for case in PARAPHRASES:
+        reply = ask(env, case["text"])
+        top = reply.citations[0]["item"] if reply.citations else None
+        if reply.kind != "answer" or top != case["item"]:
+            wrong.append((case["text"], reply.kind, top, case["item"]))
+    accuracy = 1 - len(wrong) / len(PARAPHRASES)
+    assert accuracy >= 0.9, wrong
+
+
+@pytest.mark.parametrize("text", ["今天股市行情怎么样啊", "推荐几本好看的小说", "红烧肉怎么做", "明天长沙天气",
+                                  "帮我算一下3加5", "NBA总决赛谁赢了", "iPhone多少钱"])
+def test_unrelated_questions_cite_nothing(env, text):
+    reply = ask(env, text, "nlu_fallback")
+    assert reply.kind in ("fallback", "clarify") and reply.citations == []
+
+
+def test_answer_leads_with_short_sentence_then_citation_then_units(env):
+    reply = ask(env, "政府债务余额会定期公开吗")
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 5
+    assert len(reply.texts[0]) <= MAX_ANSWER_CHARS and "政府债务" in reply.texts[0]
+    assert reply.texts[1].startswith("依据：《宁乡市2021年政务公开工作要点》第（五）项 做好财政信息公开")
+    assert "市财政局" in reply.texts[1]
+    assert reply.departments[0] == "市财政局"
+    assert reply.slots == {"current_doc": "ningxiang-2021", "current_item": 5.0}
+
+
+def test_fact_sentence_with_reference(env):
+    reply = ask(env, "收信息处理费是按照什么文件")
+    assert reply.citations[0]["item"] == 15
+    assert "湘财税〔2021〕3号" in reply.texts[0] and len(reply.texts[0]) <= MAX_ANSWER_CHARS
+
+
+def test_responsible_lists_lead_units_first(env):
+    reply = ask(env, "政府门户网站集约化谁来牵头", "ask_responsible")
+    assert reply.citations[0]["item"] == 12
+    assert reply.departments[:2] == ["市数据资源中心", "市委网信办"]
+    assert reply.texts[0].startswith("“全面推行政府网站集约化建设”这项工作由市数据资源中心、市委网信办牵头")
+
+
+def test_follow_ups_use_the_item_in_context(env):
+    first = ask(env, "政府网站支持IPv6有期限吗")
+    assert first.citations[0]["item"] == 12
+    ctx = {"current_doc": "ningxiang-2021", "current_item": 12}
+    who = ask(env, "那由哪个部门负责？", "ask_responsible", **ctx)
+    assert who.citations[0]["item"] == 12 and "市数据资源中心" in who.texts[0]
+    when = ask(env, "有什么时间要求吗", "ask_deadline", **ctx)
+    assert "2021年底前" in when.texts[0]
+    full = ask(env, "查看全文", "ask_full_text", **ctx)
+    assert full.texts[0].startswith("第（十二）项 全面推行政府网站集约化建设")
+    assert "互联网协议第6版" in full.texts[0]
+
+
+def test_deadline_when_the_item_has_none(env):
+    reply = ask(env, "有时间要求吗", "ask_deadline", current_doc="ningxiang-2021", current_item=6)
+    assert "没有规定具体的完成时限" in reply.texts[0]
+
+
+@pytest.mark.parametrize("alias,canonical,items", [
+    ("发改委", "市发改局", {2, 3, 9}),
+    ("卫健局", "市卫生健康局", {6}),
+    ("审批局", "市行政审批服务局", {8, 9, 13, 14, 15, 17, 18, 19}),
+    ("网信办", "市委网信办", {12}),
+])
+def test_department_duties_by_alias(env, alias, canonical, items):
+    reply = ask(env, f"{alias}负责哪些工作", "ask_department_duties", departments=[alias])
+    assert reply.kind == "answer" and reply.departments == [canonical]
+    assert {c["item"] for c in reply.citations} == items
+    assert "（牵头）" in reply.texts[0]
+
+
+def test_department_without_items(env):
+    reply = ask(env, "市人民政府办公室负责什么", "ask_department_duties", departments=["市人民政府办公室"])
+    assert reply.kind == "fallback" and "12345" in reply.texts[0]
+
+
+def test_document_info(env):
+    reply = ask(env, "这个文件是哪个单位发的", "ask_document_info")
+    assert "宁乡市政务公开政务服务工作领导小组办公室" in reply.texts[0]
+    assert "宁政务办发〔2021〕3号" in reply.texts[0]
+
+
+def test_vague_question_asks_to_clarify_with_buttons(env):
+    reply = ask(env, "信息发布")
+    assert reply.kind in ("clarify", "answer")
+    if reply.kind == "clarify":
+        assert reply.citations == [] and len(reply.extra["candidates"]) >= 2
+        assert any("/ask_policy" in b["payload"] and "item_ref" in b["payload"] for b in reply.buttons)
+
+
+def test_button_payload_answers_the_chosen_item(env):
+    answerer, _ = env
+    reply = answerer.answer(Query("", [], "ask_policy", item_ref="ningxiang-2021#13"))
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 13
+    reply = answerer.answer(Query("", [], "ask_full_text", item_ref="ningxiang-2021#13"))
+    assert reply.texts[0].startswith("第（十三）项") and "五统一" in reply.texts[0]
+    reply = answerer.answer(Query("", [], "ask_policy", item_ref="ningxiang-2021#99"))
+    assert reply.kind == "fallback" and not reply.citations
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_input(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "fallback" and "没有输入内容" in reply.texts[0]
+
+
+def test_over_long_input_is_refused_politely(env):
+    reply = ask(env, "政务公开" * 200)
+    assert reply.kind == "fallback" and "500" in reply.texts[0]
+
+
+@pytest.mark.parametrize("text", ["<script>alert(1)</script>财政预决算公开吗", "预决算😀公开吗？", "Budget 预决算 public?"])
+def test_markup_emoji_and_mixed_language(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 5
