@@ -49,6 +49,7 @@ validate: install kb
 
 test: install kb train
 	$(RASA) data validate --fail-on-warnings --quiet
+	$(RASA) test core --stories tests/test_stories.yml --model $(MODEL) --fail-on-prediction-errors --out results/core
 	$(PY) -m pytest -q tests
 
 eval: install kb train
