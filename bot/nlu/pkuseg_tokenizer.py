@@ -24,6 +24,7 @@ from bot.nlp.segmenter import Segmenter, user_dict_path
 logger = logging.getLogger(__name__)
 OUTPUT_KEY = "tokens_zh"
 DICT_FILE = "user_dict.txt"
+EMPTY_TOKEN = "__empty__"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER, is_trainable=True)
@@ -87,11 +88,15 @@ class PkusegTokenizer(Tokenizer):
     def tokenize(self, message: Message, attribute: Text) -> List[Token]:
         text = message.get(attribute) or ""
         tokens = [Token(word, start) for word, start in self._segmenter.tokenize(text)]
+        if not tokens:
+            # A blank message would leave the intent classifier without features (it raises
+            # and the message is lost); a placeholder token lets it fall through to nlu_fallback.
+            tokens = [Token(EMPTY_TOKEN, 0, 0)]
         return self._apply_token_pattern(tokens)
 
     def process(self, messages: List[Message]) -> List[Message]:
         messages = super().process(messages)
         for message in messages:
             tokens = message.get("text_tokens") or []
-            message.set(OUTPUT_KEY, [t.text for t in tokens], add_to_output=True)
+            message.set(OUTPUT_KEY, [t.text for t in tokens if t.text != EMPTY_TOKEN], add_to_output=True)
         return messages
