@@ -71,7 +71,7 @@ class Answerer:
             if item:
                 mode = "full" if q.intent == "ask_full_text" else "policy"
                 return self._answer_item(doc_id, item, q, mode=mode)
-        if not text:
+        if not any(ch.isprintable() and not ch.isspace() for ch in text):
             return Reply("fallback", ["您好像没有输入内容。请直接输入您想咨询的政策问题，例如“财政预决算会公开吗？”"])
         if len(text) > MAX_INPUT_CHARS:
             return Reply("fallback", [f"您的消息有 {len(text)} 个字，超过了 {MAX_INPUT_CHARS} 字的上限。"
