@@ -217,12 +217,16 @@ class ConversationIndex:
         self.conversations: Dict[str, Conversation] = {}
         self.high_water = 0
         self.seen_recent: Set[int] = set()
+        self._has_events = False
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
         with self._lock:
-            if not self.db.has_events_table():
-                return
+            if not self._has_events:
+                # Rasa creates the table on its first start; until then there is nothing to read
+                self._has_events = self.db.has_events_table()
+                if not self._has_events:
+                    return
             low = max(0, self.high_water - RESCAN_WINDOW)
             with self.db.engine.connect() as conn:
                 ids = [r[0] for r in conn.execute(sa.select(events.c.id).where(events.c.id > low))]
