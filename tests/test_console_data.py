@@ -247,3 +247,45 @@ def test_csv_cells_cannot_run_formulas(index, store):
     assert exports._cell("=HYPERLINK(\"x\")").startswith("'=")
     assert exports._cell("+86 138") == "'+86 138"
     assert exports._cell("正常文本") == "正常文本"
+
+
+def test_accounts_sessions_and_audit_on_this_database(store):
+    """The auth tables work on SQLite and PostgreSQL alike."""
+    from bot.console import auth
+    from bot.handoff.store import get_store
+
+    cfg = auth.AuthConfig(max_failures=2)
+    user, how = auth.create_user(store, "测试员", "agent", "tester-pass-123")
+    assert how == "created" and get_store(store.url).authenticate(user.staff_token)["name"] == "测试员"
+    with pytest.raises(auth.AuthError, match="已存在"):
+        auth.create_user(store, "测试员", "agent", "tester-pass-123")
+    with pytest.raises(auth.AuthError, match="至少"):
+        auth.create_user(store, "短密码", "agent", "short")
+    assert auth.authenticate(store, cfg, "测试员", "tester-pass-123").name == "测试员"
+    cookie, csrf = auth.start_session(store, user)
+    sess = auth.load_session(store, cfg, cookie)
+    assert sess.user.name == "测试员" and sess.csrf_token == csrf
+    assert auth.load_session(store, cfg, cookie + "x") is None
+    assert auth.load_session(store, cfg, cookie, now=sess.last_seen + cfg.idle_timeout + 1) is None
+    assert auth.load_session(store, cfg, cookie) is None  # the expired session was deleted
+    for _ in range(2):
+        with pytest.raises(auth.AuthError):
+            auth.authenticate(store, cfg, "测试员", "wrong-password")
+    with pytest.raises(auth.AuthError, match="锁定"):
+        auth.authenticate(store, cfg, "测试员", "tester-pass-123")
+    auth.log(store, "测试员", "tag", "demo-answer-1", {"tag": "答错"})
+    rows, total = auth.audit_entries(store, actor="测试员")
+    assert total == 1 and rows[0]["action"] == "tag" and json.loads(rows[0]["detail"]) == {"tag": "答错"}
+    # an existing staff account is linked with its token, or its token is rotated
+    token = get_store(store.url).add_staff("老员工", "supervisor")
+    linked, how = auth.create_user(store, "老员工", "supervisor", "old-staff-pass-1", staff_token=token)
+    assert how == "linked" and linked.staff_token == token
+    with pytest.raises(auth.AuthError, match="角色"):
+        get_store(store.url).add_staff("角色不同", "agent")
+        auth.create_user(store, "角色不同", "supervisor", "different-role-1")
+    auth.set_active(store, "老员工", False)
+    assert get_store(store.url).authenticate(token) is None
+    with pytest.raises(auth.AuthError, match="停用"):
+        auth.authenticate(store, cfg, "老员工", "old-staff-pass-1")
+    auth.set_active(store, "老员工", True)
+    assert auth.authenticate(store, cfg, "老员工", "old-staff-pass-1").name == "老员工"

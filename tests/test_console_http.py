@@ -254,6 +254,18 @@ def test_tag_note_review_over_http(console):
     assert [c["sender_id"] for c in listing["conversations"]] == [sid]
     assert listing["conversations"][0]["reviewed"] is True
     assert s.get(console.url + "/api/conversations", params={"tag": "知识库缺失", "reviewed": "no"}).json()["total"] == 0
+    # a message-level tag: on the message, and only on messages of this conversation
+    from bot.console.conversations import ConversationIndex
+    event_id = ConversationIndex(console.db).get(sid).turns[0].event_id
+    r = s.post(console.url + "/conversation/tag", data={"csrf_token": token, "sid": sid, "tag": "答错",
+                                                        "event_id": str(event_id)})
+    assert r.status_code == 200 and r.url.endswith(f"#m{event_id}")
+    msg_html = r.text.split(f'id="m{event_id}"')[1].split('class="msg ')[0]
+    assert "答错" in msg_html
+    other_event = ConversationIndex(console.db).get("demo-answer-1").turns[0].event_id
+    r = s.post(console.url + "/conversation/tag", data={"csrf_token": token, "sid": sid, "tag": "答错",
+                                                        "event_id": str(other_event)})
+    assert r.status_code == 400
     r = s.post(console.url + "/conversation/tag", data={"csrf_token": token, "sid": sid, "custom_tag": "a b<"})
     assert r.status_code == 400 and "标签" in r.text
     r = s.post(console.url + "/conversation/tag", data={"csrf_token": token, "sid": "no-such", "tag": "答错"})
@@ -296,3 +308,22 @@ def test_filters_and_dashboard_pages(console):
     assert r.status_code == 200 and r.text.count("<svg") >= 6 and "回答类型占比" in r.text
     r = s.get(console.url + "/kb/item", params={"doc": "ningxiang-2021", "item": "12"})
     assert r.status_code == 200 and "全面推行政府网站集约化建设" in r.text
+
+
+def test_secure_cookie_behind_an_https_proxy(console, tmp_path):
+    """With ZWZX_CONSOLE_PROXIES=1 the console trusts X-Forwarded-Proto/-For from its proxy:
+    cookies get the Secure flag on https and the audit log has the client's address."""
+    proxied = ConsoleProcess(console.db.url, tmp_path / "proxied.log", env={"ZWZX_CONSOLE_PROXIES": "1"})
+    try:
+        headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        page = requests.get(proxied.url + "/login", headers=headers)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        r = requests.post(proxied.url + "/login", headers=headers, cookies={"zwzx_console_login": token},
+                          data={"csrf_token": token, "name": AGENT[0], "password": AGENT[1]},
+                          allow_redirects=False)
+        assert r.status_code == 302
+        session_part = [p for p in r.headers["set-cookie"].split(", zwzx") if p.startswith("zwzx_console=")][0]
+        assert "Secure" in session_part and "HttpOnly" in session_part
+        assert audit_rows(console, "login")[-1]["ip"] == "203.0.113.9"
+    finally:
+        proxied.stop()

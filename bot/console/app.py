@@ -400,8 +400,8 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
         raw_event = _form(request, "event_id")
         event_id = None
         if raw_event:
-            if not raw_event.isdigit():
-                return error_page(request, 400, "消息编号无效")
+            if not raw_event.isdigit() or not await run(_event_in, db, sid, int(raw_event)):
+                return error_page(request, 400, "消息编号无效（该会话中没有这条消息）")
             event_id = int(raw_event)
         tag_value = _form(request, "custom_tag").strip() or _form(request, "tag").strip()
         remove = _form(request, "remove") == "1"
@@ -626,6 +626,16 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
         return response.json(data, status=status)
 
     return app
+
+
+def _event_in(db: Database, sender_id: str, event_id: int) -> bool:
+    """The event exists and belongs to this conversation."""
+    import sqlalchemy as sa
+    from bot.console.db import events
+
+    with db.engine.connect() as conn:
+        return conn.execute(sa.select(events.c.id).where(events.c.id == event_id,
+                                                         events.c.sender_id == sender_id)).first() is not None
 
 
 def _num(key: str) -> int:

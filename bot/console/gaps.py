@@ -122,8 +122,9 @@ def group_turns(turns: Sequence[Turn], threshold: float = 0.3) -> List[Group]:
         best.members.append(i)
     for g in groups:
         # the member closest to all the others represents the group
-        g.representative = turns[max(g.members, key=lambda i: sum(
-            _cos(vectors[i], norms[i], vectors[j], norms[j]) for j in g.members))]
+        g.representative = turns[max(g.members, key=lambda i: (round(sum(
+            _cos(vectors[i], norms[i], vectors[j], norms[j]) for j in g.members), 6),
+            len(normalize(turns[i].text))))]
         g.turns.sort(key=lambda t: t.ts, reverse=True)
     groups.sort(key=lambda g: (-g.size, -max(t.ts for t in g.turns)))
     return groups
