@@ -1,0 +1,115 @@
+"""Widget channel without a server: what the history route shows of a tracker, and what the
+channel accepts from a browser. (The channel over HTTP/socket.io in a real browser is in
+test_widget_browser.py.)"""
+import asyncio
+
+import pytest
+from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUttered
+
+from bot.channels.widget import WidgetInput, WidgetOutput, turns_from_events
+
+
+def events(*evs):
+    return [e.as_dict() for e in evs]
+
+
+def test_history_shows_only_what_the_citizen_saw():
+    card = {"kind": "answer", "citations": [{"doc": "d", "item": 5, "title": "t", "label": "第（五）项 t",
+                                             "doc_title": "D"}], "departments": ["市财政局"],
+            "internal": "not for the browser"}
+    turns = turns_from_events(events(
+        UserUttered("财政预决算会公开吗", {"intent": {"name": "ask_policy", "confidence": 0.9}}),
+        ActionExecuted("action_answer"),
+        BotUttered("稳步扩大预决算公开范围。", {"buttons": [{"title": "相关：第（四）项", "payload": "/ask_policy"}]}),
+        BotUttered(None, {"custom": card}),
+        SlotSet("current_item", 5.0),
+        UserUttered('/feedback{"feedback": "down"}', {"intent": {"name": "feedback", "confidence": 1.0},
+                                                      "entities": [{"entity": "feedback", "value": "down"}]},
+                    metadata={"hidden": True, "display": "👎"}),
+        UserUttered('/ask_policy{"item_ref": "d#4"}', {"intent": {"name": "ask_policy"}},
+                    metadata={"display": "相关：第（四）项"}),
+        UserUttered("/request_human", {"intent": {"name": "request_human"}}),  # no readable text
+        BotUttered("您好，我是工作人员。", {}, metadata={"from": "staff", "staff": "李工"}),
+        BotUttered("本次人工服务已结束。", {"buttons": [{"title": "5分 非常满意", "payload": '/rate{"rating": "5"}'}]},
+                   metadata={"from": "bot", "push": True}),
+    ))
+    assert [t["role"] for t in turns] == ["user", "bot", "bot", "feedback", "user", "staff", "bot"]
+    assert turns[1]["text"] == "稳步扩大预决算公开范围。"
+    assert turns[1]["quick_replies"] == [{"title": "相关：第（四）项", "payload": "/ask_policy"}]
+    assert turns[2]["custom"] == {k: card[k] for k in ("kind", "citations", "departments")}
+    assert turns[3]["value"] == "down"
+    assert turns[4]["text"] == "相关：第（四）项"  # the button title, not the payload
+    assert turns[5] == {"role": "staff", "text": "您好，我是工作人员。", "staff": "李工",
+                        "timestamp": turns[5]["timestamp"]}
+    assert turns[6]["quick_replies"][0]["title"] == "5分 非常满意"
+    assert all("internal" not in str(t) and "slot" not in str(t) for t in turns)
+
+
+def test_metadata_from_the_browser_is_reduced_to_display_and_hidden():
+    clean = WidgetInput._clean_metadata
+    assert clean({"display": "转人工", "hidden": True, "anything": {"x": 1}}) == {"display": "转人工", "hidden": True}
+    assert clean({"display": "长" * 500})["display"] == "长" * 100
+    assert clean({"hidden": "yes"}) == {}
+    assert clean('{"display": "👍"}') == {"display": "👍"}
+    assert clean("not json") == {} and clean(None) == {} and clean([1]) == {}
+
+
+def test_credentials():
+    ch = WidgetInput.from_credentials(None)
+    assert ch.name() == "widget" and ch.session_persistence is True
+    assert ch.cors_allowed_origins is None  # only the server's own origin
+    ch = WidgetInput.from_credentials({"cors_allowed_origins": ["https://www.ningxiang.gov.cn/"],
+                                       "max_message_length": 200})
+    assert ch.cors_allowed_origins == ["https://www.ningxiang.gov.cn"] and ch.max_message_length == 200
+    assert WidgetInput.from_credentials({"cors_allowed_origins": "*"}).cors_allowed_origins == "*"
+
+
+class RecordingServer:
+    """Stands in for python-socketio's AsyncServer (third-party), recording emits."""
+
+    def __init__(self, rooms=None):
+        self.emitted = []
+        rooms = rooms or {}
+
+        class Manager:
+            @staticmethod
+            def get_participants(namespace, room):
+                yield from rooms.get(room, [])
+        self.manager = Manager()
+
+    async def emit(self, event, data=None, room=None, namespace=None):
+        self.emitted.append((event, data, room))
+
+
+def test_output_sends_one_event_per_bot_message():
+    sio = RecordingServer()
+    out = WidgetOutput(sio, "bot_uttered")
+
+    async def run():
+        await out.send_response("s1", {"text": "第一段\n\n第二段", "buttons": [{"title": "转人工", "payload": "/request_human"}]})
+        await out.send_response("s1", {"custom": {"kind": "clarify", "citations": [], "departments": [],
+                                                  "candidates": [{"doc": "d", "item": 1}]}})
+        await out.send_response("s1", {})
+    asyncio.run(run())
+    assert len(sio.emitted) == 2
+    (ev1, d1, room1), (ev2, d2, _) = sio.emitted
+    assert ev1 == "bot_uttered" and room1 == "s1"
+    assert d1["text"] == "第一段\n\n第二段"  # not split: the widget shows line breaks as they are
+    assert d1["quick_replies"] == [{"title": "转人工", "payload": "/request_human"}]
+    assert d2["custom"]["kind"] == "clarify" and d2["custom"]["candidates"] == [{"doc": "d", "item": 1}]
+    assert all(isinstance(d["timestamp"], float) for _, d, _ in sio.emitted)
+
+
+def test_staff_delivery_goes_to_the_session_room():
+    ch = WidgetInput.from_credentials({})
+    ch.sio = RecordingServer(rooms={"s1": [("sid-a", "eio-a")]})
+    assert asyncio.run(ch.deliver_staff_message("s1", "<b>您好</b>", "李工")) is True
+    assert asyncio.run(ch.deliver_staff_message("gone", "本次人工服务已结束。", None)) is False
+    (_, staff, room), (_, push, _) = ch.sio.emitted
+    assert room == "s1" and staff["from"] == "staff" and staff["staff"] == "李工" and staff["text"] == "<b>您好</b>"
+    assert push["from"] == "bot" and push["push"] is True
+
+
+@pytest.mark.parametrize("bad", [None, [], ""])
+def test_same_origin_by_default(bad):
+    assert WidgetInput.from_credentials({"cors_allowed_origins": bad}).cors_allowed_origins is None
