@@ -17,7 +17,16 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test install kb train validate unit rasa-test e2e eval bench clean
+.PHONY: run test install kb train validate eval bench clean browser
+
+# Headless Chromium (Debian packages) + CJK/emoji fonts for the browser tests. Playwright drives
+# /usr/bin/chromium and never downloads a browser of its own.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || ! fc-list 2>/dev/null | grep -qi "noto.*cjk"; then \
+	  echo "installing chromium and fonts for the browser tests"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk fonts-noto-color-emoji >/dev/null; \
+	fi
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +56,7 @@ run: install kb train
 validate: install kb
 	$(RASA) data validate --fail-on-warnings --quiet
 
-test: install kb train
+test: install kb train browser
 	$(RASA) data validate --fail-on-warnings --quiet
 	$(RASA) test core --stories tests/test_stories.yml --model $(MODEL) --fail-on-prediction-errors --out results/core
 	$(PY) -m pytest -q tests
