@@ -114,7 +114,12 @@ def test_staff_member_reviews_a_handoff_in_the_browser(console, browser):
     page.screenshot(path=str(SHOTS / "console-dashboard.png"), full_page=True)
 
     page.goto(console.url + "/gaps")
-    assert "我家门口的路灯坏了找谁修" in page.locator("details.group").first.inner_text()
+    group = page.locator("details.group").first
+    assert "我家门口的路灯坏了找谁修" in group.inner_text()
+    group.locator("input[data-select-group]").check()
+    boxes = group.locator("input[name=turn]")
+    assert boxes.count() == 3 and all(boxes.nth(i).is_checked() for i in range(3))
+    assert page.locator("input[name=turn]:checked").count() == 3  # only this group
     page.screenshot(path=str(SHOTS / "console-gaps.png"), full_page=True)
     assert dialogs == []
     page.close()

@@ -192,7 +192,19 @@ def test_supervisor_unmasked_export_is_audited(console):
     assert entry["actor"] == SUPERVISOR[0]
     assert json.loads(entry["detail"])["filters"] == {"q": "身份证"}
     assert s.get(console.url + "/audit").status_code == 200
-    assert s.get(console.url + "/gaps").status_code == 200
+    page = s.get(console.url + "/gaps")
+    assert page.status_code == 200 and "我家门口的路灯坏了找谁修" in page.text
+    turn_ids = re.findall(r'name="turn" value="(\d+)"', page.text)
+    assert len(turn_ids) >= 3
+    r = s.post(console.url + "/gaps/export", data={"csrf_token": token, "intent": "ask_streetlight",
+                                                   "turn": turn_ids})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    assert r.text.startswith('version: "3.1"\nnlu:\n- intent: ask_streetlight\n  examples: |\n')
+    assert r.text.count("\n    - ") == len(turn_ids)
+    assert "13812345678" not in r.text
+    assert json.loads(audit_rows(console, "export_nlu")[-1]["detail"]) == {"messages": len(turn_ids)}
+    r = s.post(console.url + "/gaps/export", data={"csrf_token": token, "intent": "坏名字", "turn": turn_ids})
+    assert r.status_code == 400 and "意图名" in r.text
 
 
 def test_session_expiry_and_logout(console):

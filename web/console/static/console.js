@@ -39,10 +39,6 @@
       group.querySelectorAll('input[name="turn"]').forEach(function (c) { c.checked = t.checked; });
     }
   });
-  document.addEventListener('click', function (ev) {
-    var t = ev.target;
-    if (t && t.closest && t.closest('label.select-group')) { ev.stopPropagation(); }
-  }, true);
 
   /* ---------------------------------------------------------------- queue page */
   var queue = document.getElementById('queue');
