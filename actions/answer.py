@@ -2,22 +2,29 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.handoff import REPEATED_FAILURE_NOTICE, failure_streak
 from actions.knowledge import answerer, query_from_tracker
 from bot.answering.cards import Reply
 
 logger = logging.getLogger(__name__)
 
 
-def send(reply: Reply, dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
-    for message in reply.messages():
-        dispatcher.utter_message(**message)
-    return [SlotSet(k, v) for k, v in reply.slots.items()]
+def send(reply: Reply, dispatcher: CollectingDispatcher, tracker: Optional[Tracker] = None) -> List[Dict[Text, Any]]:
+    events = [SlotSet(k, v) for k, v in reply.slots.items()]
+    streak = failure_streak(tracker, reply.kind) if tracker is not None else None
+    if streak and streak.due:
+        # failed again: say so briefly; the rule after this action runs action_handoff (one card)
+        dispatcher.utter_message(text=REPEATED_FAILURE_NOTICE)
+    else:
+        for message in reply.messages():
+            dispatcher.utter_message(**message)
+    return events + (streak.events if streak else [])
 
 
 class ActionAnswer(Action):
@@ -29,7 +36,7 @@ class ActionAnswer(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         q = query_from_tracker(tracker)
-        return send(answerer().answer(q), dispatcher)
+        return send(answerer().answer(q), dispatcher, tracker)
 
 
 class ActionFallback(Action):
@@ -43,4 +50,4 @@ class ActionFallback(Action):
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         q = query_from_tracker(tracker)
         q.intent = "nlu_fallback"
-        return send(answerer().answer(q), dispatcher)
+        return send(answerer().answer(q), dispatcher, tracker)

@@ -1,0 +1,128 @@
+"""REST channel (`POST /webhooks/rest/webhook`, unchanged contract) plus the outbox a REST
+client polls for messages that arrive outside its own request/response turns — staff replies
+during a handoff and the bot's "人工服务已结束" notice:
+
+    GET /webhooks/rest/outbox/<sender_id>?since=<unix timestamp>
+      → {"messages": [{"text", "from": "staff", "staff": NAME, "time"},
+                      {"text", "from": "bot", "time", "buttons"?}]}
+
+Pass the `time` of the last message received as `since` on the next poll. The messages are
+read from the tracker store, so nothing is lost if the client is offline for a while.
+
+Enabled in credentials.yml as `bot.channels.rest.RestInput:` (replaces `rest:`); name() is
+still "rest", so the URLs stay the same. Malformed requests get a 400 JSON error in Chinese
+instead of Rasa's 500.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+import logging
+import math
+from asyncio import CancelledError
+from typing import Any, Awaitable, Callable, Dict, Optional, Text, Union
+
+from sanic import Blueprint, response
+from sanic.exceptions import SanicException
+from sanic.request import Request
+from sanic.response import HTTPResponse, ResponseStream
+
+import rasa.utils.endpoints
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.channels.rest import RestInput as RasaRestInput
+
+from bot.handoff import delivery, takeover
+from bot.handoff.conversation import outbox
+
+logger = logging.getLogger(__name__)
+
+
+def error(status: int, message: str) -> HTTPResponse:
+    return response.json({"error": message}, status=status)
+
+
+async def deliver_to_outbox(sender_id: str, text: str, staff_name: Optional[str]) -> bool:
+    """REST citizens pick staff messages up from the outbox (they are already in the tracker)."""
+    return True
+
+
+class RestInput(RasaRestInput):
+    @classmethod
+    def name(cls) -> Text:
+        return "rest"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        return cls(db_url=(credentials or {}).get("db_url"))
+
+    def __init__(self, db_url: Optional[str] = None) -> None:
+        if db_url:
+            takeover.configure(db_url)
+        takeover.install()
+        delivery.register(self.name(), deliver_to_outbox)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        module = inspect.getmodule(self)
+        webhook = Blueprint("custom_webhook_{}".format(type(self).__name__),
+                            module.__name__ if module else None)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> Union[ResponseStream, HTTPResponse]:
+            try:
+                body = request.json
+            except SanicException:
+                return error(400, "请求体不是合法的 JSON")
+            if not isinstance(body, dict):
+                return error(400, "请求体必须是 JSON 对象：{\"sender\": \"会话编号\", \"message\": \"问题\"}")
+            sender_id = body.get("sender")
+            if isinstance(sender_id, int) and not isinstance(sender_id, bool):
+                sender_id = str(sender_id)
+            if not isinstance(sender_id, str) or not sender_id.strip() or len(sender_id) > 255:
+                return error(400, "缺少会话编号 sender（不超过255个字符的字符串）")
+            text = body.get("message")
+            if text is None:
+                text = ""  # a blank message: the NLU routes it to nlu_fallback, which asks for a question
+            if not isinstance(text, str):
+                return error(400, "message 必须是字符串")
+            metadata = body.get("metadata")
+            if metadata is not None and not isinstance(metadata, dict):
+                return error(400, "metadata 必须是 JSON 对象")
+            input_channel = body.get("input_channel") or self.name()
+            if not isinstance(input_channel, str):
+                return error(400, "input_channel 必须是字符串")
+
+            if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
+                return response.stream(
+                    self.stream_response(on_new_message, text, sender_id, input_channel, metadata),
+                    content_type="text/event-stream")
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(UserMessage(text, collector, sender_id,
+                                                 input_channel=input_channel, metadata=metadata))
+            except CancelledError:
+                logger.error("rest message timed out: %s", copy.deepcopy(text)[:100])
+            except Exception:
+                logger.exception("rest message failed: %s", copy.deepcopy(text)[:100])
+            return response.json(collector.messages)
+
+        @webhook.route("/outbox/<sender_id>", methods=["GET"])
+        async def poll_outbox(request: Request, sender_id: str) -> HTTPResponse:
+            raw = request.args.get("since", "0")
+            try:
+                since = float(raw)
+            except ValueError:
+                return error(400, "since 必须是 Unix 时间戳（秒，可带小数）")
+            if math.isnan(since) or math.isinf(since):
+                return error(400, "since 必须是有限的 Unix 时间戳")
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or not agent.is_ready():
+                return error(503, "机器人模型尚未加载完成，请稍后重试")
+            tracker = await agent.tracker_store.retrieve_full_tracker(sender_id)
+            events = [e.as_dict() for e in tracker.events] if tracker else []
+            return response.json({"messages": outbox(events, since)})
+
+        return webhook
