@@ -4,9 +4,9 @@ training data.
 
 Similarity is cosine over character bigrams (plus single characters at half weight) after
 dropping function characters (的、了、吗、怎么…): no word segmentation needed, and it works on
-short Chinese questions. Grouping is greedy single-linkage: each message (longest first) joins
-the group holding its most similar message if that similarity reaches `threshold`, else starts
-a new group.
+short Chinese questions. Grouping is greedy single-linkage: each distinct message (longest
+first) joins the group holding its most similar message if that similarity reaches
+`threshold`, else starts a new group.
 """
 from __future__ import annotations
 
@@ -103,29 +103,44 @@ def similarity(a: str, b: str) -> float:
 
 
 def group_turns(turns: Sequence[Turn], threshold: float = 0.3) -> List[Group]:
-    """Groups, largest first (ties: most recent first)."""
-    vectors = [features(t.text) for t in turns]
+    """Groups, largest first (ties: most recent first).
+
+    Identical questions (after normalisation) are clustered once; candidates for a message are
+    found through an inverted index of character bigrams, so only messages sharing a bigram
+    (or, for one-character questions, a character) are compared."""
+    by_text: Dict[str, List[int]] = {}
+    for i, t in enumerate(turns):
+        by_text.setdefault(normalize(t.text), []).append(i)
+    texts = sorted(by_text, key=lambda k: (-len(k), min(turns[i].event_id for i in by_text[k])))
+    vectors = [features(k) for k in texts]
     norms = [_norm(v) for v in vectors]
+    group_of: List[int] = []
+    postings: Dict[str, List[int]] = {}
     groups: List[Group] = []
-    # longest first: a fuller question makes a better seed than a fragment
-    order = sorted(range(len(turns)), key=lambda i: (-len(normalize(turns[i].text)), turns[i].event_id))
-    for i in order:
+    for u, vec in enumerate(vectors):
+        keys = [g for g in vec if len(g) == 2] or list(vec)
+        candidates = {j for g in keys for j in postings.get(g, ())}
         best, best_sim = None, 0.0
-        for g in groups:
-            sim = max(_cos(vectors[i], norms[i], vectors[j], norms[j]) for j in g.members)
+        for j in candidates:
+            sim = _cos(vec, norms[u], vectors[j], norms[j])
             if sim > best_sim:
-                best, best_sim = g, sim
+                best, best_sim = group_of[j], sim
         if best is None or best_sim < threshold:
-            best = Group()
-            groups.append(best)
-        best.turns.append(turns[i])
-        best.members.append(i)
+            best = len(groups)
+            groups.append(Group())
+        group_of.append(best)
+        groups[best].members.append(u)
+        for g in keys:
+            postings.setdefault(g, []).append(u)
     for g in groups:
-        # the member closest to all the others represents the group
-        g.representative = turns[max(g.members, key=lambda i: (round(sum(
-            _cos(vectors[i], norms[i], vectors[j], norms[j]) for j in g.members), 6),
-            len(normalize(turns[i].text))))]
-        g.turns.sort(key=lambda t: t.ts, reverse=True)
+        # the text closest to the others represents the group (ties: the longer text)
+        sample = g.members[:50]
+        rep = max(sample, key=lambda u: (round(sum(_cos(vectors[u], norms[u], vectors[v], norms[v])
+                                                   * len(by_text[texts[v]]) for v in sample), 6),
+                                         len(texts[u])))
+        g.representative = turns[by_text[texts[rep]][0]]
+        g.turns = sorted((turns[i] for u in g.members for i in by_text[texts[u]]), key=lambda t: t.ts,
+                         reverse=True)
     groups.sort(key=lambda g: (-g.size, -max(t.ts for t in g.turns)))
     return groups
 
