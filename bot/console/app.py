@@ -258,6 +258,11 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
 
     app.static("/static", str(WEB / "static"), name="console_static")
 
+    @app.listener("after_server_start")
+    async def warm_up(app_, loop):
+        # build the conversation index in the background so the first page is fast
+        loop.run_in_executor(None, index.refresh)
+
     # -------------------------------------------------------------------- login
     @app.get("/healthz")
     async def healthz(request: Request):
