@@ -222,6 +222,17 @@ def test_cancel_while_waiting_but_not_once_accepted(bot, staff):
         "from": "citizen", "text": "取消", "time": pytest.approx(time.time(), abs=60)}
 
 
+def test_the_ticket_not_the_tracker_decides_the_pause(bot, staff):
+    """E.g. a session that expired while waiting starts unpaused: an open ticket re-pauses it."""
+    sender, ticket_id = open_ticket(bot)
+    r = requests.post(f"{bot.rasa_url}/conversations/{sender}/tracker/events", json={"event": "resume"}, timeout=30)
+    assert r.status_code == 200 and r.json()["paused"] is False
+    assert say(bot, sender, "财政预决算信息会公开吗") == []  # not answered by the bot
+    tracker = requests.get(f"{bot.rasa_url}/conversations/{sender}/tracker", timeout=30).json()
+    assert tracker["paused"] is True and tracker["events"][-1]["event"] == "pause"
+    assert transcript(bot, ticket_id, staff["李四"])[-1]["text"] == "财政预决算信息会公开吗"
+
+
 def test_two_failed_answers_hand_off(bot):
     sender = new_sender()
     first = card_of(say(bot, sender, "那个表格在哪里下载"))
