@@ -13,10 +13,7 @@ from bot.console.db import Database
 from bot.console.demo import ConsoleProcess, seed
 
 ROOT = Path(__file__).resolve().parents[1]
-SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, screenshot_path  # noqa: E402
 
 
 def launch(p):
@@ -50,7 +47,6 @@ def browser():
 
 
 def test_staff_member_reviews_a_handoff_in_the_browser(console, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
     dialogs = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -58,13 +54,13 @@ def test_staff_member_reviews_a_handoff_in_the_browser(console, browser):
     # not logged in: the console sends us to the login page
     page.goto(console.url + "/conversations")
     assert page.url.startswith(console.url + "/login")
-    page.screenshot(path=str(SHOTS / "console-login.png"))
+    page.screenshot(path=screenshot_path("console-login.png"))
     page.fill("input[name=name]", "王芳")
     page.fill("input[name=password]", "supervisor-pass-1")
     page.click("button[type=submit]")
     page.wait_for_url(console.url + "/conversations")
     assert page.locator("a.conv-link").count() == 25  # first page
-    page.screenshot(path=str(SHOTS / "console-conversations.png"), full_page=True)
+    page.screenshot(path=screenshot_path("console-conversations.png"), full_page=True)
 
     # filter to handoffs
     page.select_option("#filter-kind", "handoff")
@@ -89,7 +85,7 @@ def test_staff_member_reviews_a_handoff_in_the_browser(console, browser):
     assert "需转人工" in page.locator("#tags").inner_text()
     tags = annotations.tags_of(console.db, "demo-handoff-1")
     assert [(t["tag"], t["created_by"], t["event_id"]) for t in tags] == [("需转人工", "王芳", None)]
-    page.screenshot(path=str(SHOTS / "console-transcript.png"), full_page=True)
+    page.screenshot(path=screenshot_path("console-transcript.png"), full_page=True)
 
     # the tag is a filter now
     page.goto(console.url + "/conversations?tag=需转人工")
@@ -111,7 +107,7 @@ def test_staff_member_reviews_a_handoff_in_the_browser(console, browser):
     box = page.locator("#chart-per-day svg").bounding_box()
     assert box["width"] > 600 and box["height"] > 100
     assert all(u.startswith(console.url) for u in requests_seen), requests_seen
-    page.screenshot(path=str(SHOTS / "console-dashboard.png"), full_page=True)
+    page.screenshot(path=screenshot_path("console-dashboard.png"), full_page=True)
 
     page.goto(console.url + "/gaps")
     group = page.locator("details.group").first
@@ -120,7 +116,7 @@ def test_staff_member_reviews_a_handoff_in_the_browser(console, browser):
     boxes = group.locator("input[name=turn]")
     assert boxes.count() == 3 and all(boxes.nth(i).is_checked() for i in range(3))
     assert page.locator("input[name=turn]:checked").count() == 3  # only this group
-    page.screenshot(path=str(SHOTS / "console-gaps.png"), full_page=True)
+    page.screenshot(path=screenshot_path("console-gaps.png"), full_page=True)
     assert dialogs == []
     page.close()
 

@@ -17,7 +17,8 @@ from bot.console.conversations import load_transcript
 from bot.console.db import Database, audit
 from bot.console.demo import ConsoleProcess, free_port
 from tests.servers import running_bot
-from tests.test_console_browser import CHROMIUM, SHOTS, launch
+from tests.browser import screenshot_path
+from tests.test_console_browser import launch
 from tests.test_console_http import login
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,8 +138,7 @@ def test_queue_page_in_the_browser(stack):
         citizen_says(stack, "citizen-queue-2", "我是玉潭街道的<b>居民</b>")
         expect(page.locator("#ticket-transcript")).to_contain_text("玉潭街道的<b>居民</b>", timeout=15000)
         assert page.locator("#ticket-transcript b").count() == 0  # markup shown as text
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SHOTS / "console-queue.png"), full_page=True)
+        page.screenshot(path=screenshot_path("console-queue.png"), full_page=True)
         page.click("#close-ticket")
         page.locator("#ticket-panel").wait_for(state="hidden", timeout=15000)
         browser.close()

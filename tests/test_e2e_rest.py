@@ -1,79 +1,17 @@
 """End to end over HTTP: start the action server and the Rasa server (trained model,
 SQLite tracker store in a temp dir) and talk to the REST channel like a client."""
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "zhengwu.tar.gz"
-RASA_BIN = Path(sys.executable).parent / "rasa"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.servers import running_bot
 
 
 @pytest.fixture(scope="module")
 def bot(tmp_path_factory):
-    if not MODEL.exists():
-        pytest.fail("models/zhengwu.tar.gz missing: run make train first")
-    tmp = tmp_path_factory.mktemp("e2e")
-    rasa_port, action_port = free_port(), free_port()
-    endpoints = tmp / "endpoints.yml"
-    endpoints.write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{tmp / "tracker.db"}"\n',
-        encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3")
-    logs = [open(tmp / "actions.log", "w"), open(tmp / "rasa.log", "w")]
-    procs = [
-        subprocess.Popen([str(RASA_BIN), "run", "actions", "--port", str(action_port), "--actions", "actions"],
-                         cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "--port", str(rasa_port),
-                          "--model", str(MODEL), "--endpoints", str(endpoints),
-                          "--credentials", str(ROOT / "credentials.yml")],
-                         cwd=ROOT, env=env, stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True),
-    ]
-    url = f"http://127.0.0.1:{rasa_port}"
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if any(p.poll() is not None for p in procs):
-                pytest.fail("a server exited:\n" + (tmp / "rasa.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{url}/status", timeout=2).ok and \
-                        requests.get(f"http://127.0.0.1:{action_port}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("servers did not start in 180 s")
-        yield url
-    finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        for f in logs:
-            f.close()
+    with running_bot(rasa_port=5020, action_port=5021, tmp_dir=tmp_path_factory.mktemp("e2e")) as servers:
+        yield servers.rasa_url
 
 
 def say(url, sender, text):

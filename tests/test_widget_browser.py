@@ -23,21 +23,12 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "zhengwu.tar.gz"
 RASA_BIN = Path(sys.executable).parent / "rasa"
-CHROMIUM = os.environ.get("ZWZX_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-SCREENSHOTS = ROOT / "docs" / "screenshots"
-# Screenshots are always taken; they replace the committed ones in docs/screenshots/ only with
-# ZWZX_UPDATE_SCREENSHOTS=1 (or when missing), so a test run leaves the work tree clean.
-UPDATE_SCREENSHOTS = os.environ.get("ZWZX_UPDATE_SCREENSHOTS") == "1"
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.browser import screenshot_path as _shot  # noqa: E402
 
 
 def screenshot_path(servers, name):
-    target = SCREENSHOTS / name
-    if UPDATE_SCREENSHOTS or not target.exists():
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        return str(target)
-    return str(servers["tmp"] / name)
+    return _shot(name, servers["tmp"])
 # A working day and hour, so that 转人工 opens a ticket instead of offering a callback.
 WORKING_TIME = "2026-03-10T10:00:00+08:00"
 STAFF_NAME = "李工"
