@@ -1,7 +1,6 @@
 """Process-wide access to the built knowledge base and retrieval index for actions."""
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import List, Optional

@@ -16,7 +16,7 @@ from bot.answering.cards import (Reply, citation, doc_citation, item_departments
                                  units_sentence)
 from bot.kb.store import KnowledgeBase
 from bot.nlp.segmenter import content_words
-from bot.retrieval.search import DEADLINE_Q_RE, Hit, PolicyIndex
+from bot.retrieval.search import Hit, PolicyIndex
 
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
+
+from bot.db import db_url, engine_for
 
 logger = logging.getLogger(__name__)
 
@@ -101,15 +102,11 @@ class DedupStore:
         return delivery
 
 
-def _db_url(url: Optional[str]) -> str:
-    return url or os.environ.get("ZWZX_DB_URL") or "sqlite:///build/tracker.db"
-
-
 class UserStore:
     """Table ``wechat_users``: openid, last citizen message time, last numbered choices."""
 
     def __init__(self, url: Optional[str] = None):
-        self.url = _db_url(url)
+        self.url = db_url(url)
         self._engine: Optional[sa.engine.Engine] = None
         self.meta = sa.MetaData()
         self.table = sa.Table(
@@ -124,13 +121,7 @@ class UserStore:
     def engine(self) -> sa.engine.Engine:
         # created on first use, so merely loading the channel touches no database
         if self._engine is None:
-            kwargs: Dict[str, Any] = {}
-            if self.url.startswith("sqlite"):
-                kwargs["connect_args"] = {"timeout": 15}
-                path = self.url.split("sqlite:///", 1)[-1]
-                if path and path != ":memory:":
-                    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._engine = sa.create_engine(self.url, future=True, **kwargs)
+            self._engine = engine_for(self.url)
             self.meta.create_all(self._engine)
         return self._engine
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Dict, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
 
-from bot.handoff.store import db_url as resolve_db_url
+from bot.db import Tables
+from bot.db import db_url as resolve_db_url
 
 logger = logging.getLogger(__name__)
 
@@ -102,55 +101,11 @@ events = sa.Table(
 )
 
 
-def _engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, future=True, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection, _record):  # noqa: ANN001
-            cur = dbapi_connection.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.close()
-
-        return engine
-    return sa.create_engine(url, future=True, pool_pre_ping=True)
-
-
-class Database:
+class Database(Tables):
     """One engine per URL; the console tables are created on first use."""
 
     def __init__(self, url: Optional[str] = None):
-        self.url = resolve_db_url(url)
-        self.engine = _engine(self.url)
-        self._ready = False
-        self._lock = threading.Lock()
-
-    def ensure_tables(self) -> None:
-        if self._ready:
-            return
-        with self._lock:
-            if self._ready:
-                return
-            for attempt in range(5):
-                try:
-                    metadata.create_all(self.engine, checkfirst=True)
-                    break
-                except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as e:
-                    logger.debug("create console tables, attempt %s: %s", attempt, e)
-                    time.sleep(0.2 * (attempt + 1))
-            else:
-                metadata.create_all(self.engine, checkfirst=True)
-            self._ready = True
-
-    def begin(self):
-        self.ensure_tables()
-        return self.engine.begin()
-
-    def connect(self):
-        self.ensure_tables()
-        return self.engine.connect()
+        super().__init__(metadata, url)
 
     def has_events_table(self) -> bool:
         return sa.inspect(self.engine).has_table("events")

@@ -20,7 +20,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionSt
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from bot.console.conversations import local_tz
-from bot.handoff.store import db_url as resolve_db_url
+from bot.db import db_url as resolve_db_url
 
 DOC = "ningxiang-2021"
 DOC_TITLE = "宁乡市2021年政务公开工作要点"

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
 import threading
 import time
-from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, make_url
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB_URL = "sqlite:///build/tracker.db"
+from bot.db import Tables, db_url  # noqa: F401  (db_url re-exported for callers)
 
 STATUSES = ("waiting", "active", "callback", "closed", "cancelled")
 OPEN_STATUSES = ("waiting", "active")          # the conversation is paused
@@ -63,38 +59,8 @@ class StoreError(Exception):
     """A request the store refuses (duplicate staff name, bad role, …); message in Chinese."""
 
 
-def db_url(url: Optional[str] = None) -> str:
-    """ZWZX_DB_URL (default sqlite:///build/tracker.db); relative SQLite paths are taken
-    from the repository root so every process finds the same file."""
-    url = url or os.environ.get("ZWZX_DB_URL") or DEFAULT_DB_URL
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database)
-        if not path.is_absolute():
-            path = ROOT / path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        url = str(parsed.set(database=str(path)))
-    return url
-
-
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def _engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        engine = sa.create_engine(url, future=True, connect_args={"timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
-        return engine
-    return sa.create_engine(url, future=True, pool_pre_ping=True)
 
 
 def ticket_json(row: Any) -> Dict[str, Any]:
@@ -109,37 +75,12 @@ def ticket_json(row: Any) -> Dict[str, Any]:
 
 class HandoffStore:
     def __init__(self, url: Optional[str] = None):
-        self.url = db_url(url)
-        self.engine = _engine(self.url)
-        self._ready = False
-        self._ready_lock = threading.Lock()
-
-    # ------------------------------------------------------------------ setup
-    def ensure_tables(self) -> None:
-        if self._ready:
-            return
-        with self._ready_lock:
-            if self._ready:
-                return
-            for attempt in range(5):
-                try:
-                    metadata.create_all(self.engine, checkfirst=True)
-                    break
-                except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError) as e:
-                    # another process (action server / Rasa server) creating them at the same time
-                    logger.debug("create tables, attempt %s: %s", attempt, e)
-                    time.sleep(0.2 * (attempt + 1))
-            else:
-                metadata.create_all(self.engine, checkfirst=True)
-            self._ready = True
-
-    def _begin(self):
-        self.ensure_tables()
-        return self.engine.begin()
-
-    def _connect(self):
-        self.ensure_tables()
-        return self.engine.connect()
+        self._tables = Tables(metadata, url)
+        self.url = self._tables.url
+        self.engine = self._tables.engine
+        self.ensure_tables = self._tables.ensure_tables
+        self._begin = self._tables.begin
+        self._connect = self._tables.connect
 
     # ---------------------------------------------------------------- tickets
     def create_ticket(self, sender_id: str, channel: str, reason: str, summary: str = "",
