@@ -17,7 +17,7 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test install kb train validate eval bench clean browser
+.PHONY: run test install kb train validate eval bench clean browser run-prod deploy-deps test-prod
 
 # Headless Chromium (Debian packages) + CJK/emoji fonts for the browser tests. Playwright drives
 # /usr/bin/chromium and never downloads a browser of its own.
@@ -59,7 +59,19 @@ validate: install kb
 test: install kb train browser
 	$(RASA) data validate --fail-on-warnings --quiet
 	$(RASA) test core --stories tests/test_stories.yml --model $(MODEL) --fail-on-prediction-errors --out results/core
+	@if $(PY) -m bot.ops.db ping >/dev/null 2>&1; then deploy/install-nginx.sh; \
+	else echo "PostgreSQL/Redis not reachable: tests/test_prod_*.py will be skipped"; fi
 	$(PY) -m pytest -q tests
+
+# Production profile: PostgreSQL + Redis, 2 Rasa servers and 2 action servers behind nginx.
+deploy-deps:
+	deploy/install-nginx.sh
+
+run-prod: install kb train deploy-deps
+	deploy/run-prod.sh
+
+test-prod: install kb train deploy-deps
+	$(PY) -m pytest -q tests/test_prod_lock_store.py tests/test_prod_profile.py
 
 eval: install kb train
 	$(PY) -m bot.eval ../shared/eval/dev.jsonl
