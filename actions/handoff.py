@@ -57,7 +57,10 @@ def previous_failures(events: List[Dict[str, Any]]) -> int:
     for e in reversed(events or []):
         if e.get("event") != "bot":
             continue
-        kind = (((e.get("data") or {}).get("custom") or {}).get("kind"))
+        card = ((e.get("data") or {}).get("custom") or {})
+        kind = card.get("kind")
+        if card.get("reason") == "system_busy":
+            continue  # our outage, not the bot failing to understand the citizen
         if kind in FAILED_KINDS:
             count += 1
         elif kind in RESOLVED_KINDS:

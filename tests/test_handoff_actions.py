@@ -350,3 +350,12 @@ def test_form_questions_carry_one_card():
 def test_text_that_is_no_feedback_is_answered_like_a_question():
     messages, _ = run(ActionFeedback(), tracker("他们说的那个", "feedback"))
     assert [c["kind"] for c in cards(messages)] in (["fallback"], ["clarify"], ["answer"])
+
+
+def test_system_busy_replies_do_not_count_as_failed_turns():
+    from actions.handoff import previous_failures
+
+    busy = {"event": "bot", "data": {"custom": {"kind": "fallback", "reason": "system_busy"}}}
+    failed = {"event": "bot", "data": {"custom": {"kind": "fallback"}}}
+    assert previous_failures([busy, busy, busy]) == 0
+    assert previous_failures([failed, busy, failed]) == 2
