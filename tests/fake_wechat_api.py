@@ -22,11 +22,64 @@ from typing import Any, Dict, List, Optional
 from aiohttp import web
 
 
-class FakeWeChatAPI:
+class _ThreadedServer:
+    """Serves ``_app()`` on host:port from a daemon thread with its own event loop."""
+
+    thread_name = "aiohttp-server"
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._started = threading.Event()
+        self._error: Optional[BaseException] = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _app(self) -> web.Application:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        runner = web.AppRunner(self._app())
+        try:
+            self._loop.run_until_complete(runner.setup())
+            self._loop.run_until_complete(web.TCPSite(runner, self.host, self.port).start())
+        except BaseException as e:  # e.g. the port is taken: start() reports it
+            self._error = e
+            self._started.set()
+            self._loop.close()
+            return
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(runner.cleanup())
+        self._loop.close()
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+        if not self._started.wait(10) or self._error is not None:
+            raise RuntimeError(f"{self.thread_name} did not start on {self.base_url}: "
+                               f"{self._error or 'timeout'}")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._error is None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+class FakeWeChatAPI(_ThreadedServer):
+    thread_name = "fake WeChat API"
+
     def __init__(self, app_id: str, app_secret: str, host: str = "127.0.0.1", port: int = 5507,
                  expires_in: int = 7200):
+        super().__init__(host, port)
         self.app_id, self.app_secret = app_id, app_secret
-        self.host, self.port = host, port
         self.expires_in = expires_in
         self.lock = threading.Lock()
         self.messages: List[Dict[str, Any]] = []     # accepted customer-service messages
@@ -36,14 +89,6 @@ class FakeWeChatAPI:
         self.expired_users: set = set()
         self._fail_next: List[int] = []
         self._counter = itertools.count(1)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._runner: Optional[web.AppRunner] = None
-        self._thread: Optional[threading.Thread] = None
-        self._started = threading.Event()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
 
     # ---------------------------------------------------------------- control (test side)
     def fail_next(self, errcode: int) -> None:
@@ -127,30 +172,35 @@ class FakeWeChatAPI:
         app.router.add_post("/cgi-bin/message/custom/send", self.custom_send)
         return app
 
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        self._runner = web.AppRunner(self._app())
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, self.host, self.port)
-        self._loop.run_until_complete(site.start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._runner.cleanup())
-        self._loop.close()
 
-    def start(self) -> "FakeWeChatAPI":
-        self._thread = threading.Thread(target=self._run, name="fake-wechat-api", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("fake WeChat API did not start")
-        return self
+class DelayProxy(_ThreadedServer):
+    """HTTP proxy in front of the action server that can hold every request for ``delay``
+    seconds: makes the bot genuinely slow for the 5-second-rule tests without touching the bot."""
 
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
+    thread_name = "delay proxy"
+
+    def __init__(self, target: str, host: str = "127.0.0.1", port: int = 5508):
+        super().__init__(host, port)
+        self.target = target.rstrip("/")
+        self.delay = 0.0
+
+    async def forward(self, request: web.Request) -> web.Response:
+        import aiohttp
+        body = await request.read()
+        if self.delay > 0:
+            await asyncio.sleep(self.delay)
+        async with aiohttp.ClientSession() as session:
+            async with session.request(request.method, self.target + request.path_qs, data=body,
+                                       headers={"Content-Type": request.headers.get("Content-Type",
+                                                                                    "application/json")}) as resp:
+                data = await resp.read()
+                return web.Response(body=data, status=resp.status,
+                                    content_type=resp.content_type or "application/json")
+
+    def _app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self.forward)
+        return app
 
 
 def main() -> None:
@@ -176,74 +226,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-class DelayProxy:
-    """HTTP proxy in front of the action server that can hold every request for ``delay``
-    seconds: makes the bot genuinely slow for the 5-second-rule tests without touching the bot."""
-
-    def __init__(self, target: str, host: str = "127.0.0.1", port: int = 5508):
-        self.target = target.rstrip("/")
-        self.host, self.port = host, port
-        self.delay = 0.0
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._started = threading.Event()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def forward(self, request: web.Request) -> web.Response:
-        import aiohttp
-        body = await request.read()
-        if self.delay > 0:
-            await asyncio.sleep(self.delay)
-        async with aiohttp.ClientSession() as session:
-            async with session.request(request.method, self.target + request.path_qs, data=body,
-                                       headers={"Content-Type": request.headers.get("Content-Type",
-                                                                                    "application/json")}) as resp:
-                data = await resp.read()
-                return web.Response(body=data, status=resp.status,
-                                    content_type=resp.content_type or "application/json")
-
-    def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self.forward)
-        runner = web.AppRunner(app)
-        self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, self.host, self.port).start())
-        self._started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(runner.cleanup())
-        self._loop.close()
-
-    def start(self) -> "DelayProxy":
-        self._thread = threading.Thread(target=self._run, name="delay-proxy", daemon=True)
-        self._thread.start()
-        if not self._started.wait(10):
-            raise RuntimeError("delay proxy did not start")
-        return self
-
-    def stop(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-
-
-def free_port(start: int = 5505, end: int = 5599, skip: tuple = ()) -> int:
-    """A free TCP port on 127.0.0.1 within [start, end] (this project's test port range)."""
-    import socket
-    for port in range(start, end + 1):
-        if port in skip:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in {start}-{end}")

@@ -12,12 +12,17 @@ production; or `db_url`, e.g. a PostgreSQL database), a temp endpoints.yml point
 credentials file (default: the repository's credentials.yml). The working hours are open all
 week by default so that handoff tests do not depend on the time of day; pass `handoff_config`
 (a dict in handoff.yml format, or a path) to test other hours. The model is `model`, else
-$ZWZX_TEST_MODEL, else models/zhengwu.tar.gz. On exit both process groups are terminated
-(SIGTERM, then SIGKILL) — only the processes started here.
+$ZWZX_TEST_MODEL, else models/zhengwu.tar.gz. `action_endpoint` is the URL Rasa calls for custom
+actions (default: the action server started here; e.g. a proxy in front of it). `extra_env` adds to
+the servers' environment; a value of None removes that variable. On exit both process groups are
+terminated (SIGTERM, then SIGKILL) — only the processes started here.
+
+`free_ports(count, lo, hi)` picks ports in a test module's own range.
 """
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -26,7 +31,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Union
+from typing import Dict, Iterator, List, Optional, Union
 
 import requests
 import yaml
@@ -57,6 +62,14 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_ports(count: int, lo: int, hi: int) -> List[int]:
+    """`count` distinct ports in [lo, hi] that are free now (each test module has its own range)."""
+    ports = list(itertools.islice((p for p in range(lo, hi + 1) if port_is_free(p)), count))
+    if len(ports) < count:
+        raise RuntimeError(f"no {count} free ports in {lo}-{hi}")
+    return ports
 
 
 @dataclass
@@ -119,8 +132,8 @@ def _stop(procs) -> None:
 def running_bot(rasa_port: int, action_port: int, tmp_dir: Union[str, Path],
                 credentials: Optional[Union[str, Path]] = None, model: Optional[Union[str, Path]] = None,
                 handoff_config: Optional[Union[dict, str, Path]] = None,
-                extra_env: Optional[Dict[str, str]] = None, db_url: Optional[str] = None,
-                timeout: float = 240) -> Iterator[Servers]:
+                extra_env: Optional[Dict[str, Optional[str]]] = None, db_url: Optional[str] = None,
+                action_endpoint: Optional[str] = None, timeout: float = 240) -> Iterator[Servers]:
     tmp = Path(tmp_dir)
     tmp.mkdir(parents=True, exist_ok=True)
     model = Path(model) if model else default_model()
@@ -131,7 +144,8 @@ def running_bot(rasa_port: int, action_port: int, tmp_dir: Union[str, Path],
             raise RuntimeError(f"port {port} is already in use")
     db_url = db_url or f"sqlite:///{tmp / 'tracker.db'}"   # tracker store and tickets share it
     endpoints = tmp / "endpoints.yml"
-    endpoints.write_text(f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
+    action_endpoint = action_endpoint or f"http://127.0.0.1:{action_port}/webhook"
+    endpoints.write_text(f'action_endpoint:\n  url: "{action_endpoint}"\n'
                          + tracker_store_yaml(db_url), encoding="utf-8")
     if handoff_config is None or isinstance(handoff_config, dict):
         config_path = tmp / "handoff.yml"
@@ -143,7 +157,11 @@ def running_bot(rasa_port: int, action_port: int, tmp_dir: Union[str, Path],
     env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3", ZWZX_DB_URL=db_url,
                ZWZX_HANDOFF_CONFIG=str(config_path), SQLALCHEMY_SILENCE_UBER_WARNING="1",
                RASA_TELEMETRY_ENABLED="false")
-    env.update(extra_env or {})
+    for key, value in (extra_env or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     logs = [open(tmp / "actions.log", "w"), open(tmp / "rasa.log", "w")]
     procs = []
     try:

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from bot.console import annotations, dashboard, exports, gaps
 from bot.console.conversations import ConversationIndex, load_transcript, local_tz
 from bot.console.db import Database
-from bot.console.demo import bot, feedback, seed, turn, user, card
+from bot.console.demo import card, seed, turn
 from bot.console.filters import Annotations, Filter, FilterError
 
 DAY0 = dt.date(2024, 5, 20)

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.handoff import delivery
-from bot.handoff.config import HandoffConfig, WorkingHours, describe_moment, load_config
+from bot.handoff.config import HandoffConfig, describe_moment, load_config
 from bot.handoff.conversation import outbox, summarize, transcript
 from bot.handoff.store import HandoffStore, StoreError, db_url
 

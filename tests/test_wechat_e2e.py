@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,12 +26,10 @@ import xmltodict
 from wechatpy.crypto import WeChatCrypto
 from wechatpy.utils import WeChatSigner
 
-from tests.fake_wechat_api import DelayProxy, FakeWeChatAPI, free_port
+from tests.fake_wechat_api import DelayProxy, FakeWeChatAPI
+from tests.servers import free_ports, running_bot
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "zhengwu.tar.gz"
-RASA_BIN = Path(sys.executable).parent / "rasa"
-
+PORTS = (5505, 5599)  # this module's and test_wechat_handoff.py's port range
 TOKEN = "zwzx-test-token"
 APP_ID = "wx5ba0e4f1c2d3a4b5"
 APP_SECRET = "zwzx-test-secret"
@@ -62,74 +57,31 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    if not MODEL.exists():
-        pytest.fail("models/zhengwu.tar.gz missing: run make train first")
     tmp = tmp_path_factory.mktemp("wechat")
-    ports = []
-    for _ in range(4):
-        ports.append(free_port(skip=tuple(ports)))
-    rasa_port, action_port, fake_port, proxy_port = ports
+    rasa_port, action_port, fake_port, proxy_port = free_ports(4, *PORTS)
     fake = FakeWeChatAPI(APP_ID, APP_SECRET, port=fake_port).start()
     proxy = DelayProxy(f"http://127.0.0.1:{action_port}", port=proxy_port).start()
-    db = tmp / "tracker.db"
-    (tmp / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "{proxy.base_url}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{db}"\n', encoding="utf-8")
     menu = "".join(f'    {k}: "{v}"\n' for k, v in MENU.items())
     examples = "".join(f'    - "{e}"\n' for e in EXAMPLES)
-    (tmp / "credentials.yml").write_text(
+    credentials = tmp / "credentials.yml"
+    credentials.write_text(
         "rest:\nbot.channels.wechat.WeChatInput:\n"
         f'  token: "{TOKEN}"\n  app_id: "{APP_ID}"\n  app_secret: "{APP_SECRET}"\n'
         f'  encoding_aes_key: "{AES_KEY}"\n  encrypt_mode: compatible\n'
         f'  api_base: "{fake.base_url}"\n  passive_reply_seconds: {PASSIVE_SECONDS}\n'
         f"  max_text_bytes: {MAX_TEXT_BYTES}\n  timestamp_window: 300\n"
         f"  menu:\n{menu}  examples:\n{examples}", encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
-               SQLALCHEMY_SILENCE_UBER_WARNING="1", ZWZX_DB_URL=f"sqlite:///{db}")
-    for k in [k for k in env if k.startswith("WECHAT_")]:
-        env.pop(k)
-    logs = [open(tmp / "actions.log", "w"), open(tmp / "rasa.log", "w")]
-    procs = [
-        subprocess.Popen([str(RASA_BIN), "run", "actions", "--port", str(action_port), "--actions", "actions"],
-                         cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "--port", str(rasa_port),
-                          "--model", str(MODEL), "--endpoints", str(tmp / "endpoints.yml"),
-                          "--credentials", str(tmp / "credentials.yml")],
-                         cwd=ROOT, env=env, stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True),
-    ]
-    url = f"http://127.0.0.1:{rasa_port}"
+    no_wechat_env = {k: None for k in os.environ if k.startswith("WECHAT_")}  # only credentials.yml counts
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if any(p.poll() is not None for p in procs):
-                pytest.fail("a server exited:\n" + (tmp / "rasa.log").read_text()[-3000:])
-            try:
-                if requests.get(f"{url}/status", timeout=2).ok and \
-                        requests.get(f"http://127.0.0.1:{action_port}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("servers did not start in 240 s")
-        s = Servers(url, fake, proxy, tmp)
-        # warm up (first turn loads lazily) so the 4-second deadline measures a normal turn
-        warm = new_openid()
-        post(s, text_xml(warm, "你好"), openid=warm)
-        yield s
+        # Rasa calls the actions through the proxy, which can make them slow
+        with running_bot(rasa_port, action_port, tmp, credentials=credentials, extra_env=no_wechat_env,
+                         action_endpoint=f"{proxy.base_url}/webhook") as bot:
+            s = Servers(bot.rasa_url, fake, proxy, tmp)
+            # warm up (first turn loads lazily) so the 4-second deadline measures a normal turn
+            warm = new_openid()
+            post(s, text_xml(warm, "你好"), openid=warm)
+            yield s
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-        for f in logs:
-            f.close()
         proxy.stop()
         fake.stop()
 

@@ -1,9 +1,7 @@
 """WeChat + handoff, end to end: a citizen asks for a person over WeChat, the ticket records the
 channel, a hotline staff member's message (staff API) reaches the citizen through the
 customer-service API of the (fake) WeChat server, and after 48 hours without a citizen message
-the staff API reports it as not delivered instead of losing it silently.
-
-Needs the handoff (bot.handoff, bot.channels.staff) and tests/servers.py; skipped without them.
+the staff API reports it as not delivered instead of losing it silently. Servers: tests/servers.py.
 """
 from __future__ import annotations
 
@@ -13,14 +11,10 @@ import time
 import pytest
 import requests
 
-pytest.importorskip("bot.handoff.delivery")
-pytest.importorskip("bot.channels.staff")
-servers_mod = pytest.importorskip("tests.servers")
-
-from bot.channels.wechat_store import UserStore  # noqa: E402
-from tests.fake_wechat_api import FakeWeChatAPI, free_port  # noqa: E402
-from tests.test_wechat_e2e import (APP_ID, APP_SECRET, TOKEN, new_openid, post, reply_text,  # noqa: E402
-                                   text_xml)
+from bot.channels.wechat_store import UserStore
+from tests.fake_wechat_api import FakeWeChatAPI
+from tests.servers import free_ports, running_bot
+from tests.test_wechat_e2e import APP_ID, APP_SECRET, PORTS, TOKEN, new_openid, post, reply_text, text_xml
 
 
 class Stack:
@@ -32,10 +26,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wechat_handoff")
-    ports = []
-    for _ in range(3):
-        ports.append(free_port(skip=tuple(ports)))
-    rasa_port, action_port, fake_port = ports
+    rasa_port, action_port, fake_port = free_ports(3, *PORTS)
     fake = FakeWeChatAPI(APP_ID, APP_SECRET, port=fake_port).start()
     credentials = tmp / "credentials.yml"
     credentials.write_text(
@@ -44,7 +35,7 @@ def stack(tmp_path_factory):
         f'  token: "{TOKEN}"\n  app_id: "{APP_ID}"\n  app_secret: "{APP_SECRET}"\n'
         f'  api_base: "{fake.base_url}"\n', encoding="utf-8")
     try:
-        with servers_mod.running_bot(rasa_port, action_port, tmp / "bot", credentials=credentials) as servers:
+        with running_bot(rasa_port, action_port, tmp / "bot", credentials=credentials) as servers:
             yield Stack(servers, fake)
     finally:
         fake.stop()

@@ -21,7 +21,8 @@ from bot.channels.wechat import (BadRequest, WeChatConfig, WeChatEndpoint, resol
 from bot.channels.wechat_api import WeChatAPIClient
 from bot.channels.wechat_render import parse_choice, render_messages, split_utf8, utf8_len
 from bot.channels.wechat_store import NonceCache, UserStore
-from tests.fake_wechat_api import FakeWeChatAPI, free_port
+from tests.fake_wechat_api import FakeWeChatAPI
+from tests.servers import free_ports
 
 DOC = "宁乡市2021年政务公开工作要点"
 CITE5 = {"doc": "ningxiang-2021", "item": 5, "title": "做好财政信息公开",
@@ -149,7 +150,7 @@ def test_nonce_cache():
 # --------------------------------------------------------------------------- API client + fake
 @pytest.fixture
 def fake():
-    f = FakeWeChatAPI("wxunit", "unit-secret", port=free_port(5560, 5599)).start()
+    f = FakeWeChatAPI("wxunit", "unit-secret", port=free_ports(1, 5560, 5599)[0]).start()
     yield f
     f.stop()
 

@@ -1,44 +1,25 @@
 """The chat widget in a real headless Chromium (Debian `chromium`, driven by Playwright),
-against a real Rasa server + action server (trained model, temp SQLite tracker store and
-ticket database), with the widget and staff channels enabled.
+against a real Rasa server + action server (tests/servers.py: trained model, temp SQLite tracker
+store and ticket database), with the widget and staff channels enabled.
 
 Needs: /usr/bin/chromium (apt-get install chromium) and the pinned `playwright` package.
 Playwright never downloads a browser here: it is pointed at the system Chromium.
 Ports: 5410-5499 (first free ones).
 """
-import importlib.util
-import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL = ROOT / "models" / "zhengwu.tar.gz"
-RASA_BIN = Path(sys.executable).parent / "rasa"
-from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from tests.browser import screenshot_path as _shot  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import screenshot_path as _shot
+from tests.servers import free_ports, running_bot
 
-
-def screenshot_path(servers, name):
-    return _shot(name, servers["tmp"])
-# A working day and hour, so that 转人工 opens a ticket instead of offering a callback.
-WORKING_TIME = "2026-03-10T10:00:00+08:00"
+PORTS = (5410, 5499)
 STAFF_NAME = "李工"
-HAS_STAFF_API = importlib.util.find_spec("bot.channels.staff") is not None
 TURN_TIMEOUT_MS = 30000
-
-try:
-    from tests.servers import running_bot  # shared server-start helper
-except ImportError:  # pragma: no cover
-    running_bot = None
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (see requirements.lock)")
 if not Path(CHROMIUM).exists():
@@ -47,98 +28,21 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium", allow_module_level=True)
 
 
+def screenshot_path(servers, name):
+    return _shot(name, servers["tmp"])
+
+
 # ------------------------------------------------------------------ servers
-def free_ports(count, lo=5410, hi=5499):
-    found = []
-    for port in range(lo, hi + 1):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        found.append(port)
-        if len(found) == count:
-            return found
-    raise RuntimeError(f"no {count} free ports in {lo}-{hi}")
-
-
-def _stop(procs):
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for p in procs:
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("widget")
-    creds = "bot.channels.widget.WidgetInput:\n  session_persistence: true\n"
-    if HAS_STAFF_API:
-        creds += "bot.channels.staff.StaffInput:\n"
-    (tmp / "credentials.yml").write_text(creds, encoding="utf-8")
-    rasa_port, action_port = free_ports(2)
-    if running_bot is not None:
-        # shared helper: temp SQLite tracker store + tickets, handoff hours open all week
-        with running_bot(rasa_port, action_port, tmp, credentials=tmp / "credentials.yml") as bot:
-            token = bot.add_staff(STAFF_NAME, "agent") if HAS_STAFF_API else None
-            yield {"url": bot.rasa_url, "token": token, "tmp": tmp}
-        return
-    yield from _own_servers(tmp, rasa_port, action_port)
-
-
-def _own_servers(tmp, rasa_port, action_port):
-    """Fallback when tests/servers.py is not there."""
-    model = Path(os.environ.get("ZWZX_TEST_MODEL") or MODEL)
-    if not model.exists():
-        pytest.fail(f"{model} missing: run make train first")
-    db = tmp / "tracker.db"
-    (tmp / "endpoints.yml").write_text(
-        f'action_endpoint:\n  url: "http://127.0.0.1:{action_port}/webhook"\n'
-        f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{db}"\n', encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_CPP_MIN_LOG_LEVEL="3",
-               SQLALCHEMY_SILENCE_UBER_WARNING="1", ZWZX_DB_URL=f"sqlite:///{db}", ZWZX_NOW=WORKING_TIME)
-    token = None
-    if HAS_STAFF_API:
-        out = subprocess.run([sys.executable, "-m", "bot.handoff", "add-staff", STAFF_NAME, "--role", "agent"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-        assert out.returncode == 0, out.stderr
-        token = out.stdout.strip().splitlines()[-1]
-    logs = [open(tmp / "actions.log", "w"), open(tmp / "rasa.log", "w")]
-    procs = [
-        subprocess.Popen([str(RASA_BIN), "run", "actions", "--port", str(action_port), "--actions", "actions"],
-                         cwd=ROOT, env=env, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True),
-        subprocess.Popen([str(RASA_BIN), "run", "--enable-api", "-i", "127.0.0.1", "--port", str(rasa_port),
-                          "--model", str(model), "--endpoints", str(tmp / "endpoints.yml"),
-                          "--credentials", str(tmp / "credentials.yml")],
-                         cwd=ROOT, env=env, stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True),
-    ]
-    url = f"http://127.0.0.1:{rasa_port}"
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            if any(p.poll() is not None for p in procs):
-                pytest.fail("a server exited:\n" + (tmp / "rasa.log").read_text()[-3000:]
-                            + (tmp / "actions.log").read_text()[-2000:])
-            try:
-                if requests.get(f"{url}/status", timeout=2).ok and \
-                        requests.get(f"http://127.0.0.1:{action_port}/health", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("servers did not start in 240 s")
-        yield {"url": url, "token": token, "tmp": tmp}
-    finally:
-        _stop(procs)
-        for f in logs:
-            f.close()
+    credentials = tmp / "credentials.yml"
+    credentials.write_text("bot.channels.widget.WidgetInput:\n  session_persistence: true\n"
+                           "bot.channels.staff.StaffInput:\n", encoding="utf-8")
+    rasa_port, action_port = free_ports(2, *PORTS)
+    # running_bot opens the handoff hours all week, so 转人工 opens a ticket at any time of day
+    with running_bot(rasa_port, action_port, tmp, credentials=credentials) as bot:
+        yield {"url": bot.rasa_url, "token": bot.add_staff(STAFF_NAME, "agent"), "tmp": tmp}
 
 
 @pytest.fixture(scope="module")
@@ -305,11 +209,6 @@ def test_thumbs_down_is_stored_as_feedback(chat, servers):
     page.reload()
     chat.wait_connected()
     assert page.locator(".zw-feedback[data-feedback=down]").count() == 1
-    intents = requests.get(f"{servers['url']}/domain", headers={"Accept": "application/json"},
-                           timeout=30).json()["intents"]
-    if not any((i if isinstance(i, str) else next(iter(i))) == "feedback" for i in intents):
-        pytest.skip("the widget sends /feedback{\"feedback\": \"down\"}, but the trained model has no "
-                    "intent `feedback` yet (added with action_feedback by the handoff work): retrain")
     feedback = [e for e in sent if (e.get("parse_data") or {}).get("intent", {}).get("name") == "feedback"]
     assert feedback, "no user event with intent feedback in the tracker"
     event = feedback[-1]
@@ -319,7 +218,6 @@ def test_thumbs_down_is_stored_as_feedback(chat, servers):
     assert event["input_channel"] == "widget"
 
 
-@pytest.mark.skipif(not HAS_STAFF_API, reason="staff API (bot/channels/staff.py, issue 3) not available")
 def test_handoff_staff_reply_then_bot_answers_again(chat, servers):
     page = chat.load().page
     before = chat.bot_count()
