@@ -293,6 +293,9 @@ def test_every_process_reports_ready_and_metrics(prod):
         assert r.json()["checks"]["database"]["ok"]
         assert "zwzx_action_calls_total" in requests.get(f"{c.action_url(j)}/metrics", timeout=10).text
     assert requests.get(f"{prod.public}/nginx-health", timeout=5).status_code == 200
+    # the web widget's socket.io handshake reaches a Rasa server through nginx
+    r = requests.get(f"{prod.public}/socket.io/", params={"EIO": "4", "transport": "polling"}, timeout=10)
+    assert r.status_code == 200 and r.text.startswith("0{") and '"sid"' in r.text, r.text[:200]
     # the public side exposes channels only: not Rasa's API, metrics or readiness
     for path in ("/conversations/x/tracker", "/metrics", "/ready", "/status"):
         r = requests.get(prod.public + path, timeout=5)
