@@ -196,3 +196,21 @@ def running_bot(rasa_port: int, action_port: int, tmp_dir: Union[str, Path],
         _stop(procs)
         for f in logs:
             f.close()
+
+
+# ------------------------------------------------------------------ PostgreSQL for tests
+PG_URL = os.environ.get("ZWZX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pg_available(url: str = PG_URL) -> bool:
+    """True when the PostgreSQL the tests use answers (tests skip with a reason otherwise)."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False

@@ -17,18 +17,8 @@ from bot.console.demo import card, seed, turn
 from bot.console.filters import Annotations, Filter, FilterError
 
 DAY0 = dt.date(2024, 5, 20)
-PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_available() -> bool:
-    try:
-        eng = sa.create_engine(PG_URL)
-        with eng.connect():
-            pass
-        eng.dispose()
-        return True
-    except Exception:
-        return False
+from tests.servers import PG_URL
+from tests.servers import pg_available as _pg_available
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -21,7 +21,7 @@ from bot.handoff.store import HandoffStore, StoreError, db_url
 
 ROOT = Path(__file__).resolve().parents[1]
 CST = ZoneInfo("Asia/Shanghai")
-PG_URL = os.environ.get("ZWZX_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.servers import PG_URL  # noqa: E402
 
 
 def at(y, m, d, hh, mm=0):
@@ -89,15 +89,7 @@ def test_cancel_phrases():
 
 
 # ------------------------------------------------------------------------ store
-def _pg_available() -> bool:
-    try:
-        engine = sa.create_engine(PG_URL)
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
+from tests.servers import pg_available as _pg_available  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
