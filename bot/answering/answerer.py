@@ -112,7 +112,7 @@ class Answerer:
         words = content_words(q.tokens)
         forms = []
         for d in q.departments:
-            forms += [d.lower()] + [a.lower() for a in self.kb.departments.get(d, {}).get("aliases", [])]
+            forms += [f.lower() for f in self.kb.department_forms(d)]
         rest = [w for w in words if not any(w in f for f in forms)
                 and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那")]
         return not rest or bool(DUTIES_RE.search(q.text)) and len(rest) <= 1

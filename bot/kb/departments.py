@@ -59,9 +59,16 @@ def alias_map(index: Dict[str, dict]) -> Dict[str, str]:
     return out
 
 
-def find_departments(text: str, index: Dict[str, dict], include_generic: bool = False) -> List[str]:
-    """Canonical departments mentioned in ``text``, longest surface form first, no overlaps."""
-    forms = sorted(alias_map(index).items(), key=lambda kv: -len(kv[0]))
+def surface_forms_longest_first(index: Dict[str, dict]) -> List[tuple]:
+    """[(surface form, canonical)], longest form first (the matching order)."""
+    return sorted(alias_map(index).items(), key=lambda kv: -len(kv[0]))
+
+
+def find_departments(text: str, index: Dict[str, dict], include_generic: bool = False,
+                     forms: List[tuple] = None) -> List[str]:
+    """Canonical departments mentioned in ``text``, longest surface form first, no overlaps.
+    ``forms``: a precomputed :func:`surface_forms_longest_first` (the KB caches it)."""
+    forms = forms if forms is not None else surface_forms_longest_first(index)
     taken = [False] * len(text)
     found: List[tuple] = []
     lowered = text.lower()

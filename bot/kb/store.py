@@ -9,12 +9,14 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import yaml
 
-from bot.kb.departments import alias_map, build_department_index, find_departments
+from bot.kb.departments import (alias_map, build_department_index, find_departments,
+                                 surface_forms_longest_first)
 from bot.kb.parser import Document, Item, parse_document
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +46,22 @@ class KnowledgeBase:
             for item in doc.items:
                 yield doc, item
 
-    def alias_map(self) -> Dict[str, str]:
+    # The department index never changes once loaded: derived lookups are computed once,
+    # not on every message.
+    @cached_property
+    def _alias_map(self) -> Dict[str, str]:
         return alias_map(self.departments)
+
+    @cached_property
+    def _forms(self) -> List[tuple]:
+        return surface_forms_longest_first(self.departments)
+
+    def alias_map(self) -> Dict[str, str]:
+        return self._alias_map
+
+    def department_forms(self, canonical: str) -> List[str]:
+        """The canonical name and every alias of a department."""
+        return [canonical] + list(self.departments.get(canonical, {}).get("aliases", []))
 
     def canonical_department(self, name: str) -> Optional[str]:
         if not name:
@@ -53,11 +69,11 @@ class KnowledgeBase:
         amap = self.alias_map()
         if name in amap:
             return amap[name]
-        found = find_departments(name, self.departments, include_generic=True)
+        found = find_departments(name, self.departments, include_generic=True, forms=self._forms)
         return found[0] if found else None
 
     def find_departments(self, text: str, include_generic: bool = False) -> List[str]:
-        return find_departments(text, self.departments, include_generic)
+        return find_departments(text, self.departments, include_generic, forms=self._forms)
 
     def department_items(self, canonical: str):
         """[(doc, item, role)] for every item the department leads or shares, leads first

@@ -149,7 +149,7 @@ class PolicyIndex:
     ) -> List[Hit]:
         words = [w for w in content_words(tokens) if w not in STOPWORDS]
         for d in departments:  # department names are not topic words
-            for form in [d] + self.kb.departments.get(d, {}).get("aliases", []):
+            for form in self.kb.department_forms(d):
                 words = [w for w in words if w not in form.lower() or len(w) > len(form)]
         weights = self.expand(text, words)
         query = list(weights)
