@@ -54,11 +54,21 @@ DEV_SET = "../shared/eval/dev.jsonl"  # relative to the project root; only for m
 PROBE = "财政预决算信息会公开吗"  # policy question used to detect "first successful answer"
 ALLOWED_PORTS = range(5105, 5300)
 
+def _served_tracker_store() -> str:
+    """The tracker store class `make run` serves with (endpoints.yml)."""
+    import yaml
+    return yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))["tracker_store"]["type"]
+
+
+# ours is served as `make run` serves it; stock with Rasa's own SQLTrackerStore (both on SQLite).
 CONFIGS = {
     "ours": {"config": ROOT / "config.yml", "label": "ours (pkuseg + LogReg, Rule/Memo)",
-             "rasa_port": 5201, "action_port": 5251},
+             "rasa_port": 5201, "action_port": 5251, "tracker_store": _served_tracker_store()},
     "stock": {"config": BENCH / "config_stock.yml", "label": "stock (jieba + DIET + TED)",
-              "rasa_port": 5202, "action_port": 5252},
+              "rasa_port": 5202, "action_port": 5252, "tracker_store": "SQL"},
+    # what-if (not in the default run): the stock pipeline served with our tracker store
+    "stock_cached": {"config": BENCH / "config_stock.yml", "label": "stock + our tracker store",
+                     "rasa_port": 5203, "action_port": 5253, "tracker_store": _served_tracker_store()},
 }
 
 
@@ -214,7 +224,8 @@ class Servers:
         path = self.dir / "endpoints.yml"
         path.write_text(
             f'action_endpoint:\n  url: "http://127.0.0.1:{self.action_port}/webhook"\n'
-            f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{self.dir / "tracker.db"}"\n',
+            f'tracker_store:\n  type: {self.cfg["tracker_store"]}\n  dialect: "sqlite"\n'
+            f'  db: "{self.dir / "tracker.db"}"\n',
             encoding="utf-8")
         return path
 

@@ -96,13 +96,17 @@ class Servers:
 
 
 def tracker_store_yaml(db_url: str) -> str:
-    """endpoints.yml `tracker_store:` section for a SQLAlchemy URL (SQLite or PostgreSQL)."""
+    """endpoints.yml `tracker_store:` section for a SQLAlchemy URL (SQLite or PostgreSQL), with
+    the tracker store class of the project's endpoints.yml (what `make run` serves with)."""
     from sqlalchemy.engine import make_url
+    import yaml
+
+    store_type = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))["tracker_store"]["type"]
 
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
-        return f'tracker_store:\n  type: SQL\n  dialect: "sqlite"\n  db: "{url.database}"\n'
-    lines = ["tracker_store:", "  type: SQL", f'  dialect: "{url.drivername}"', f'  url: "{url.host or "127.0.0.1"}"',
+        return f'tracker_store:\n  type: {store_type}\n  dialect: "sqlite"\n  db: "{url.database}"\n'
+    lines = ["tracker_store:", f"  type: {store_type}", f'  dialect: "{url.drivername}"', f'  url: "{url.host or "127.0.0.1"}"',
              f"  port: {url.port or 5432}", f'  db: "{url.database}"']
     if url.username:
         lines.append(f'  username: "{url.username}"')

@@ -30,3 +30,41 @@ def test_invalid_responses_fail_as_in_rasa(result):
     assert "Failed to validate Action server response" in ours.value.message
     with pytest.raises(ValidationError):
         validate(result, RemoteAction.action_response_format_spec())
+
+
+def _rasa_resolve(type_name):
+    from rasa.shared.utils.common import all_subclasses
+    from rasa.shared.core.events import Event
+    for cls in all_subclasses(Event):
+        if cls.type_name == type_name:
+            return cls
+    return None
+
+
+def test_cached_event_lookup_matches_rasa_for_every_event_type():
+    from rasa.shared.utils.common import all_subclasses
+    from rasa.shared.core.events import Event
+    names = {cls.type_name for cls in all_subclasses(Event)}
+    assert {"user", "bot", "action", "slot", "session_started"} <= names
+    for name in names:
+        assert Event.resolve_by_type(name) is _rasa_resolve(name), name
+
+
+def test_cached_event_lookup_keeps_rasa_rules_for_unknown_names():
+    from rasa.shared.core.events import Event, SlotSet
+    assert Event.resolve_by_type("topic") is None
+    assert Event.resolve_by_type("no_such_event", SlotSet) is SlotSet
+    with pytest.raises(ValueError):
+        Event.resolve_by_type("no_such_event")
+
+
+def test_event_class_defined_later_still_resolves():
+    from rasa.shared.core.events import Event, SlotSet
+
+    assert Event.resolve_by_type("slot") is SlotSet  # the lookup is warm
+
+    class LateEvent(SlotSet):
+        type_name = "zwzx_late_test_event"
+
+    assert _rasa_resolve("zwzx_late_test_event") is LateEvent
+    assert Event.resolve_by_type("zwzx_late_test_event") is LateEvent

@@ -1,0 +1,159 @@
+"""SQL tracker store with a validated in-process cache of recent conversations.
+
+Rasa's ``SQLTrackerStore.retrieve`` re-reads and re-parses every event of the current session on
+each message (SQL query, ``json.loads`` and event deserialisation per row): about a third of a
+turn's CPU in bench/profile_turn.py. This store keeps, for the most recently used conversations,
+the stored rows of the current session as event objects, and answers ``retrieve`` from them.
+
+The database stays the only source of truth:
+
+* Every ``retrieve`` first asks the database for the conversation's row count and highest row
+  id (one indexed query). The cache is used only when both equal what this process last read or
+  wrote; anything written by another process (a second Rasa server, a script, a deletion) makes
+  them differ and the conversation is re-read from the database exactly as Rasa reads it.
+* ``save`` is Rasa's (same rows, one commit per turn); the rows it inserted are appended to the
+  cache entry only after the commit succeeded. A failed commit drops the entry.
+* The session filter is Rasa's: the rows whose timestamp is at or after the latest
+  ``session_started`` row, in id order.
+
+So a retrieve returns the same tracker as Rasa's store would, and nothing is kept that is not
+in the database. ``retrieve_full_tracker`` (all sessions; staff views, history) is not cached.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Text, Tuple
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import Event, SessionStarted
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CONVERSATIONS = 2000
+
+
+@dataclass
+class _Row:
+    id: int
+    timestamp: Optional[float]
+    type_name: Text
+    event: Event
+
+
+@dataclass
+class _Entry:
+    count: int            # rows of this sender in the database (all sessions)
+    max_id: Optional[int]  # highest row id of this sender
+    rows: List[_Row] = field(default_factory=list)  # rows of the latest session and after
+
+    def _session_rows(self) -> List[_Row]:
+        starts = [r.timestamp for r in self.rows
+                  if r.type_name == SessionStarted.type_name and r.timestamp is not None]
+        if not starts:
+            return self.rows
+        start = max(starts)
+        return [r for r in self.rows if r.timestamp is not None and r.timestamp >= start]
+
+    def session_events(self) -> List[Event]:
+        return [r.event for r in self._session_rows()]
+
+    def prune(self) -> None:
+        """Forget rows before the latest session start (the latest start only moves forward)."""
+        self.rows = list(self._session_rows())
+
+
+class CachedSQLTrackerStore(SQLTrackerStore):
+    """Rasa's SQLTrackerStore whose ``retrieve`` is served from a validated cache."""
+
+    def __init__(self, *args: Any, max_cached_conversations: int = DEFAULT_MAX_CONVERSATIONS,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_cached_conversations = int(max_cached_conversations)
+        self._cache: "OrderedDict[Text, _Entry]" = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    # -- helpers -------------------------------------------------------------------------
+    def _stamp(self, session: Any, sender_id: Text) -> Tuple[int, Optional[int]]:
+        count, max_id = session.query(sa.func.count(self.SQLEvent.id), sa.func.max(self.SQLEvent.id)) \
+            .filter(self.SQLEvent.sender_id == sender_id).one()
+        return int(count or 0), max_id
+
+    def _remember(self, sender_id: Text, entry: _Entry) -> None:
+        self._cache[sender_id] = entry
+        self._cache.move_to_end(sender_id)
+        while len(self._cache) > self.max_cached_conversations:
+            self._cache.popitem(last=False)
+
+    def forget(self, sender_id: Optional[Text] = None) -> None:
+        """Drop one conversation (or all) from the cache; the next retrieve reads the database."""
+        if sender_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(sender_id, None)
+
+    def _tracker(self, sender_id: Text, events: List[Event]) -> Optional[DialogueStateTracker]:
+        if not (self.domain and events):
+            return None
+        return DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
+
+    # -- reads ---------------------------------------------------------------------------
+    async def retrieve(self, sender_id: Text) -> Optional[DialogueStateTracker]:
+        with self.session_scope() as session:
+            count, max_id = self._stamp(session, sender_id)
+            entry = self._cache.get(sender_id)
+            if entry is not None and entry.count == count and entry.max_id == max_id:
+                self.hits += 1
+                self._cache.move_to_end(sender_id)
+                return self._tracker(sender_id, entry.session_events())
+            self.misses += 1
+            # The stamp is read before the rows: a write in between makes the stamp stale, so
+            # the next retrieve misses again instead of trusting rows it never saw.
+            records = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+            rows = [_Row(r.id, r.timestamp, r.type_name, Event.from_parameters(json.loads(r.data)))
+                    for r in records]
+        rows = [r for r in rows if r.event is not None]
+        if count:
+            self._remember(sender_id, _Entry(count, max_id, rows))
+        else:
+            self._cache.pop(sender_id, None)
+        return self._tracker(sender_id, [r.event for r in rows])
+
+    # -- write ---------------------------------------------------------------------------
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """SQLTrackerStore.save (same rows, one commit), then the cache entry follows."""
+        await self.stream_events(tracker)
+        sender_id = tracker.sender_id
+        entry = self._cache.pop(sender_id, None)  # back in only once the commit succeeded
+        with self.session_scope() as session:
+            added: List[Tuple[Any, Event]] = []
+            for event in self._additional_events(session, tracker):
+                data = event.as_dict()
+                record = self.SQLEvent(
+                    sender_id=sender_id,
+                    type_name=event.type_name,
+                    timestamp=data.get("timestamp"),
+                    intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+                    action_name=data.get("name"),
+                    data=json.dumps(data),
+                )
+                session.add(record)
+                added.append((record, event))
+            session.flush()  # assigns the row ids (read now: after the commit they are expired)
+            new_rows = [_Row(rec.id, rec.timestamp, rec.type_name, ev) for rec, ev in added]
+            session.commit()
+        if entry is None:
+            return
+        if new_rows:
+            entry.count += len(new_rows)
+            entry.max_id = max([r.id for r in new_rows] + ([entry.max_id] if entry.max_id else []))
+            entry.rows.extend(new_rows)
+            entry.prune()
+        self._remember(sender_id, entry)
+        logger.debug(f"Tracker with sender_id '{sender_id}' stored to database")

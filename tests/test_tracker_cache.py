@@ -1,0 +1,136 @@
+"""The cached SQL tracker store returns what Rasa's SQLTrackerStore returns, on the same database,
+and notices writes made by anyone else (another process, a deletion)."""
+import asyncio
+import time
+
+import pytest
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (ActionExecuted, BotUttered, SessionStarted, SlotSet,
+                                     UserUttered)
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
+
+from bot.ops.tracker_cache import CachedSQLTrackerStore
+from tests.servers import ROOT
+
+DOMAIN = Domain.load(str(ROOT / "domain.yml"))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def stores(tmp_path):
+    db = str(tmp_path / "tracker.db")
+    cached = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=db)
+    plain = SQLTrackerStore(DOMAIN, dialect="sqlite", db=db)
+    return cached, plain
+
+
+def state(tracker):
+    return tracker.current_state(EventVerbosity.ALL) if tracker else None
+
+
+def turn(tracker, text, slot_value=None, ts=None):
+    ts = ts or time.time()
+    tracker.update(UserUttered(text, {"name": "ask_policy", "confidence": 0.9},
+                               parse_data={"text": text, "intent": {"name": "ask_policy", "confidence": 0.9},
+                                           "entities": []}, timestamp=ts))
+    tracker.update(ActionExecuted("action_answer", timestamp=ts + 0.01))
+    if slot_value is not None:
+        tracker.update(SlotSet("current_item", slot_value, timestamp=ts + 0.02))
+    tracker.update(BotUttered("好的，您好", timestamp=ts + 0.03))
+    tracker.update(ActionExecuted("action_listen", timestamp=ts + 0.04))
+
+
+def new_session(tracker, ts):
+    tracker.update(ActionExecuted("action_session_start", timestamp=ts))
+    tracker.update(SessionStarted(timestamp=ts + 0.001))
+    tracker.update(ActionExecuted("action_listen", timestamp=ts + 0.002))
+
+
+def test_cached_retrieve_equals_rasa_retrieve_over_turns_and_sessions(stores):
+    cached, plain = stores
+    sid = "cache-equal"
+    assert run(cached.retrieve(sid)) is None
+    tracker = DialogueStateTracker(sid, DOMAIN.slots)
+    t0 = time.time() - 100
+    new_session(tracker, t0)
+    run(cached.save(tracker))
+    for i in range(6):
+        tracker = run(cached.retrieve(sid))
+        turn(tracker, f"问题{i}", slot_value=float(i), ts=t0 + 1 + i)
+        if i == 3:  # a new session inside the same conversation
+            new_session(tracker, t0 + 4.5)
+        run(cached.save(tracker))
+        assert state(run(cached.retrieve(sid))) == state(run(plain.retrieve(sid)))
+    assert cached.hits >= 6
+    final = run(cached.retrieve(sid))
+    assert final.get_slot("current_item") == 5.0
+    # only the latest session's events, as Rasa returns them
+    assert [e.text for e in final.events if isinstance(e, UserUttered)] == ["问题4", "问题5"]
+
+
+def test_write_by_another_store_is_seen(stores):
+    cached, plain = stores
+    sid = "cache-foreign-write"
+    tracker = DialogueStateTracker(sid, DOMAIN.slots)
+    new_session(tracker, time.time() - 10)
+    turn(tracker, "第一问", slot_value=1.0)
+    run(cached.save(tracker))
+    run(cached.retrieve(sid))  # now cached
+    other = run(plain.retrieve(sid))   # e.g. a second Rasa server on the same database
+    turn(other, "第二问", slot_value=2.0)
+    run(plain.save(other))
+    seen = run(cached.retrieve(sid))
+    assert seen.get_slot("current_item") == 2.0
+    assert state(seen) == state(run(plain.retrieve(sid)))
+
+
+def test_deleted_conversation_is_not_served_from_cache(stores):
+    cached, _ = stores
+    sid = "cache-deleted"
+    tracker = DialogueStateTracker(sid, DOMAIN.slots)
+    new_session(tracker, time.time() - 10)
+    turn(tracker, "要删除的问题")
+    run(cached.save(tracker))
+    assert run(cached.retrieve(sid)) is not None
+    with cached.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s"), {"s": sid})
+    assert run(cached.retrieve(sid)) is None
+
+
+def test_failed_save_keeps_nothing_that_is_not_in_the_database(stores, monkeypatch):
+    cached, plain = stores
+    sid = "cache-failed-save"
+    tracker = DialogueStateTracker(sid, DOMAIN.slots)
+    new_session(tracker, time.time() - 10)
+    turn(tracker, "第一问", slot_value=1.0)
+    run(cached.save(tracker))
+    tracker = run(cached.retrieve(sid))
+    turn(tracker, "第二问", slot_value=2.0)
+
+    def broken_commit(self):
+        raise sa.exc.OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(sa.orm.Session, "commit", broken_commit)
+    with pytest.raises(sa.exc.OperationalError):
+        run(cached.save(tracker))
+    monkeypatch.undo()
+    after = run(cached.retrieve(sid))
+    assert after.get_slot("current_item") == 1.0
+    assert state(after) == state(run(plain.retrieve(sid)))
+
+
+def test_cache_is_bounded(tmp_path):
+    store = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "t.db"),
+                                  max_cached_conversations=3)
+    for i in range(5):
+        tracker = DialogueStateTracker(f"bounded-{i}", DOMAIN.slots)
+        new_session(tracker, time.time())
+        run(store.save(tracker))
+        run(store.retrieve(f"bounded-{i}"))
+    assert len(store._cache) == 3
+    assert run(store.retrieve("bounded-0")) is not None  # evicted, read from the database
