@@ -1,8 +1,8 @@
 """Where does a REST turn spend its CPU?  cProfile of the Rasa side of N messages, in-process.
 
     PYTHONPATH=. .venv/bin/python bench/profile_turn.py [--model models/zhengwu.tar.gz]
-        [--tracker sql|memory] [--n 200] [--action-port 5271] [--top 30]
-        [--no-profile] [--fast-validate]
+        [--tracker sql|cached|memory] [--n 200] [--action-port 5271] [--top 30]
+        [--no-profile] [--fast-validate] [--speedups]
 
 Loads the model with rasa.core.agent, uses the same SQLite tracker store as production
 (in a temp dir) or the in-memory one, starts its own action server on --action-port
@@ -88,8 +88,12 @@ async def run(args) -> None:
           if "|" in l and not l.startswith("#")]
     qs = [qs[i % len(qs)] for i in range(args.n)]
 
-    tracker_cfg = (EndpointConfig(type="SQL", dialect="sqlite", db=str(tmp / "tracker.db"))
-                   if args.tracker == "sql" else None)
+    if args.speedups:
+        from bot.rasa_speedups import install
+        install()
+    store_type = {"sql": "SQL", "cached": "bot.ops.tracker_cache.CachedSQLTrackerStore"}.get(args.tracker)
+    tracker_cfg = (EndpointConfig(type=store_type, dialect="sqlite", db=str(tmp / "tracker.db"))
+                   if store_type else None)
     agent = await load_agent(model_path=args.model, endpoints=AvailableEndpoints(
         action=EndpointConfig(f"http://127.0.0.1:{args.action_port}/webhook"), tracker_store=tracker_cfg))
     print(f"tracker store: {type(agent.tracker_store).__name__}")
@@ -134,7 +138,9 @@ async def _measure(args, agent, qs) -> None:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--model", default=str(ROOT / "models/zhengwu.tar.gz"))
-    p.add_argument("--tracker", choices=["sql", "memory"], default="sql")
+    p.add_argument("--tracker", choices=["sql", "cached", "memory"], default="sql",
+                   help="sql: Rasa's SQLTrackerStore; cached: ours (endpoints.yml); memory: in-memory")
+    p.add_argument("--speedups", action="store_true", help="install bot/rasa_speedups.py (as served)")
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--action-port", type=int, default=5271)
     p.add_argument("--top", type=int, default=30)

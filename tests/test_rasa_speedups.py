@@ -68,3 +68,46 @@ def test_event_class_defined_later_still_resolves():
 
     assert _rasa_resolve("zwzx_late_test_event") is LateEvent
     assert Event.resolve_by_type("zwzx_late_test_event") is LateEvent
+
+
+def test_graph_evaluation_matches_dask():
+    import dask
+    from bot.rasa_speedups import evaluate
+
+    calls = []
+
+    def node(name):
+        def f(*args):
+            calls.append(name)
+            return (name, [a for a in args])
+        return f
+
+    graph = {
+        "__message__": ("__message__", ["消息", {"unhashable": 1}]),  # an input, as Rasa adds it
+        "tok": (node("tok"), "__message__"),
+        "feat1": (node("feat1"), "tok"),
+        "feat2": (node("feat2"), "tok"),
+        "clf": (node("clf"), "feat1", "feat2", "not-a-key"),
+        "unused": (node("unused"), "tok"),
+        "out": (node("out"), "clf", "tok"),
+    }
+    expected = dask.get(graph, ["out", "feat2"])
+    calls.clear()
+    assert evaluate(graph, ["out", "feat2"]) == list(expected)
+    assert sorted(calls) == ["clf", "feat1", "feat2", "out", "tok"]  # each needed node once
+
+
+def test_graph_evaluation_rejects_cycles():
+    from bot.rasa_speedups import evaluate
+    graph = {"a": (lambda x: x, "b"), "b": (lambda x: x, "a")}
+    with pytest.raises(RuntimeError):
+        evaluate(graph, ["a"])
+
+
+def test_graph_node_errors_surface_unchanged():
+    from bot.rasa_speedups import evaluate
+
+    def boom(_):
+        raise ValueError("组件出错")
+    with pytest.raises(ValueError, match="组件出错"):
+        evaluate({"x": ("x", 1), "y": (boom, "x")}, ["y"])

@@ -21,6 +21,7 @@ in the database. ``retrieve_full_tracker`` (all sessions; staff views, history) 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections import OrderedDict
@@ -76,13 +77,15 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         super().__init__(*args, **kwargs)
         self.max_cached_conversations = int(max_cached_conversations)
         self._cache: "OrderedDict[Text, _Entry]" = OrderedDict()
+        table = self.SQLEvent.__tablename__
+        self._stamp_sql = sa.text(f"SELECT count(id), max(id) FROM {table} WHERE sender_id = :sender_id")
         self.hits = 0
         self.misses = 0
 
     # -- helpers -------------------------------------------------------------------------
     def _stamp(self, session: Any, sender_id: Text) -> Tuple[int, Optional[int]]:
-        count, max_id = session.query(sa.func.count(self.SQLEvent.id), sa.func.max(self.SQLEvent.id)) \
-            .filter(self.SQLEvent.sender_id == sender_id).one()
+        # Plain SQL: building the same ORM query costs more than running it.
+        count, max_id = session.execute(self._stamp_sql, {"sender_id": sender_id}).one()
         return int(count or 0), max_id
 
     def _remember(self, sender_id: Text, entry: _Entry) -> None:
@@ -126,6 +129,16 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         return self._tracker(sender_id, [r.event for r in rows])
 
     # -- write ---------------------------------------------------------------------------
+    def _unsaved_events(self, session: Any, tracker: DialogueStateTracker,
+                        entry: Optional[_Entry]) -> Any:
+        """Rasa's ``_additional_events``: the tracker's events after the first N, N being the
+        number of rows stored for the latest session. With a cache entry that still matches the
+        database N is counted from the entry (one cheap stamp query instead of Rasa's count)."""
+        if entry is not None and (entry.count, entry.max_id) == self._stamp(session, tracker.sender_id):
+            stored = len(entry._session_rows())
+            return itertools.islice(tracker.events, stored, len(tracker.events))
+        return self._additional_events(session, tracker)
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         """SQLTrackerStore.save (same rows, one commit), then the cache entry follows."""
         await self.stream_events(tracker)
@@ -133,7 +146,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         entry = self._cache.pop(sender_id, None)  # back in only once the commit succeeded
         with self.session_scope() as session:
             added: List[Tuple[Any, Event]] = []
-            for event in self._additional_events(session, tracker):
+            for event in self._unsaved_events(session, tracker, entry):
                 data = event.as_dict()
                 record = self.SQLEvent(
                     sender_id=sender_id,
