@@ -69,6 +69,10 @@ CONFIGS = {
     # what-if (not in the default run): the stock pipeline served with our tracker store
     "stock_cached": {"config": BENCH / "config_stock.yml", "label": "stock + our tracker store",
                      "rasa_port": 5203, "action_port": 5253, "tracker_store": _served_tracker_store()},
+    # the stock pipeline on unmodified Rasa: Rasa's REST channel, no bot/rasa_speedups.py
+    "stock_plain": {"config": BENCH / "config_stock.yml", "label": "stock on unmodified Rasa",
+                    "rasa_port": 5204, "action_port": 5254, "tracker_store": "SQL",
+                    "credentials": BENCH / "credentials_stock.yml"},
 }
 
 
@@ -246,7 +250,8 @@ class Servers:
             cwd=ROOT, env=env, stdout=alog, stderr=subprocess.STDOUT, start_new_session=True)
         self.rasa = subprocess.Popen(
             [RASA, "run", "--enable-api", "-i", "127.0.0.1", "--port", str(self.rasa_port),
-             "--model", self.model, "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+             "--model", self.model, "--endpoints", str(endpoints),
+             "--credentials", str(self.cfg.get("credentials", ROOT / "credentials.yml"))],
             cwd=ROOT, env=env, stdout=rlog, stderr=subprocess.STDOUT, start_new_session=True)
         log(f"{self.name}: started action server pid {self.actions.pid} (:{self.action_port}), "
             f"rasa pid {self.rasa.pid} (:{self.rasa_port})")

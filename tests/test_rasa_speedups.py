@@ -111,3 +111,24 @@ def test_graph_node_errors_surface_unchanged():
         raise ValueError("组件出错")
     with pytest.raises(ValueError, match="组件出错"):
         evaluate({"x": ("x", 1), "y": (boom, "x")}, ["y"])
+
+
+MORE_BAD = BAD + [
+    {"events": [{"event": "slot", "name": 5, "value": 1}]},     # a name that is not a string
+    {"events": [{"name": "x"}]},                                   # an event without its type
+    {"events": [{"event": "action", "name": None}], "responses": "x"},
+    [],
+]
+
+
+def test_compiled_check_passes_only_what_jsonschema_passes():
+    from jsonschema import Draft202012Validator
+    from bot.rasa_speedups import _compiled_check
+    schema = RemoteAction.action_response_format_spec()
+    check = _compiled_check(schema)
+    reference = Draft202012Validator(schema)
+    for result in GOOD:
+        assert check(result) and reference.is_valid(result)
+    for result in MORE_BAD:
+        assert not reference.is_valid(result), result
+        assert not check(result), result       # never short-cuts a response jsonschema rejects
