@@ -51,6 +51,14 @@ def new_session(tracker, ts):
     tracker.update(ActionExecuted("action_listen", timestamp=ts + 0.002))
 
 
+def one_turn_conversation(store, sid, text, slot_value=None):
+    """A conversation with a session start and one turn, saved through `store`."""
+    tracker = DialogueStateTracker(sid, DOMAIN.slots)
+    new_session(tracker, time.time() - 10)
+    turn(tracker, text, slot_value=slot_value)
+    run(store.save(tracker))
+
+
 def test_cached_retrieve_equals_rasa_retrieve_over_turns_and_sessions(stores):
     cached, plain = stores
     sid = "cache-equal"
@@ -76,10 +84,7 @@ def test_cached_retrieve_equals_rasa_retrieve_over_turns_and_sessions(stores):
 def test_write_by_another_store_is_seen(stores):
     cached, plain = stores
     sid = "cache-foreign-write"
-    tracker = DialogueStateTracker(sid, DOMAIN.slots)
-    new_session(tracker, time.time() - 10)
-    turn(tracker, "第一问", slot_value=1.0)
-    run(cached.save(tracker))
+    one_turn_conversation(cached, sid, "第一问", slot_value=1.0)
     run(cached.retrieve(sid))  # now cached
     other = run(plain.retrieve(sid))   # e.g. a second Rasa server on the same database
     turn(other, "第二问", slot_value=2.0)
@@ -92,10 +97,7 @@ def test_write_by_another_store_is_seen(stores):
 def test_deleted_conversation_is_not_served_from_cache(stores):
     cached, _ = stores
     sid = "cache-deleted"
-    tracker = DialogueStateTracker(sid, DOMAIN.slots)
-    new_session(tracker, time.time() - 10)
-    turn(tracker, "要删除的问题")
-    run(cached.save(tracker))
+    one_turn_conversation(cached, sid, "要删除的问题")
     assert run(cached.retrieve(sid)) is not None
     with cached.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s"), {"s": sid})
@@ -105,10 +107,7 @@ def test_deleted_conversation_is_not_served_from_cache(stores):
 def test_failed_save_keeps_nothing_that_is_not_in_the_database(stores, monkeypatch):
     cached, plain = stores
     sid = "cache-failed-save"
-    tracker = DialogueStateTracker(sid, DOMAIN.slots)
-    new_session(tracker, time.time() - 10)
-    turn(tracker, "第一问", slot_value=1.0)
-    run(cached.save(tracker))
+    one_turn_conversation(cached, sid, "第一问", slot_value=1.0)
     tracker = run(cached.retrieve(sid))
     turn(tracker, "第二问", slot_value=2.0)
 
