@@ -50,25 +50,22 @@ BENCH = ROOT / "bench"
 VENV_BIN = ROOT / ".venv" / "bin"
 RASA = str(VENV_BIN / "rasa")
 PYTHON = str(VENV_BIN / "python")
+sys.path.insert(0, str(ROOT))
+from bot.ops.settings import served_tracker_store_type  # noqa: E402
+
 DEV_SET = "../shared/eval/dev.jsonl"  # relative to the project root; only for measuring
 PROBE = "财政预决算信息会公开吗"  # policy question used to detect "first successful answer"
 ALLOWED_PORTS = range(5105, 5300)
 
-def _served_tracker_store() -> str:
-    """The tracker store class `make run` serves with (endpoints.yml)."""
-    import yaml
-    return yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))["tracker_store"]["type"]
-
-
 # ours is served as `make run` serves it; stock with Rasa's own SQLTrackerStore (both on SQLite).
 CONFIGS = {
     "ours": {"config": ROOT / "config.yml", "label": "ours (pkuseg + LogReg, Rule/Memo)",
-             "rasa_port": 5201, "action_port": 5251, "tracker_store": _served_tracker_store()},
+             "rasa_port": 5201, "action_port": 5251, "tracker_store": served_tracker_store_type()},
     "stock": {"config": BENCH / "config_stock.yml", "label": "stock (jieba + DIET + TED)",
               "rasa_port": 5202, "action_port": 5252, "tracker_store": "SQL"},
     # what-if (not in the default run): the stock pipeline served with our tracker store
     "stock_cached": {"config": BENCH / "config_stock.yml", "label": "stock + our tracker store",
-                     "rasa_port": 5203, "action_port": 5253, "tracker_store": _served_tracker_store()},
+                     "rasa_port": 5203, "action_port": 5253, "tracker_store": served_tracker_store_type()},
     # the stock pipeline on unmodified Rasa: Rasa's REST channel, no bot/rasa_speedups.py
     "stock_plain": {"config": BENCH / "config_stock.yml", "label": "stock on unmodified Rasa",
                     "rasa_port": 5204, "action_port": 5254, "tracker_store": "SQL",

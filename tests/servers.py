@@ -99,9 +99,10 @@ def tracker_store_yaml(db_url: str) -> str:
     """endpoints.yml `tracker_store:` section for a SQLAlchemy URL (SQLite or PostgreSQL), with
     the tracker store class of the project's endpoints.yml (what `make run` serves with)."""
     from sqlalchemy.engine import make_url
-    import yaml
 
-    store_type = yaml.safe_load((ROOT / "endpoints.yml").read_text(encoding="utf-8"))["tracker_store"]["type"]
+    from bot.ops.settings import served_tracker_store_type
+
+    store_type = served_tracker_store_type()
 
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":

@@ -107,3 +107,12 @@ class Topology:
                    http_port=int(env("ZWZX_HTTP_PORT", environ)),
                    actions_lb_port=int(env("ZWZX_ACTIONS_LB_PORT", environ)),
                    bind=env("ZWZX_BIND", environ))
+
+
+def served_tracker_store_type(endpoints: Optional[Path] = None) -> str:
+    """The tracker store class of the default profile (endpoints.yml), which `make run` serves
+    with; the end-to-end tests and the benchmark start their servers with the same class."""
+    import yaml
+
+    path = endpoints or Path(__file__).resolve().parents[2] / "endpoints.yml"
+    return yaml.safe_load(path.read_text(encoding="utf-8"))["tracker_store"]["type"]

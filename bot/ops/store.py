@@ -16,16 +16,15 @@ Rasa (``events``) on start; ``python -m bot.ops.db migrate`` does the same ahead
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Iterable, Optional, Text
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore, create_engine_kwargs
 from rasa.shared.core.trackers import DialogueStateTracker
-from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 from bot.ops import metrics
+from bot.ops.tracker_cache import event_record
 
 logger = logging.getLogger(__name__)
 
@@ -71,15 +70,7 @@ class ProdSQLTrackerStore(SQLTrackerStore):
             with self.session_scope() as session:
                 events = list(self._additional_events(session, tracker))
                 for event in events:
-                    data = event.as_dict()
-                    session.add(self.SQLEvent(
-                        sender_id=tracker.sender_id,
-                        type_name=event.type_name,
-                        timestamp=data.get("timestamp"),
-                        intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                        action_name=data.get("name"),
-                        data=json.dumps(data),
-                    ))
+                    session.add(event_record(self, tracker.sender_id, event))
                 session.commit()
         except Exception:
             metrics.STORE_ERRORS.labels(store="tracker", op="save").inc()

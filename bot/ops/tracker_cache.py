@@ -39,6 +39,19 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_CONVERSATIONS = 2000
 
 
+def event_record(store: SQLTrackerStore, sender_id: Text, event: Event) -> Any:
+    """The ``events`` row Rasa's SQLTrackerStore.save writes for one event."""
+    data = event.as_dict()
+    return store.SQLEvent(
+        sender_id=sender_id,
+        type_name=event.type_name,
+        timestamp=data.get("timestamp"),
+        intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+        action_name=data.get("name"),
+        data=json.dumps(data),
+    )
+
+
 @dataclass
 class _Row:
     id: int
@@ -52,6 +65,10 @@ class _Entry:
     count: int            # rows of this sender in the database (all sessions)
     max_id: Optional[int]  # highest row id of this sender
     rows: List[_Row] = field(default_factory=list)  # rows of the latest session and after
+
+    @property
+    def stamp(self) -> Tuple[int, Optional[int]]:
+        return self.count, self.max_id
 
     def _session_rows(self) -> List[_Row]:
         starts = [r.timestamp for r in self.rows
@@ -94,13 +111,6 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         while len(self._cache) > self.max_cached_conversations:
             self._cache.popitem(last=False)
 
-    def forget(self, sender_id: Optional[Text] = None) -> None:
-        """Drop one conversation (or all) from the cache; the next retrieve reads the database."""
-        if sender_id is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(sender_id, None)
-
     def _tracker(self, sender_id: Text, events: List[Event]) -> Optional[DialogueStateTracker]:
         if not (self.domain and events):
             return None
@@ -111,7 +121,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         with self.session_scope() as session:
             count, max_id = self._stamp(session, sender_id)
             entry = self._cache.get(sender_id)
-            if entry is not None and entry.count == count and entry.max_id == max_id:
+            if entry is not None and entry.stamp == (count, max_id):
                 self.hits += 1
                 self._cache.move_to_end(sender_id)
                 return self._tracker(sender_id, entry.session_events())
@@ -134,7 +144,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         """Rasa's ``_additional_events``: the tracker's events after the first N, N being the
         number of rows stored for the latest session. With a cache entry that still matches the
         database N is counted from the entry (one cheap stamp query instead of Rasa's count)."""
-        if entry is not None and (entry.count, entry.max_id) == self._stamp(session, tracker.sender_id):
+        if entry is not None and entry.stamp == self._stamp(session, tracker.sender_id):
             stored = len(entry._session_rows())
             return itertools.islice(tracker.events, stored, len(tracker.events))
         return self._additional_events(session, tracker)
@@ -147,15 +157,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         with self.session_scope() as session:
             added: List[Tuple[Any, Event]] = []
             for event in self._unsaved_events(session, tracker, entry):
-                data = event.as_dict()
-                record = self.SQLEvent(
-                    sender_id=sender_id,
-                    type_name=event.type_name,
-                    timestamp=data.get("timestamp"),
-                    intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-                    action_name=data.get("name"),
-                    data=json.dumps(data),
-                )
+                record = event_record(self, sender_id, event)
                 session.add(record)
                 added.append((record, event))
             session.flush()  # assigns the row ids (read now: after the commit they are expired)
@@ -165,7 +167,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             return
         if new_rows:
             entry.count += len(new_rows)
-            entry.max_id = max([r.id for r in new_rows] + ([entry.max_id] if entry.max_id else []))
+            entry.max_id = max(r.id for r in new_rows)  # new rows get ids above every stored one
             entry.rows.extend(new_rows)
             entry.prune()
         self._remember(sender_id, entry)
