@@ -15,12 +15,16 @@ from typing import List, Optional, Sequence
 from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
                                  units_sentence)
 from bot.kb.store import KnowledgeBase
-from bot.nlp.segmenter import content_words
+from bot.nlp.normalize import normalize_text, scoring_text
+from bot.nlp.segmenter import CJK_RE, content_words
+from bot.retrieval.references import document_named, items_naming
 from bot.retrieval.search import Hit, PolicyIndex
 
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
+CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
+CLEAR_MARGIN = 2.5       # ... this many times better ranked than every other item
 MAX_ANSWER_CHARS = 300
 MAX_INPUT_CHARS = 500
 
@@ -30,6 +34,8 @@ DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|�
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
+CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。"
+LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 
 
 TAG_RE = re.compile(r"<[^<>]{0,200}>|&[a-zA-Z]{2,8};|&#\d{1,6};")
@@ -52,6 +58,7 @@ class Query:
     item_ref: Optional[str] = None
     current_doc: Optional[str] = None
     current_item: Optional[int] = None
+    scoring: str = ""  # the text without greetings and fillers (bot.nlp.normalize.scoring_text)
 
 
 class Answerer:
@@ -61,7 +68,21 @@ class Answerer:
 
     # ------------------------------------------------------------------ entry
     def answer(self, q: Query) -> Reply:
-        text = (q.text or "").strip()
+        reply = self._answer(q)
+        if reply.kind == "answer" and self._mostly_foreign(q.text) and reply.texts:
+            reply.texts.insert(1, CHINESE_NOTE)
+        return reply
+
+    @staticmethod
+    def _mostly_foreign(text: str) -> bool:
+        text = text or ""
+        latin = sum(len(w) for w in LATIN_WORD_RE.findall(text))
+        return latin >= 8 and latin > 2 * len(CJK_RE.findall(text))
+
+    def _answer(self, q: Query) -> Reply:
+        q.text = normalize_text(q.text) if q.text else ""
+        q.scoring = scoring_text(q.text) or q.text
+        text = q.text
         if q.item_ref:  # a button the citizen clicked: answer exactly that item
             doc_id, _, num = q.item_ref.partition("#")
             if q.intent == "ask_document_info" and self.kb.document(doc_id):
@@ -83,6 +104,18 @@ class Answerer:
         q.departments = departments
 
         intent = q.intent or "ask_policy"
+        if intent not in ("request_human", "complain"):
+            own = document_named(self.kb, text)
+            if own is not None and not items_naming(self.kb, text):
+                q.current_doc = own.doc_id
+                return self.document_info(q)
+            named = items_naming(self.kb, text)
+            if named:  # "国办发〔2020〕50号是关于什么的": the item that cites it
+                doc, item, _ = named[0]
+                mode = "responsible" if RESPONSIBLE_RE.search(text) and intent == "ask_responsible" else "policy"
+                return self._answer_item(doc.doc_id, item, q, mode)
+        if intent == "ask_document_info" and self._topic_words(q):
+            intent = "ask_policy"  # "文件库是什么": a topic of an item, not the document's metadata
         if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
                                              and self._looks_like_doc_info(q)):
             return self.document_info(q)
@@ -100,13 +133,22 @@ class Answerer:
         return self.retrieve(q, mode)
 
     # --------------------------------------------------------------- helpers
+    DOC_GENERIC = {"文件", "要点", "工作要点", "通知", "政务", "公开", "工作", "政务公开", "印发", "发布",
+                   "日期", "时间", "文号", "单位", "发文", "标题", "名称", "哪天", "时候", "年", "发文字号",
+                   "字号", "主送", "落款", "谁发", "发的", "哪个单位", "这个文件", "份", "几号", "号"}
+
+    def _topic_words(self, q: Query) -> List[str]:
+        words = [w for w in content_words(q.tokens)
+                 if w not in self.DOC_GENERIC and not w.isdigit() and len(w) > 1]
+        for d in self.kb.documents:  # the document's own title and issuer are not a topic
+            words = [w for w in words if w not in d.title and w not in (d.issuer or "")]
+        return words
+
     def _looks_like_doc_info(self, q: Query) -> bool:
         """"工作要点的印发日期": about the document itself, no policy topic in it."""
         if not (re.search(r"(文件|要点|通知|这个文)", q.text) and DOC_INFO_RE.search(q.text)):
             return False
-        generic = {"文件", "要点", "工作要点", "通知", "政务", "公开", "工作", "政务公开", "印发", "发布",
-                   "日期", "时间", "文号", "单位", "发文", "标题", "名称", "哪天", "时候", "年"}
-        return not [w for w in content_words(q.tokens) if w not in generic]
+        return not self._topic_words(q)
 
     def _only_department(self, q: Query) -> bool:
         words = content_words(q.tokens)
@@ -126,7 +168,7 @@ class Answerer:
 
     # --------------------------------------------------------------- answers
     def retrieve(self, q: Query, mode: str) -> Reply:
-        hits = self.index.search(q.text, q.tokens, q.departments)
+        hits = self.index.search(q.scoring or q.text, q.tokens, q.departments)
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
         own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")])
@@ -139,9 +181,10 @@ class Answerer:
             return self.fallback(q)
         top = hits[0]
         runner = hits[1] if len(hits) > 1 else None
-        decisive = runner is None or top.score >= CLARIFY_MARGIN * runner.score or \
+        decisive = runner is None or top.rank >= CLARIFY_MARGIN * runner.rank or \
             top.coverage - runner.coverage >= 0.3
-        if top.coverage >= ANSWER_COVERAGE:
+        clearly_best = top.coverage >= CLEAR_COVERAGE and (runner is None or top.rank >= CLEAR_MARGIN * runner.rank)
+        if top.coverage >= ANSWER_COVERAGE or clearly_best:
             reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
             if not decisive:
                 # Close call: answer the best match, offer the runners-up as related items.
@@ -159,7 +202,7 @@ class Answerer:
         cites = [citation(doc, item)]
         for h in hits[1:3]:
             # secondary citations only when they are nearly as good
-            if h.coverage >= ANSWER_COVERAGE and h.score >= 0.6 * hits[0].score:
+            if h.coverage >= ANSWER_COVERAGE and h.rank >= 0.6 * hits[0].rank:
                 cites.append(citation(self.kb.document(h.doc), self.kb.item(h.doc, h.item)))
         depts = item_departments(item)
         slots = {"current_doc": doc_id, "current_item": float(item.number)}
@@ -188,7 +231,7 @@ class Answerer:
         else:
             hit = next((h for h in hits if h.doc == doc_id and h.item == item.number), None) or \
                 Hit(doc_id, item.number, 0.0, 0.0)
-            sentences = self.index.best_sentences(hit, q.text, q.tokens, limit=MAX_ANSWER_CHARS)
+            sentences = self.index.best_sentences(hit, q.scoring or q.text, q.tokens, limit=MAX_ANSWER_CHARS)
             first = "".join(sentences) or item.sentences[0]
             texts = [first, source]
         texts.append("回复“查看全文”可查看该项全文。")

@@ -31,8 +31,15 @@ STOPWORDS = set(
     、 ； ; ： : “ ” " ' （ ） ( ) 《 》 〔 〕 [ ] 【 】 < > / \\ - _ = + * & % $ # @ ~ ` | ^ 不 没 啦 哈 嗯 好 吧 看 查 找
     知道 了解 告诉 一些 具体 情况 内容 相关 方面 问题 事情 事 东西 时候 现在 目前 今年 宁乡 宁乡市 市 县 区 本市 咱们 那边 这边
     负责 牵头 部门 单位 哪个 哪家 谁家 管 归 主管 办 要求 依据 根据 文件 哪个文件
-    意思 回事 怎么回事 指 是指 含义 定义 介绍 解释 说说 讲讲 一下子 能不能 会不会 是不是 有没有 吗 么""".split()
+    意思 回事 怎么回事 指 是指 含义 定义 介绍 解释 说说 讲讲 一下子 能不能 会不会 是不是 有没有 吗 么
+    咋 咋办 咋弄 咋整 咋样 咋回事 咋查 咋看 啥子 啥样 啥时 怎么办 怎么弄 怎么查 怎么看 怎么搞 怎样查 搞 弄 整 得 嘞 呗 撒 噻 哇
+    查到 查询 查看 看到 能看到 看得到 在哪 在哪儿 哪里能 去哪 去哪里 去哪儿 哪能 能办 哪些事 具体包括 包括 包含 有哪些 都有
+    一个 一份 一项 一种 一下下 是什么 指什么 什么样 怎么个 到底 究竟 一般 通常 平时 大概 需要 应该 是否 好像 听说 据说 所谓 说 讲 叫 称""".split()
 )
+# English function words: an English question keeps its topic words ("budget", "ipv6") only.
+STOPWORDS |= set("""the a an of is are was be been to in on at for by with about from and or not no do does did
+    what where when which who whom whose why how can could will would shall should may might must i me my we our you
+    your it its this that these those there here please tell know want like find get any some information info""".split())
 
 
 def _normalize_char(ch: str) -> str:

@@ -15,13 +15,16 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.tokenizers.tokenizer import Token, Tokenizer
+from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.nlp.normalize import normalize_text, scoring_text
 from bot.nlp.segmenter import Segmenter, user_dict_path
 
 logger = logging.getLogger(__name__)
-OUTPUT_KEY = "tokens_zh"
+OUTPUT_KEY = "tokens_zh"          # words of the question for retrieval (fillers removed)
+SCORING_KEY = "text_scoring"      # the question without greetings / fillers (bot.nlp.normalize)
 DICT_FILE = "user_dict.txt"
 EMPTY_TOKEN = "__empty__"
 
@@ -93,9 +96,28 @@ class PkusegTokenizer(Tokenizer):
             tokens = [Token(EMPTY_TOKEN, 0, 0)]
         return self._apply_token_pattern(tokens)
 
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for example in training_data.training_examples:
+            text = example.get(TEXT)
+            # the same normalisation as at serving time; annotated examples keep their offsets
+            if isinstance(text, str) and text and not example.get(ENTITIES):
+                example.set(TEXT, normalize_text(text) or text)
+        return super().process_training_data(training_data)
+
     def process(self, messages: List[Message]) -> List[Message]:
+        for message in messages:
+            raw = message.get(TEXT)
+            if isinstance(raw, str) and raw:
+                # Rasa keeps the raw text in the tracker (UserUttered.text); everything after
+                # this step (features, entities, the actions' retrieval) reads the normalised text.
+                message.set(TEXT, normalize_text(raw))
         messages = super().process(messages)
         for message in messages:
-            tokens = message.get("text_tokens") or []
-            message.set(OUTPUT_KEY, [t.text for t in tokens if t.text != EMPTY_TOKEN], add_to_output=True)
+            text = message.get(TEXT) or ""
+            tokens = [t.text for t in (message.get("text_tokens") or []) if t.text != EMPTY_TOKEN]
+            scoring = scoring_text(text) if text else ""
+            if scoring != text:
+                tokens = self._segmenter.words(scoring) if scoring else []
+            message.set(SCORING_KEY, scoring, add_to_output=True)
+            message.set(OUTPUT_KEY, tokens, add_to_output=True)
         return messages

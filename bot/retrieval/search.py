@@ -20,6 +20,7 @@ from bot.retrieval.bm25 import BM25
 RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
 DEADLINE_Q_RE = re.compile(r"时间|时限|期限|什么时候|何时|多久|截止|年底|节点|啥时候|几时|哪天|哪年")
+RANK_COVERAGE_FLOOR = 0.1
 COUNT_Q_RE = re.compile(r"多少个|几个|几类|多少类|哪几|多少项")
 
 
@@ -65,6 +66,13 @@ class Hit:
     coverage: float
     sentences: List[str] = field(default_factory=list)
     matched: List[str] = field(default_factory=list)
+
+    @property
+    def rank(self) -> float:
+        """Score weighted by coverage: an item that matches many query terms weakly (a frequent
+        single character, a broad thesaurus expansion) does not outrank one that covers the
+        question."""
+        return self.score * (RANK_COVERAGE_FLOOR + self.coverage) ** 2
 
 
 class PolicyIndex:
@@ -176,7 +184,7 @@ class PolicyIndex:
             cov = self._coverage(i, words, weights, text)
             hits.append(Hit(it["doc"], it["item"], score, cov,
                             matched=[w for w in query if w in self.word_sets[i]]))
-        hits.sort(key=lambda h: -h.score)
+        hits.sort(key=lambda h: -h.rank)
         return hits[:top_k]
 
     def best_sentences(self, hit: Hit, text: str, tokens: Sequence[str], limit: int = 300,

@@ -1,0 +1,96 @@
+"""One normalisation step for every channel, used identically by the NLU (the tokenizer
+rewrites the message text before anything else sees it) and by retrieval.
+
+* markup: HTML tags are dropped and entities decoded (``&nbsp;`` → space, ``<br>`` → space),
+  so text pasted from a web page or an editor reads as its words;
+* Traditional → Simplified Chinese with OpenCC (``t2s``: character and phrase tables
+  maintained by the OpenCC project, see docs/evaluation.md for why);
+* full-width letters, digits and spaces → half-width (NFKC, one character for one);
+* runs of white space collapsed.
+
+:func:`scoring_text` additionally removes greetings, politeness formulas and fillers
+("你好，我想问一下，就是……谢谢") that must neither decide the intent nor dilute retrieval.
+The raw text stays in the tracker (Rasa's ``UserUttered.text``) for the record.
+"""
+from __future__ import annotations
+
+import html
+import re
+import threading
+import unicodedata
+from typing import Optional
+
+TAG_RE = re.compile(r"<\s*/?\s*[A-Za-z!][^<>]{0,300}>")
+SCRIPT_RE = re.compile(r"<\s*(script|style)\b[^<>]{0,300}>.*?<\s*/\s*\1\s*>", re.I | re.S)
+SPACE_RE = re.compile(r"\s+")
+
+# Greetings, politeness formulas and fillers. Removed only for intent arbitration and scoring;
+# a message made only of them stays what it is (a greeting, a thank-you).
+FILLER_RE = re.compile(
+    r"(?:^|(?<=[，,。！!？?\s]))(?:你好|您好|你们好|hello|hi|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好)"
+    r"[啊呀，,。！!～~\s]*"
+    r"|(?:小助手|客服|工作人员|同志|老师)[，,：:\s]+"
+    r"|(?:不好意思|打扰(?:一下|了|您了)?|麻烦(?:您|你)?(?:一下)?|冒昧问一下|请教一下|想请教|请问(?:一下)?|"
+    r"(?:我|我们|我们公司|我们单位|我司|本公司)?(?:就)?想(?:问|咨询|了解|知道|打听)(?:一下|下)?|想(?:问|咨询|了解)(?:一下|下)?|咨询(?:一下|下)|问(?:一下|下)|"
+    r"我(?:是|们是)(?:一个|一名|一家)?[\u4e00-\u9fff]{0,8}?(?:市民|居民|群众|企业|公司|个体户|老百姓)[，,。\s]*|"
+    r"就是说?|那个|这个嘛|是这样的?|谢谢(?:您|你|了|啦)?|多谢|感谢(?:您|你)?|辛苦了|"
+    r"thanks?(?: you)?|please)[，,。！!～~\s]*",
+    re.I,
+)
+
+_cc = None
+_cc_lock = threading.Lock()
+
+
+def _opencc():
+    global _cc
+    if _cc is None:
+        with _cc_lock:
+            if _cc is None:
+                import opencc
+
+                _cc = opencc.OpenCC("t2s")
+    return _cc
+
+
+def strip_markup(text: str) -> str:
+    """Tags out, entities decoded. Script/style bodies go with their tags."""
+    if "<" in text or "&" in text:
+        text = SCRIPT_RE.sub(" ", text)
+        text = TAG_RE.sub(" ", text)
+        text = html.unescape(text)  # "&lt;b&gt;" is markup too once decoded
+        text = SCRIPT_RE.sub(" ", text)
+        text = TAG_RE.sub(" ", text)
+    return text
+
+
+def _half_width(text: str) -> str:
+    out = []
+    for ch in text:
+        norm = unicodedata.normalize("NFKC", ch)
+        out.append(norm if len(norm) == 1 else ch)
+    return "".join(out)
+
+
+def to_simplified(text: str) -> str:
+    return _opencc().convert(text) if text else text
+
+
+def normalize_text(text: Optional[str]) -> str:
+    """What NLU and retrieval read: markup removed, Simplified, half-width, single spaces."""
+    if not text:
+        return ""
+    text = strip_markup(text)
+    text = to_simplified(text)
+    text = _half_width(text)
+    return SPACE_RE.sub(" ", text).strip()
+
+
+def scoring_text(text: Optional[str]) -> str:
+    """The question without greetings, politeness formulas and fillers."""
+    t = normalize_text(text)
+    prev = None
+    while prev != t:
+        prev = t
+        t = FILLER_RE.sub("", t).strip(" ，,。！!～~")
+    return t
