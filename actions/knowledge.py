@@ -35,9 +35,10 @@ def query_tokens(message: dict) -> List[str]:
     they are missing (e.g. a message injected without NLU)."""
     tokens = message.get("tokens_zh")
     if tokens is None:
-        from bot.nlp.segmenter import default_segmenter
+        from bot.nlp.segmenter import default_segmenter, question_words
 
-        tokens = default_segmenter().words(message.get("text") or "")
+        # the words the NLU would have seen (bot.nlp.normalize: markup, 繁→简, fillers)
+        tokens = question_words(default_segmenter(), message.get("text") or "")
     return list(tokens)
 
 

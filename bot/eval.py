@@ -1,9 +1,13 @@
 """Evaluate a running bot over HTTP against a JSONL case file.
 
-    python -m bot.eval ../shared/eval/dev.jsonl [--url http://127.0.0.1:5005] [-v]
+    python -m bot.eval ../shared/eval/dev.jsonl [--url http://127.0.0.1:5005] [--split heldout] [-v]
 
 Each line is ``{"id", "cat", "text", "expect"}`` or ``{"id", "cat", "turns": [...]}``;
-``turns`` share one conversation. Prints accuracy per category, overall, and latency.
+``turns`` share one conversation. Optional keys: ``cls`` (phrasing class: traditional, english,
+polite, colloquial, reference, term, where, indirect, topic_switch, ...) and ``split`` (``tune`` or
+``heldout``; ``--split`` keeps only that split). Prints accuracy per category, per phrasing class,
+overall, the top-3 rate (the expected item is the answer's first citation or among a clarify's
+candidates) and latency.
 """
 from __future__ import annotations
 
@@ -59,6 +63,27 @@ def check(expect: dict, messages: List[dict]) -> Tuple[bool, str]:
     return True, ""
 
 
+def in_top3(expect: dict, messages: List[dict]) -> Optional[bool]:
+    """For a turn expecting one item: is it answered first or offered among the clarify buttons?"""
+    if "item" not in expect:
+        return None
+    card = card_of(messages)
+    if card is None:
+        return False
+    if card["kind"] == "answer":
+        firsts = [c.get("item") for c in card.get("citations", [])][:1]
+        return expect["item"] in firsts
+    if card["kind"] == "clarify":
+        return expect["item"] in [c.get("item") for c in card.get("candidates", [])][:3]
+    return False
+
+
+def load_cases(path: str, split: Optional[str] = None) -> List[dict]:
+    with open(path, encoding="utf-8") as fh:
+        cases = [json.loads(line) for line in fh if line.strip()]
+    return [c for c in cases if split is None or c.get("split") == split]
+
+
 def send(url: str, sender: str, text: str, timeout: float = 30.0):
     t0 = time.perf_counter()
     r = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=timeout)
@@ -67,12 +92,13 @@ def send(url: str, sender: str, text: str, timeout: float = 30.0):
     return r.json(), dt
 
 
-def run(path: str, url: str, verbose: bool = False) -> dict:
+def run(path: str, url: str, verbose: bool = False, split: Optional[str] = None) -> dict:
     per_cat = defaultdict(lambda: [0, 0])
+    per_cls = defaultdict(lambda: [0, 0])
+    top3 = [0, 0]
     latencies = []
     failures = []
-    with open(path, encoding="utf-8") as fh:
-        cases = [json.loads(line) for line in fh if line.strip()]
+    cases = load_cases(path, split)
     for case in cases:
         sender = f"eval-{case['id']}-{uuid.uuid4().hex[:8]}"
         turns = case.get("turns") or [{"text": case["text"], "expect": case["expect"]}]
@@ -82,6 +108,10 @@ def run(path: str, url: str, verbose: bool = False) -> dict:
                 messages, dt = send(url, sender, turn["text"])
                 latencies.append(dt)
                 ok, reason = check(turn["expect"], messages)
+                hit3 = in_top3(turn["expect"], messages)
+                if hit3 is not None:
+                    top3[0] += hit3
+                    top3[1] += 1
             except Exception as exc:  # network error or bad JSON counts as a failure
                 ok, reason, messages = False, f"error: {exc}", []
             if not ok:
@@ -89,13 +119,19 @@ def run(path: str, url: str, verbose: bool = False) -> dict:
                 break
         per_cat[case.get("cat", "?")][0] += ok_all
         per_cat[case.get("cat", "?")][1] += 1
+        per_cls[case.get("cls", "plain")][0] += ok_all
+        per_cls[case.get("cls", "plain")][1] += 1
         if not ok_all:
             failures.append((case["id"], why))
+            if verbose:
+                print(f"FAIL {case['id']} [{case.get('cat')}/{case.get('cls', 'plain')}]: {why}", file=sys.stderr)
     total_ok = sum(v[0] for v in per_cat.values())
     total = sum(v[1] for v in per_cat.values())
     lat_ms = sorted(x * 1000 for x in latencies)
     report = {
         "categories": {k: {"correct": v[0], "total": v[1], "accuracy": v[0] / v[1]} for k, v in per_cat.items()},
+        "classes": {k: {"correct": v[0], "total": v[1], "accuracy": v[0] / v[1]} for k, v in per_cls.items()},
+        "top3": {"correct": top3[0], "total": top3[1], "rate": top3[0] / top3[1] if top3[1] else None},
         "overall": {"correct": total_ok, "total": total, "accuracy": total_ok / total if total else 0.0},
         "latency_ms": {
             "p50": statistics.median(lat_ms) if lat_ms else None,
@@ -112,15 +148,22 @@ def main(argv=None) -> int:
     p.add_argument("file")
     p.add_argument("--url", default="http://127.0.0.1:5005")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--split", help="only cases whose split is this (tune or heldout)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     args = p.parse_args(argv)
-    report = run(args.file, args.url, args.verbose)
+    report = run(args.file, args.url, args.verbose, args.split)
     if args.json:
         print(json.dumps(report, ensure_ascii=False, indent=1))
         return 0
     for cat, v in sorted(report["categories"].items()):
         print(f"{cat:14s} {v['correct']:3d}/{v['total']:<3d} {v['accuracy']:.0%}")
+    print("-- phrasing class")
+    for cls, v in sorted(report["classes"].items()):
+        print(f"{cls:14s} {v['correct']:3d}/{v['total']:<3d} {v['accuracy']:.0%}")
     o = report["overall"]
+    t3 = report["top3"]
+    if t3["total"]:
+        print(f"{'top-3':14s} {t3['correct']:3d}/{t3['total']:<3d} {t3['rate']:.0%}")
     print(f"{'overall':14s} {o['correct']:3d}/{o['total']:<3d} {o['accuracy']:.0%}")
     lat = report["latency_ms"]
     if lat["p50"] is not None:

@@ -2,8 +2,16 @@
 
 The parser works on the document's own structure, not on this particular file:
 header block (issuer, document number, notice title, recipients, date), the main
-title, a preamble, sections ``一、…`` and numbered items ``（一）…`` whose last
-paragraph ends with a bracket naming the lead (``…牵头``) and responsible units.
+title, a preamble, sections ``一、…`` and numbered items. Documents vary, and so does
+what the parser accepts:
+
+* items numbered ``（一）`` / ``(一)``, or, when a document has none of those, ``1.`` /
+  ``1、`` / ``（1）``; items are numbered 1, 2, … in document order (numbering that starts
+  again in every section is kept in the label: ``第二部分第（一）项``); a document with
+  no such items but full-sentence ``一、…`` paragraphs has those as its items;
+* units in a closing bracket of any style (``（…牵头）``, ``〔…负责〕``, ``[…]``, ``【…】``)
+  or on a line of their own (``责任单位：…``, ``牵头单位：…；配合单位：…``);
+* ``附件`` at the end: the attachments are kept as text, not read as items.
 
 Page-break artefacts (a word split over a blank line) are rejoined: a paragraph
 that does not end with closing punctuation is glued to the next one unless the
@@ -19,8 +27,13 @@ CN_DIGITS = {"零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 
 CN_NUMERAL = r"[一二三四五六七八九十百零]+"
 
 SECTION_RE = re.compile(rf"^({CN_NUMERAL})、(.+)$")
-ITEM_RE = re.compile(rf"^（({CN_NUMERAL})）(.+)$", re.S)
-DOC_NUMBER_RE = re.compile(r"^\S+?〔\d{4}〕\d+号$")
+ITEM_RE = re.compile(rf"^[（(]\s*({CN_NUMERAL})\s*[）)]\s*(.+)$", re.S)
+ARABIC_ITEM_RE = re.compile(r"^(?:(\d{1,2})\s*[.．、](?!\d)|[（(](\d{1,2})[）)])\s*(.+)$", re.S)
+TOP_ITEM_RE = re.compile(rf"^({CN_NUMERAL})、(.+[。；].*)$", re.S)
+DOC_NUMBER_RE = re.compile(r"^\S+?[〔\[\(（【［]\s*\d{4}\s*[〕\]\)）】］]\s*第?\d+号$")
+UNIT_LINE_RE = re.compile(r"^[（(〔\[【]?\s*(?:(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)|责任人)\s*[:：]")
+UNIT_LABEL_RE = re.compile(r"^\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门))\s*[:：]\s*")
+ATTACHMENT_RE = re.compile(r"^附\s*件\s*\d*\s*[:：]?")
 DATE_RE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
 TERMINAL = tuple("。！？；：」』”\"]）〕)】")
 OPEN_FOR = {"]": "[", "〕": "〔", "）": "（", ")": "(", "】": "【"}
@@ -76,10 +89,11 @@ class Item:
     deadlines: List[str] = field(default_factory=list)
     counts: List[str] = field(default_factory=list)
     terms: List[str] = field(default_factory=list)
+    marker: str = ""  # how the document numbers it: "第（五）项", "第3项", "第二部分第（一）项"
 
     @property
     def label(self) -> str:
-        return f"第（{self.numeral}）项 {self.title}"
+        return f"{self.marker or f'第（{self.numeral}）项'} {self.title}"
 
 
 @dataclass
@@ -103,6 +117,7 @@ class Document:
     preamble: str
     sections: List[Section]
     items: List[Item]
+    attachments: List[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,13 +141,21 @@ class ParseError(ValueError):
 
 
 def _paragraphs(text: str) -> List[str]:
+    """Lines of the text (blank lines or not), spaces next to CJK dropped."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    paras = [normalize_spaces(p) for p in re.split(r"\n\s*\n", text)]
+    paras = [normalize_spaces(p) for p in text.split("\n")]
     return [p for p in paras if p]
 
 
 def _starts_block(para: str) -> bool:
-    return bool(SECTION_RE.match(para) or ITEM_RE.match(para))
+    return bool(SECTION_RE.match(para) or ITEM_RE.match(para) or ARABIC_ITEM_RE.match(para)
+                or UNIT_LINE_RE.match(para) or ATTACHMENT_RE.match(para))
+
+
+def _is_heading_line(para: str) -> bool:
+    """A short numbered line without closing punctuation is a heading, not a broken line."""
+    return bool((ITEM_RE.match(para) or ARABIC_ITEM_RE.match(para)) and len(para) <= 40
+                and not re.search(r"[。；，,]", para))
 
 
 def rejoin_paragraphs(paras: List[str]) -> List[str]:
@@ -144,6 +167,8 @@ def rejoin_paragraphs(paras: List[str]) -> List[str]:
             out
             and not out[-1].endswith(TERMINAL)
             and not SECTION_RE.match(out[-1])
+            and not UNIT_LINE_RE.match(out[-1])
+            and not _is_heading_line(out[-1])
             and not _starts_block(para)
         ):
             out[-1] = out[-1] + para
@@ -177,7 +202,7 @@ def _trailing_bracket(text: str):
             depth -= 1
             if depth == 0:
                 content = text[pos + 1 : -1]
-                if "负责" in content or "牵头" in content:
+                if "负责" in content or "牵头" in content or UNIT_LABEL_RE.match(content):
                     return text[:pos].rstrip(), content
                 return text, None
     return text, None
@@ -198,14 +223,37 @@ def _split_units(part: str) -> List[str]:
 
 
 def split_units(content: str):
-    """Split the bracket text into (lead_units, responsible_units)."""
+    """Split the bracket text (or a unit line) into (lead_units, responsible_units)."""
     content = content.strip()
+    if UNIT_LABEL_RE.match(content):
+        return _labelled_units(content)
     if "牵头" in content:
         before, after = content.split("牵头", 1)
         lead = _split_units(before)
         responsible = _split_units(after.lstrip("，,、"))
         return lead, responsible
     return [], _split_units(content)
+
+
+def _labelled_units(content: str):
+    """"牵头单位：A；配合单位：B" / "责任单位：A（牵头）、B" / "责任单位：A、B"."""
+    lead: List[str] = []
+    responsible: List[str] = []
+    parts = re.split(r"[；;]\s*(?=(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：])", content)
+    for part in parts:
+        m = UNIT_LABEL_RE.match(part)
+        label, units_text = (m.group(1), part[m.end():]) if m else ("", part)
+        units_text = units_text.strip().rstrip("。；;")
+        if label.startswith(("牵头", "主要", "主办")):
+            lead += _split_units(units_text)
+            continue
+        for unit in _split_units(units_text):
+            um = re.match(r"^(.+?)[（(]?牵头[）)]?$", unit)
+            if um:
+                lead.append(um.group(1))
+            else:
+                responsible.append(unit)
+    return lead, responsible
 
 
 def _item_facts(body: str):
@@ -222,7 +270,8 @@ def _item_facts(body: str):
 
 def parse_document(text: str, doc_id: str) -> Document:
     raw = _paragraphs(text)
-    first_block = next((i for i, p in enumerate(raw) if _starts_block(p)), len(raw))
+    first_block = next((i for i, p in enumerate(raw) if SECTION_RE.match(p) or ITEM_RE.match(p)
+                        or ARABIC_ITEM_RE.match(p)), len(raw))
     # Header lines carry no punctuation by nature; only the body has page-break artefacts.
     paras = raw[:first_block] + rejoin_paragraphs(raw[first_block:])
     if not paras:
@@ -236,7 +285,7 @@ def parse_document(text: str, doc_id: str) -> Document:
     # after the date line (the main title) or before the first section heading.
     while idx < len(paras):
         p = paras[idx]
-        if SECTION_RE.match(p) or ITEM_RE.match(p):
+        if SECTION_RE.match(p) or ITEM_RE.match(p) or ARABIC_ITEM_RE.match(p):
             break
         if DOC_NUMBER_RE.match(p) and not doc_number:
             doc_number = p
@@ -270,21 +319,39 @@ def parse_document(text: str, doc_id: str) -> Document:
     for p in paras[start:idx]:
         preamble_parts.append(p)
 
+    body_paras = paras[idx:]
+    attachments: List[str] = []
+    for j, p in enumerate(body_paras):
+        if ATTACHMENT_RE.match(p) and j > 0:
+            attachments, body_paras = body_paras[j:], body_paras[:j]
+            break
+    item_re = _item_pattern(body_paras)
+
     sections: List[Section] = []
     items: List[Item] = []
     current_section = 0
     current: Optional[dict] = None
+    seen_numerals: set = set()
+    restarts = False
 
     def flush():
         if current is None:
             return
-        full = "\n".join(current["paras"])
+        unit_lines = [p for p in current["paras"] if UNIT_LINE_RE.match(p)]
+        text_paras = [p for p in current["paras"] if not UNIT_LINE_RE.match(p)]
+        full = "\n".join(text_paras)
         body, content = _trailing_bracket(full)
         lead, responsible = split_units(content) if content else ([], [])
-        m = ITEM_RE.match(body)
-        rest = m.group(2)
-        head, _, _ = rest.partition("。")
-        item_title = head.strip()
+        for line in unit_lines:
+            more_lead, more_resp = split_units(line.strip("（()）〔〕[]【】"))
+            lead += [u for u in more_lead if u not in lead]
+            responsible += [u for u in more_resp if u not in responsible]
+        rest = body[len(current["paras"][0]) - len(current["rest"]):]
+        first_line = current["rest"]
+        if len(current["paras"]) > 1 and _is_heading_line(current["paras"][0]):
+            item_title = first_line.strip()  # a heading line of its own
+        else:
+            item_title = rest.partition("。")[0].strip()
         refs, deadlines, counts, terms = _item_facts(body)
         items.append(
             Item(
@@ -293,41 +360,52 @@ def parse_document(text: str, doc_id: str) -> Document:
                 section=current["section"],
                 title=item_title,
                 body=rest.strip(),
-                text=full,
+                text="\n".join(current["paras"]),
                 sentences=split_sentences(rest),
-                units_text=content or "",
+                units_text=content or "；".join(unit_lines),
                 lead_units=lead,
                 responsible_units=responsible,
                 references=refs,
                 deadlines=deadlines,
                 counts=counts,
                 terms=terms,
+                marker=current["marker"],
             )
         )
 
-    for p in paras[idx:]:
+    for p in body_paras:
         sm = SECTION_RE.match(p)
-        im = ITEM_RE.match(p)
-        if sm and not p.endswith("。"):
+        im = item_re.match(p) if item_re is not None else None
+        if sm and not p.endswith("。") and item_re is not TOP_ITEM_RE:
             flush()
             current = None
             current_section = cn_to_int(sm.group(1))
             sections.append(Section(current_section, sm.group(1), sm.group(2).strip(), []))
         elif im:
             flush()
-            numeral = im.group(1)
-            current = {"number": cn_to_int(numeral), "numeral": numeral,
-                       "section": current_section, "paras": [p]}
+            groups = [g for g in im.groups() if g is not None]
+            numeral, rest = groups[0], groups[-1]
+            restarts = restarts or numeral in seen_numerals
+            seen_numerals.add(numeral)
+            number = len(items) + 1
+            current = {"number": number, "numeral": numeral, "section": current_section, "paras": [p],
+                       "rest": rest, "marker": _marker(item_re, numeral)}
             if sections:
-                sections[-1].items.append(current["number"])
+                sections[-1].items.append(number)
         elif current is not None:
             current["paras"].append(p)  # an item running over several paragraphs
         else:
             preamble_parts.append(p)
     flush()
+    if restarts:  # "（一）" in every section: say which section
+        by_number = {s.number: s for s in sections}
+        for it in items:
+            sec = by_number.get(it.section)
+            if sec is not None:
+                it.marker = f"第{sec.numeral}部分{it.marker}"
 
     if not items:
-        raise ParseError(f"{doc_id}: 没有找到（一）（二）…格式的工作事项")
+        raise ParseError(f"{doc_id}: 没有找到编号的工作事项（如“（一）”“1.”）")
     return Document(
         doc_id=doc_id,
         title=title,
@@ -340,4 +418,23 @@ def parse_document(text: str, doc_id: str) -> Document:
         preamble="\n".join(preamble_parts),
         sections=sections,
         items=items,
+        attachments=attachments,
     )
+
+
+def _item_pattern(paras: List[str]):
+    """Which numbering marks the items: （一）, else 1. / （1）, else full-sentence 一、."""
+    for pattern in (ITEM_RE, ARABIC_ITEM_RE):
+        if any(pattern.match(p) for p in paras):
+            return pattern
+    if any(TOP_ITEM_RE.match(p) for p in paras):
+        return TOP_ITEM_RE
+    return None
+
+
+def _marker(pattern, numeral: str) -> str:
+    if pattern is ITEM_RE:
+        return f"第（{numeral}）项"
+    if pattern is TOP_ITEM_RE:
+        return f"第{numeral}项"
+    return f"第{numeral}项"

@@ -27,7 +27,7 @@ SPACE_RE = re.compile(r"\s+")
 # Greetings, politeness formulas and fillers. Removed only for intent arbitration and scoring;
 # a message made only of them stays what it is (a greeting, a thank-you).
 FILLER_RE = re.compile(
-    r"(?:^|(?<=[，,。！!？?\s]))(?:你好|您好|你们好|hello|hi|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好)"
+    r"(?:^|(?<=[，,。！!？?\s]))(?:小助手|客服|工作人员|同志|老师|领导|师傅)?(?:你好|您好|你们好|hello|hi|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好)"
     r"[啊呀，,。！!～~\s]*"
     r"|(?:小助手|客服|工作人员|同志|老师)[，,：:\s]+"
     r"|(?:不好意思|打扰(?:一下|了|您了)?|麻烦(?:您|你)?(?:一下)?|冒昧问一下|请教一下|想请教|请问(?:一下)?|"
@@ -38,19 +38,20 @@ FILLER_RE = re.compile(
     re.I,
 )
 
-_cc = None
+_cc: dict = {}
 _cc_lock = threading.Lock()
 
 
-def _opencc():
-    global _cc
-    if _cc is None:
+def _opencc(config: str):
+    cc = _cc.get(config)
+    if cc is None:
         with _cc_lock:
-            if _cc is None:
+            cc = _cc.get(config)
+            if cc is None:
                 import opencc
 
-                _cc = opencc.OpenCC("t2s")
-    return _cc
+                cc = _cc[config] = opencc.OpenCC(config)
+    return cc
 
 
 def strip_markup(text: str) -> str:
@@ -73,7 +74,15 @@ def _half_width(text: str) -> str:
 
 
 def to_simplified(text: str) -> str:
-    return _opencc().convert(text) if text else text
+    """Traditional → Simplified. Text already in Simplified is returned as it is; text that
+    carries Traditional characters also gets OpenCC's Taiwan phrase table (資訊 → 信息,
+    支援 → 支持), since such a writer uses Taiwan or Hong Kong words as well as characters."""
+    if not text:
+        return text
+    simple = _opencc("t2s").convert(text)
+    if simple == text:
+        return text
+    return _opencc("tw2sp").convert(text)
 
 
 def normalize_text(text: Optional[str]) -> str:

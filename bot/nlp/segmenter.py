@@ -25,7 +25,7 @@ CHUNK_RE = re.compile(r"[A-Za-z0-9]+(?:[.\-_][A-Za-z0-9]+)*|[\u3400-\u9fff、“
 CJK_RE = re.compile(r"[\u3400-\u9fff]")
 
 STOPWORDS = set(
-    """的 了 吗 呢 吧 啊 呀 嘛 哦 么 是 在 哪 哪里 哪儿 哪些 怎么 怎样 怎么样 如何 什么 啥 多少 几 谁 我 我们 你 你们 您
+    """的 了 吗 呢 吧 啊 呀 嘛 哦 么 是 在 哪 哪里 哪儿 哪些 怎么 怎样 怎么样 如何 什么 甚么 啥 多少 几 谁 我 我们 你 你们 您
     他 她 它 有 有没有 没有 会 能 能否 可以 可否 要 想 请 请问 问 一下 那 那么 这 这个 那个 个 些 和 与 及 以及 或 或者 等 都
     也 就 还 又 再 对 把 被 给 从 向 到 为 以 于 之 其 该 此 各 每 让 使 由 关于 里 中 上 下 吗？ 呢？ ？ ? ， , 。 . ！ !
     、 ； ; ： : “ ” " ' （ ） ( ) 《 》 〔 〕 [ ] 【 】 < > / \\ - _ = + * & % $ # @ ~ ` | ^ 不 没 啦 哈 嗯 好 吧 看 查 找
@@ -122,3 +122,15 @@ def default_segmenter() -> Segmenter:
         words = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
         _DEFAULT = Segmenter(words)
     return _DEFAULT
+
+
+def question_words(segmenter: "Segmenter", raw: str) -> List[str]:
+    """The words the NLU hands to retrieval for a message (bot/nlu/pkuseg_tokenizer.py does
+    the same): the normalised text, segmented without its greetings and fillers."""
+    from bot.nlp.normalize import normalize_text, scoring_text
+
+    text = normalize_text(raw)
+    scoring = scoring_text(text)
+    if scoring != text:
+        return segmenter.words(scoring) if scoring else []
+    return segmenter.words(text)

@@ -10,14 +10,31 @@ import re
 from typing import Iterable, List, Optional, Set, Tuple
 
 DOC_NO_RE = re.compile(
-    r"([\u4e00-\u9fff]{1,10}?[发函字办])\s*[〔\[\(（【［]?\s*((?:19|20)\d{2})\s*[〕\]\)）】］]?\s*第?\s*(\d{1,4})\s*号")
+    r"([\u4e00-\u9fff]{1,10})\s*[〔\[\(（【［]\s*((?:19|20)\d{2})\s*[〕\]\)）】］]\s*第?\s*(\d{1,4})\s*号"
+    r"|([\u4e00-\u9fff]{1,10}?[发函字办])\s*((?:19|20)\d{2})\s*年?\s*第?\s*(\d{1,4})\s*号")
 TITLE_MARK_RE = re.compile(r"[《》〈〉<>“”\"]")
 CJK_RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 
 
 def doc_number_keys(text: str) -> Set[Tuple[str, int, int]]:
-    """(issuer abbreviation, year, number) for every document number written in ``text``."""
-    return {(m.group(1), int(m.group(2)), int(m.group(3))) for m in DOC_NO_RE.finditer(text or "")}
+    """(issuer abbreviation as written, year, number) for every document number in ``text``.
+    The issuer is the run of characters before the year, so it may carry leading words
+    ("依据湘财税"); :func:`same_document_number` compares issuers by suffix."""
+    out = set()
+    for m in DOC_NO_RE.finditer(text or ""):
+        g = m.groups()
+        issuer, year, num = (g[0], g[1], g[2]) if g[0] else (g[3], g[4], g[5])
+        out.add((issuer, int(year), int(num)))
+    return out
+
+
+def same_document_number(a: Set[Tuple[str, int, int]], b: Set[Tuple[str, int, int]]) -> bool:
+    for ia, ya, na in a:
+        for ib, yb, nb in b:
+            short, long_ = sorted((ia, ib), key=len)
+            if ya == yb and na == nb and len(short) >= 2 and long_.endswith(short):
+                return True
+    return False
 
 
 def _bigrams(text: str) -> Set[str]:
@@ -31,14 +48,31 @@ def _bigrams(text: str) -> Set[str]:
 _GENERIC_TITLE = {"关于", "印发", "的通", "通知", "管理", "有关", "事项", "办法", "规定", "意见"}
 
 
+def _longest_common_run(a: str, b: str) -> int:
+    best = 0
+    prev = [0] * (len(b) + 1)
+    for ca in a:
+        cur = [0] * (len(b) + 1)
+        for j, cb in enumerate(b, 1):
+            if ca == cb:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
 def title_matches(title: str, text: str) -> bool:
-    """Most of the title's distinctive bigrams appear in the question."""
-    tb = _bigrams(TITLE_MARK_RE.sub("", title)) - _GENERIC_TITLE
+    """The question names the title: most of its distinctive bigrams, or a run of it at
+    least half its length (and six characters) written as it is ("信息处理费管理办法")."""
+    bare = TITLE_MARK_RE.sub("", title)
+    tb = _bigrams(bare) - _GENERIC_TITLE
     if len(tb) < 3:
         return False
-    qb = _bigrams(TITLE_MARK_RE.sub("", text))
-    shared = tb & qb
-    return len(shared) >= 3 and len(shared) >= 0.6 * len(tb)
+    question = TITLE_MARK_RE.sub("", text)
+    shared = tb & _bigrams(question)
+    if len(shared) >= 3 and len(shared) >= 0.6 * len(tb):
+        return True
+    return _longest_common_run(bare, question) >= max(6, len(bare) / 2)
 
 
 def is_doc_number(ref: str) -> bool:
@@ -51,7 +85,7 @@ def reference_matches(refs: Iterable[str], text: str) -> List[str]:
     out = []
     for ref in refs:
         if is_doc_number(ref):
-            if doc_number_keys(ref) & keys:
+            if same_document_number(doc_number_keys(ref), keys):
                 out.append(ref)
         elif title_matches(ref, text):
             out.append(ref)
@@ -76,6 +110,6 @@ def document_named(kb, text: str) -> Optional[object]:
     if not keys:
         return None
     for doc in kb.documents:
-        if doc.doc_number and doc_number_keys(doc.doc_number) & keys:
+        if doc.doc_number and same_document_number(doc_number_keys(doc.doc_number), keys):
             return doc
     return None

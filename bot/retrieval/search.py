@@ -58,6 +58,9 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
     return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus}
 
 
+TITLE_COVERAGE_BONUS = 0.5  # a question word in the item's heading counts this much extra
+
+
 @dataclass
 class Hit:
     doc: str
@@ -144,7 +147,9 @@ class PolicyIndex:
                         break
             if hit:
                 matched += idf
-        return matched / total if total else 0.0
+                if w in self.title_sets[i] and len(w) >= 2:
+                    matched += TITLE_COVERAGE_BONUS * idf  # the heading names the item's subject
+        return min(1.0, matched / total) if total else 0.0
 
     # -- search ------------------------------------------------------------------
     def search(

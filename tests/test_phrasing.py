@@ -1,0 +1,212 @@
+"""The citizen's own phrasing, class by class (issue 11), on the real knowledge base and on
+documents that exist only in this test (so no rule can name an item of 宁乡 2021).
+
+Texts here are written for these tests; the held-out evaluation questions
+(tests/data/heldout.jsonl) are never used in tests, rules or thresholds.
+"""
+import pytest
+
+from actions.knowledge import answerer as shared_answerer
+from bot.answering.answerer import CHINESE_NOTE, Answerer, Query
+from bot.kb.generate import write_user_dict
+from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
+from bot.nlp.normalize import normalize_text, scoring_text, strip_markup, to_simplified
+from bot.nlp.segmenter import Segmenter, default_segmenter, question_words
+from bot.nlu.retrieval_arbiter import policy_strength
+from bot.retrieval.references import doc_number_keys, items_naming, title_matches
+from bot.retrieval.search import PolicyIndex, build_index
+from tests.conftest import SEED
+
+
+@pytest.fixture(scope="module")
+def env():
+    return shared_answerer(), default_segmenter()
+
+
+def ask(env, text, intent="ask_policy", **kw):
+    answerer, seg = env
+    return answerer.answer(Query(text, question_words(seg, text), intent, **kw))
+
+
+def first_item(reply):
+    return reply.citations[0]["item"] if reply.kind == "answer" and reply.citations else None
+
+
+# --------------------------------------------------------------- normalisation (one module)
+def test_traditional_becomes_simplified():
+    assert to_simplified("財政預算決算資訊會公開嗎") == "财政预算决算信息会公开吗"  # Taiwan phrase table too
+    assert to_simplified("财政预算决算") == "财政预算决算"  # Simplified text is left alone
+    assert normalize_text("政府網站甚麼時候支援IPv6") == to_simplified("政府網站甚麼時候支援IPv6")
+
+
+def test_full_width_and_spaces():
+    assert normalize_text("ＩＰｖ６　改造  １２３４５") == "IPv6 改造 12345"
+
+
+def test_markup_and_entities_are_removed():
+    assert strip_markup("<p>政府&nbsp;债务<br/>公开</p>").split() == ["政府", "债务", "公开"]
+    assert normalize_text("<script>alert(3)</script>预决算") == "预决算"
+    assert normalize_text("&lt;b&gt;预决算&lt;/b&gt;") == "预决算"
+    assert normalize_text("1 < 2 且 3 > 2") == "1 < 2 且 3 > 2"  # a bare comparison is not markup
+
+
+def test_fillers_are_removed_for_scoring_only():
+    long = "你好，我想问一下，就是我们公司想知道政府债务的情况在哪里能看到，谢谢您"
+    assert scoring_text(long) == "政府债务的情况在哪里能看到"
+    assert normalize_text(long).startswith("你好")  # the text itself keeps every word
+    assert scoring_text("你好，谢谢") == ""  # only politeness: nothing left to score
+
+
+# ------------------------------------------------------------------ references (any bracket)
+@pytest.mark.parametrize("written", ["湘财税〔2021〕3号", "湘财税[2021]3号", "湘财税（2021）3号", "湘财税 (2021) 3 号"])
+def test_document_numbers_in_any_bracket_style(written):
+    assert doc_number_keys(written) == {("湘财税", 2021, 3)}
+
+
+def test_title_matches_in_part_without_marks():
+    assert title_matches("《政府信息公开信息处理费管理办法》", "信息处理费管理办法讲的什么")
+    assert not title_matches("《政府信息公开信息处理费管理办法》", "政府信息公开")
+
+
+# ----------------------------------------------------------------- classes on the real base
+@pytest.mark.parametrize("text,item", [
+    ("財政預決算資訊在哪裡可以查到", 5),            # 繁體
+    ("政府網站甚麼時候要支援IPv6", 12),
+    ("Where can I see the government budget and final accounts?", 5),   # English
+    ("Is the market access negative list published?", 3),
+    ("IPv6 改造什么时候完成", 12),                    # mixed
+])
+def test_traditional_and_english(env, text, item):
+    reply = ask(env, text)
+    assert first_item(reply) == item, (reply.kind, reply.citations)
+
+
+def test_english_answer_is_in_chinese_and_says_so(env):
+    reply = ask(env, "When will the government websites support IPv6?")
+    assert first_item(reply) == 12
+    assert reply.texts[1] == CHINESE_NOTE and "互联网协议第6版" in reply.texts[0]  # the item's own sentence
+
+
+@pytest.mark.parametrize("text,item", [
+    ("您好，打扰一下，我是本地一家企业的，想咨询一下市场准入负面清单的信息会不会公开，麻烦您了，谢谢", 3),
+    ("老师你好，请问一下就是说政府的债务情况在哪里能看到呢？谢谢啦", 5),
+])
+def test_long_polite_messages(env, text, item):
+    assert first_item(ask(env, text)) == item
+
+
+@pytest.mark.parametrize("text,item", [
+    ("依申请公开收费咋弄", 15),
+    ("负面清单是啥", 3),
+    ("政府网站集约化是怎么回事", 12),
+])
+def test_colloquial_verbs(env, text, item):
+    assert first_item(ask(env, text)) == item
+
+
+def test_question_by_referenced_document_number_or_title(env):
+    reply = ask(env, "湘财税[2021]3号文件说的什么")
+    assert first_item(reply) == 15
+    assert "湘财税〔2021〕3号" in "".join(reply.texts)  # answered from the sentence that cites it
+    assert first_item(ask(env, "信息处理费管理办法是关于什么的")) == 15
+
+
+def test_own_document_number_answers_document_facts(env):
+    reply = ask(env, "宁政务办发(2021)3号是什么时候印发的")
+    assert reply.kind == "answer" and "2021年8月3日" in reply.texts[0]
+
+
+def test_out_of_scope_stays_out(env):
+    for text in ("社保卡丢了怎么挂失", "明天长沙会下雨吗", "公积金怎么提取"):
+        reply = ask(env, text, "out_of_scope")
+        assert reply.kind not in ("answer",) and not reply.citations, text
+
+
+def test_clarify_offers_the_right_item_among_its_buttons(env):
+    reply = ask(env, "公开的情况")
+    if reply.kind == "clarify":
+        assert 2 <= len(reply.extra["candidates"]) <= 3
+
+
+# --------------------------------------------------------- arbitration (NLU's last step)
+def test_arbitration_turns_a_policy_question_back_to_ask_policy(env):
+    answerer, seg = env
+    text = scoring_text("你好，我想问一下就是我们单位想了解财政预决算在哪里公开，谢谢")
+    strength = policy_strength(answerer.kb, answerer.index, text, seg.words(text))
+    assert strength and strength["item"] == 5 and strength["by"] == "retrieval"
+    text = "湘财税〔2021〕3号"
+    assert policy_strength(answerer.kb, answerer.index, text, seg.words(text))["by"] == "reference"
+
+
+@pytest.mark.parametrize("text", ["社保卡挂失", "明天天气怎么样", "你好", "推荐一部电影"])
+def test_arbitration_leaves_other_services_alone(env, text):
+    answerer, seg = env
+    t = scoring_text(text)
+    assert policy_strength(answerer.kb, answerer.index, t, seg.words(t)) is None
+
+
+# ------------------------------------------------- another county's document, made up here
+OTHER = """\
+某某县人民政府办公室
+
+某政办发〔2023〕9号
+
+关于印发《某某县2023年政务公开工作要点》的通知
+
+各乡镇人民政府，县直各单位：
+
+现将《某某县2023年政务公开工作要点》印发给你们，请认真贯彻执行。
+
+某某县人民政府办公室
+
+2023年3月1日
+
+某某县2023年政务公开工作要点
+
+一、重点领域
+
+1.做好农村饮水安全信息公开。依据《某某县农村供水工程管理办法》（某政发〔2022〕15号），定期公开集中供水工程水质检测结果。
+责任单位：县水利局
+
+2.做好城乡垃圾分类信息公开。公开生活垃圾分类收运处置设施的建设进度和运行情况。
+责任单位：县城管局、县住建局
+
+二、保障措施
+
+3.加强业务培训。每年组织政务公开业务培训不少于两次。
+责任单位：县政府办
+"""
+
+
+@pytest.fixture(scope="module")
+def other_env(tmp_path_factory):
+    policies = tmp_path_factory.mktemp("policies")
+    (policies / "mou-2023.txt").write_text(OTHER, encoding="utf-8")
+    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
+    seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
+    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg
+
+
+def test_other_document_parsed_with_its_layout(other_env):
+    answerer, _ = other_env
+    doc = answerer.kb.documents[0]
+    assert [i.number for i in doc.items] == [1, 2, 3]
+    assert any("某政发〔2022〕15号" in r for r in doc.item(1).references)
+
+
+@pytest.mark.parametrize("text,item", [
+    ("農村飲水水質檢測結果公開嗎", 1),                      # 繁體
+    ("你好，想问一下垃圾分类设施建到哪一步了在哪能看到，谢谢", 2),  # polite
+    ("某政发[2022]15号讲的啥", 1),                            # reference, other bracket style
+    ("垃圾分类的信息咋查", 2),                                # colloquial
+])
+def test_other_document_phrasing_classes(other_env, text, item):
+    answerer, seg = other_env
+    reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item, (reply.kind, reply.citations)
+
+
+def test_other_document_reference_found_by_name(other_env):
+    answerer, _ = other_env
+    named = items_naming(answerer.kb, "某某县农村供水工程管理办法是关于什么的")
+    assert named and named[0][1].number == 1
