@@ -109,3 +109,56 @@ def test_rejoin_keeps_sentences_and_headings_apart():
 @pytest.mark.parametrize("text,value", [("一", 1), ("十", 10), ("十九", 19), ("二十三", 23), ("一百零五", 105)])
 def test_chinese_numerals(text, value):
     assert cn_to_int(text) == value
+
+
+# ------------------------------------------------------------------ other layouts
+LAYOUT_ARABIC = """某县人民政府办公室
+某政办发[2023]2号
+关于印发《某县2023年政务公开工作要点》的通知
+各乡镇人民政府，县直各单位：
+现将要点印发给你们，请认真执行。
+某县人民政府办公室
+2023年2月10日
+某县2023年政务公开工作要点
+一、重点领域信息公开
+1.做好农村饮水信息公开。定期公开水质检测结果。
+责任单位：县水利局、各乡镇人民政府
+2、做好垃圾分类信息公开。公开设施建设进度。
+牵头单位：县城管局；配合单位：县住建局
+二、保障措施
+（3）加强培训。每年培训不少于两次。【县政府办牵头，县直各单位按职责分工负责】
+附件：1.重点任务分工表
+任务一 县水利局
+"""
+
+LAYOUT_RESTART = """某市2024年政务公开工作要点
+一、公开重点
+（一）做好预算公开
+按规定公开部门预算和决算。（责任单位：市财政局（牵头）、市直各单位）
+（二）做好规划公开。公开国土空间规划。〔市自然资源局牵头负责〕
+二、保障
+（一）加强考核。将政务公开纳入绩效考核。(市政府办牵头，各单位负责)
+"""
+
+
+def test_arabic_items_unit_lines_and_attachments():
+    doc = parse_document(LAYOUT_ARABIC, "mou-2023")
+    assert doc.doc_number == "某政办发[2023]2号" and doc.date_iso == "2023-02-10"
+    assert [(i.number, i.title) for i in doc.items] == [(1, "做好农村饮水信息公开"), (2, "做好垃圾分类信息公开"),
+                                                     (3, "加强培训")]
+    assert doc.item(1).responsible_units == ["县水利局", "各乡镇人民政府"] and doc.item(1).lead_units == []
+    assert doc.item(2).lead_units == ["县城管局"] and doc.item(2).responsible_units == ["县住建局"]
+    assert doc.item(3).lead_units == ["县政府办"] and doc.item(3).responsible_units == ["县直各单位"]
+    assert "责任单位" not in doc.item(1).body and "【" not in doc.item(3).body
+    assert doc.attachments and doc.attachments[0].startswith("附件") and len(doc.items) == 3
+    assert doc.item(1).label == "第1项 做好农村饮水信息公开"
+    assert [s.items for s in doc.sections] == [[1, 2], [3]]
+
+
+def test_numbering_that_restarts_in_each_section():
+    doc = parse_document(LAYOUT_RESTART, "mou-2024")
+    assert [i.number for i in doc.items] == [1, 2, 3]
+    assert doc.item(1).title == "做好预算公开"  # a heading line of its own
+    assert doc.item(1).lead_units == ["市财政局"] and doc.item(1).responsible_units == ["市直各单位"]
+    assert doc.item(2).lead_units == ["市自然资源局"]
+    assert doc.item(3).label == "第二部分第（一）项 加强考核" and doc.item(3).lead_units == ["市政府办"]
