@@ -22,7 +22,8 @@ def send(reply: Reply, dispatcher: CollectingDispatcher, tracker: Optional[Track
         # failed again: say so briefly; the rule after this action runs action_handoff (one card)
         dispatcher.utter_message(text=REPEATED_FAILURE_NOTICE)
     else:
-        for message in reply.messages():
+        channel = tracker.get_latest_input_channel() if tracker is not None else None
+        for message in reply.messages(channel):  # the widget draws the card: no source texts there
             dispatcher.utter_message(**message)
     return events + (streak.events if streak else [])
 

@@ -278,6 +278,21 @@
     return c.item ? '第' + c.item + '项 ' + (c.title || '') : '《' + (c.doc_title || c.title || '') + '》';
   }
 
+  function unitsLine(c, departments) {
+    var lead = c && Array.isArray(c.lead_units) ? c.lead_units : null;
+    var resp = c && Array.isArray(c.responsible_units) ? c.responsible_units : null;
+    var depts = Array.isArray(departments) ? departments : [];
+    // the item's own units, when the card's departments are that item's (not e.g. a department's list)
+    var own = (lead || []).concat(resp || []).filter(function (d, i, a) { return a.indexOf(d) === i; });
+    if ((lead || resp) && own.slice().sort().join('|') === depts.slice().sort().join('|')) {
+      var parts = [];
+      if (lead && lead.length) { parts.push('牵头：' + lead.join('、')); }
+      if (resp && resp.length) { parts.push('责任：' + resp.join('、')); }
+      if (parts.length) { return parts.join('；'); }
+    }
+    return depts.length ? '相关部门：' + depts.join('、') : '';
+  }
+
   function renderCard(parent, card) {
     var cites = Array.isArray(card.citations) ? card.citations : [];
     if (cites.length) {
@@ -291,10 +306,9 @@
       });
       parent.appendChild(row);
     }
-    var depts = Array.isArray(card.departments) ? card.departments : [];
-    if (depts.length && card.kind === 'answer') {
-      parent.appendChild(el('p', { className: 'zw-depts', text: '相关部门：' + depts.join('、') }));
-    }
+    // the card is the one place an answer names its units (the widget gets no source texts)
+    var units = card.kind === 'answer' ? unitsLine(cites[0], card.departments) : '';
+    if (units) { parent.appendChild(el('p', { className: 'zw-depts', text: units })); }
     if (card.kind === 'handoff') {
       var t = card.ticket;
       var tid = t && typeof t === 'object' ? (t.id || t.number) : t;

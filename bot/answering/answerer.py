@@ -33,6 +33,7 @@ RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|啥)|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
+FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。"
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
@@ -209,7 +210,7 @@ class Answerer:
         source = f"{source_line(doc, item)}\n{units_sentence(item)}"
         if mode == "full":
             texts = [f"{item.label}\n{item.body}", source]
-            return Reply("answer", texts, cites[:1], depts, slots=slots)
+            return Reply("answer", texts, cites[:1], depts, slots=slots, card_texts=[source])
         if mode == "responsible":
             lead = "、".join(item.lead_units)
             resp = "、".join(u for u in item.responsible_units)
@@ -234,8 +235,9 @@ class Answerer:
             sentences = self.index.best_sentences(hit, q.scoring or q.text, q.tokens, limit=MAX_ANSWER_CHARS)
             first = "".join(sentences) or item.sentences[0]
             texts = [first, source]
-        texts.append("回复“查看全文”可查看该项全文。")
-        return Reply("answer", texts, cites, depts, slots=slots)
+        texts.append(FULL_TEXT_HINT)
+        # the card (widget) shows the source, units and the way to the full text itself
+        return Reply("answer", texts, cites, depts, slots=slots, card_texts=texts[1:])
 
     def department_duties(self, department: str, q: Query) -> Reply:
         data = self.kb.departments.get(department)

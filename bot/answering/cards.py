@@ -7,6 +7,16 @@ from typing import Any, Dict, List, Optional
 
 KINDS = ("answer", "clarify", "handoff", "out_of_scope", "chitchat", "fallback")
 
+# Channels whose clients draw the answer card (the web widget): there the card is the one
+# place where an answer's source and responsible units appear, so the texts that only say
+# them (Reply.card_texts) are not sent. Text-only clients (REST, WeChat) get them as text.
+CARD_CHANNELS = frozenset({"widget"})
+
+
+def renders_cards(channel: Optional[str]) -> bool:
+    """True when the client of ``channel`` shows the answer card itself (see CARD_CHANNELS)."""
+    return channel in CARD_CHANNELS
+
 
 def citation(doc, item) -> Dict[str, Any]:
     return {
@@ -15,6 +25,8 @@ def citation(doc, item) -> Dict[str, Any]:
         "title": item.title,
         "label": item.label,
         "doc_title": doc.title,
+        "lead_units": list(item.lead_units),
+        "responsible_units": list(item.responsible_units),
     }
 
 
@@ -40,14 +52,20 @@ class Reply:
     buttons: List[dict] = field(default_factory=list)
     slots: Dict[str, Any] = field(default_factory=dict)
     extra: Dict[str, Any] = field(default_factory=dict)
+    # texts that only repeat what the card shows (source line, units, "查看全文" hint)
+    card_texts: List[str] = field(default_factory=list)
 
     @property
     def card(self) -> dict:
         return make_card(self.kind, self.citations, self.departments, **self.extra)
 
-    def messages(self) -> List[dict]:
-        """Messages in the order they are sent: texts (buttons on the last), then the card."""
-        out: List[dict] = [{"text": t} for t in self.texts]
+    def messages(self, channel: Optional[str] = None) -> List[dict]:
+        """Messages in the order they are sent: texts (buttons on the last), then the card.
+        For a channel that renders the card (renders_cards) the card_texts are left out."""
+        texts = self.texts
+        if renders_cards(channel) and self.card_texts:
+            texts = [t for t in texts if t not in self.card_texts] or texts[:1]
+        out: List[dict] = [{"text": t} for t in texts]
         if self.buttons:
             if out:
                 out[-1]["buttons"] = self.buttons

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from bot.console.db import Database, events
+from bot.user_display import OfferedButtons
 
 logger = logging.getLogger(__name__)
 
@@ -186,9 +187,9 @@ class Conversation:
             self.n_staff += 1
             return
         card = card_of(data)
+        if data.get("text"):
+            self.n_bot += 1
         if card is None:
-            if data.get("text"):
-                self.n_bot += 1
             return
         kind_name = str(card.get("kind"))
         self.kinds.add(kind_name)
@@ -282,8 +283,10 @@ def load_transcript(db: Database, sender_id: str) -> List[Dict[str, Any]]:
                             .order_by(events.c.id)).all()
     out: List[Dict[str, Any]] = []
     last_card: Optional[Dict[str, Any]] = None
+    offered = OfferedButtons()  # what a payload shows as: the title the bot offered (as the widget)
     for row in rows:
         data = _json(row.data)
+        offered.add_event(data)
         ts = data.get("timestamp")
         base = {"id": row.id, "ts": ts, "time": fmt_ts(ts)}
         if data.get("event") == "user":
@@ -300,14 +303,22 @@ def load_transcript(db: Database, sender_id: str) -> List[Dict[str, Any]]:
             entities = [{"entity": e.get("entity"), "value": e.get("value"),
                          "extractor": e.get("extractor")}
                         for e in parse.get("entities") or [] if isinstance(e, dict)]
-            out.append(dict(base, who="citizen", text=data.get("text") or "",
+            text = data.get("text") or ""
+            out.append(dict(base, who="citizen", text=text,
+                            display=offered.display(text, (data.get("metadata") or {}).get("display")),
                             intent=intent.get("name"), confidence=intent.get("confidence"),
                             entities=entities, channel=data.get("input_channel")))
         elif is_staff_message(data):
             out.append(dict(base, who="staff", text=data.get("text") or "",
                             staff=(data.get("metadata") or {}).get("staff")))
         else:
+            # One bot event may carry text, buttons and a card together (e.g. the domain's
+            # utter_out_of_scope): the text and buttons first, then the card, all shown.
             card = card_of(data)
+            buttons = (data.get("data") or {}).get("buttons") or []
+            buttons = [b for b in buttons if isinstance(b, dict)]
+            if data.get("text") or buttons:
+                out.append(dict(base, who="bot", text=data.get("text") or "", buttons=buttons))
             if card is not None:
                 item = dict(base, who="card", kind=card.get("kind"),
                             kind_label=KIND_LABELS.get(str(card.get("kind")), card.get("kind")),
@@ -317,8 +328,4 @@ def load_transcript(db: Database, sender_id: str) -> List[Dict[str, Any]]:
                             ticket=card.get("ticket"), feedback=None)
                 out.append(item)
                 last_card = item
-            elif data.get("text"):
-                buttons = (data.get("data") or {}).get("buttons") or []
-                out.append(dict(base, who="bot", text=data["text"],
-                                buttons=[b for b in buttons if isinstance(b, dict)]))
     return out
