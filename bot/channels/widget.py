@@ -27,6 +27,7 @@ handoff as ``{"text", "from": "staff", "staff": <name>, "timestamp"}``.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -41,7 +42,10 @@ from rasa.core.channels.socketio import SocketBlueprint, SocketIOInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+import engineio
 from socketio import AsyncServer
+
+from bot.user_display import MAX_TITLE, OfferedButtons
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,128 @@ STATIC_TYPES = {
 CARD_KEYS = ("kind", "citations", "departments", "candidates", "ticket")
 CHANNEL_NAME = "widget"
 STAFF_LABEL = "工作人员"
+# A frame above the engine.io limit reaches the socket.io layer as this event instead (see
+# _WidgetEngineServer); the channel answers it with widget_error (+ turn_done).
+OVERSIZED_EVT = "widget_oversized_frame"
+# Largest websocket frame read at all (then answered with widget_error); beyond it the websockets
+# library closes the connection (code 1009) and the client reconnects.
+DEFAULT_WEBSOCKET_MAX_SIZE = 16 * 2 ** 20
+_SIO_EVENT_HEAD = re.compile(r'4[2]((?:/[^,\[\]"]{0,200},)?)(\d{0,18})\["((?:[^"\\]|\\.){1,100})"')
+
+
+def frame_limit(max_message_length: int) -> int:
+    """Engine.io `max_http_buffer_size` just above the largest allowed `user_uttered` frame:
+    the message and a button title (`display`) at 12 characters per code point (JSON's
+    \\uXXXX escape of a surrogate pair — python-socketio escapes every non-ASCII character; in
+    UTF-8 a code point is at most 4 bytes) plus 1 KB for the session id, the other metadata and
+    the JSON around them."""
+    return 12 * (max_message_length + MAX_TITLE) + 1024
+
+
+def _oversized_replacement(data: str) -> str:
+    """The engine.io packet that stands in for an oversized text frame: a socket.io event
+    OVERSIZED_EVT in the same namespace (with the same ack id) naming the event that was sent."""
+    m = _SIO_EVENT_HEAD.match(data, 0, 400)
+    namespace, ack, event = (m.group(1), m.group(2), m.group(3)) if m else ("", "", None)
+    if event is not None:
+        try:
+            event = json.loads(f'"{event}"')
+        except ValueError:
+            event = None
+    return "42" + namespace + ack + json.dumps([OVERSIZED_EVT, {"event": event, "size": len(data)}])
+
+
+def _shrink_polling_body(body: Text, limit: int) -> Text:
+    """Replace the largest packets of a long-polling POST body (packets separated by \\x1e) by
+    their stand-ins until the body fits the limit."""
+    packets = body.split("\x1e")
+    sizes = sorted(((len(p.encode("utf-8")), i) for i, p in enumerate(packets)), reverse=True)
+    total = len(body.encode("utf-8"))
+    for size, i in sizes:
+        if total <= limit:
+            break
+        packets[i] = _oversized_replacement(packets[i])
+        total += len(packets[i].encode("utf-8")) - size
+    return "\x1e".join(packets)
+
+
+class _Payload:
+    """`wsgi.input` of a rewritten long-polling body (as engineio's sanic driver has it)."""
+
+    def __init__(self, payload: bytes) -> None:
+        self.payload = payload
+
+    async def read(self, length: Optional[int] = None) -> bytes:
+        if length is None:
+            out, self.payload = self.payload, b""
+        else:
+            out, self.payload = self.payload[:length], self.payload[length:]
+        return out
+
+
+class _WidgetEngineServer(engineio.AsyncServer):
+    """engine.io server that answers frames above `max_http_buffer_size` instead of dropping the
+    connection. python-engineio 4.x closes the websocket on such a frame (`ValueError('packet is
+    too large')` in AsyncSocket._websocket_handler) and disconnects a long-polling client whose
+    POST is too long (ContentTooLongError). Here an oversized text frame / polling packet is
+    replaced, before engine.io sees it, by a short socket.io event OVERSIZED_EVT, so the socket
+    stays connected and the channel can answer. Binary frames keep engine.io's behaviour."""
+
+    def __init__(self, *args: Any, websocket_max_size: int = DEFAULT_WEBSOCKET_MAX_SIZE,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        base_ws = self._async.get("websocket")
+        base_translate = self._async.get("translate_request")
+        server = self
+
+        if base_ws is not None:
+            class LimitedWebSocket(base_ws):  # type: ignore[misc, valid-type]
+                async def __call__(self, environ: Dict) -> Any:
+                    request = environ.get("sanic.request")
+                    protocol = request.transport.get_protocol() if request is not None else None
+                    if protocol is not None and hasattr(protocol, "websocket_max_size"):
+                        # read frames up to this size (Sanic's default is 1 MiB), to answer them
+                        protocol.websocket_max_size = max(protocol.websocket_max_size or 0,
+                                                          websocket_max_size)
+                    return await super().__call__(environ)
+
+                async def wait(self) -> Any:
+                    data = await super().wait()
+                    if isinstance(data, str) and len(data) > server.max_http_buffer_size:
+                        return _oversized_replacement(data)
+                    return data
+
+        def translate(*a: Any, **kw: Any) -> Dict:
+            environ = base_translate(*a, **kw)
+            if environ.get("REQUEST_METHOD") == "POST" and \
+                    int(environ.get("CONTENT_LENGTH") or 0) > server.max_http_buffer_size:
+                request = environ.get("sanic.request")
+                body = (request.body or b"").decode("utf-8", "replace") if request is not None else ""
+                new = _shrink_polling_body(body, server.max_http_buffer_size).encode("utf-8")
+                environ["wsgi.input"] = _Payload(new)
+                environ["CONTENT_LENGTH"] = str(len(new))
+            return environ
+
+        replaced = dict(self._async)
+        if base_ws is not None:
+            replaced["websocket"] = LimitedWebSocket
+        if base_translate is not None and not asyncio.iscoroutinefunction(base_translate):
+            replaced["translate_request"] = translate
+        self._async = replaced
+
+
+class _WidgetSocketServer(AsyncServer):
+    def __init__(self, *args: Any, websocket_max_size: int = DEFAULT_WEBSOCKET_MAX_SIZE,
+                 **kwargs: Any) -> None:
+        self._websocket_max_size = websocket_max_size
+        super().__init__(*args, **kwargs)
+
+    def _engineio_server_class(self) -> Any:
+        size = self._websocket_max_size
+
+        def make(**options: Any) -> _WidgetEngineServer:
+            return _WidgetEngineServer(websocket_max_size=size, **options)
+        return make
 
 
 def _error(status: int, message: str) -> HTTPResponse:
@@ -144,10 +270,12 @@ class WidgetOutput(OutputChannel):
 def turns_from_events(events: Iterable[Dict[Text, Any]], limit: int = 300) -> List[Dict[Text, Any]]:
     """The citizen-visible part of a tracker: user, bot and staff turns plus feedback."""
     turns: List[Dict[Text, Any]] = []
+    offered = OfferedButtons()
     for ev in events:
         kind = ev.get("event")
         ts = ev.get("timestamp")
         meta = ev.get("metadata") or {}
+        offered.add_event(ev)
         if kind == "user":
             text = ev.get("text") or ""
             intent = ((ev.get("parse_data") or {}).get("intent") or {}).get("name")
@@ -163,10 +291,10 @@ def turns_from_events(events: Iterable[Dict[Text, Any]], limit: int = 300) -> Li
                 continue
             if meta.get("hidden"):
                 continue
-            display = meta.get("display")
-            if text.startswith("/") and not display:
-                continue  # a bare payload with nothing readable to show
-            turns.append({"role": "user", "text": str(display or text), "timestamp": ts})
+            # what the server offered decides, not the metadata: events stored before the
+            # server derived `display` may carry a client's words there
+            turns.append({"role": "user", "text": offered.display(text, meta.get("display")),
+                          "timestamp": ts})
         elif kind == "bot":
             data = ev.get("data") or {}
             staff = meta.get("staff") or data.get("staff") or \
@@ -214,11 +342,15 @@ class WidgetInput(SocketIOInput):
             cors_allowed_origins=credentials.get("cors_allowed_origins"),
             max_message_length=int(credentials.get("max_message_length", 500)),
             web_dir=credentials.get("web_dir"),
+            websocket_max_size=int(credentials.get("websocket_max_size", DEFAULT_WEBSOCKET_MAX_SIZE)),
         )
 
     def __init__(self, *args: Any, cors_allowed_origins: Any = None, max_message_length: int = 500,
-                 web_dir: Optional[Text] = None, **kwargs: Any) -> None:
+                 web_dir: Optional[Text] = None, websocket_max_size: int = DEFAULT_WEBSOCKET_MAX_SIZE,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.websocket_max_size = websocket_max_size
+        self._app: Any = None  # the Sanic app (for the agent's tracker store), set on registration
         # None or [] → only the server's own origin; "*" → any; list → those origins.
         if cors_allowed_origins in (None, [], ""):
             self.cors_allowed_origins: Any = None
@@ -308,15 +440,49 @@ class WidgetInput(SocketIOInput):
             return {}
         out: Dict[Text, Any] = {}
         if isinstance(metadata.get("display"), str) and metadata["display"].strip():
-            out["display"] = metadata["display"][:100]
+            out["display"] = metadata["display"][:MAX_TITLE]  # a claim only: see _display()
         if metadata.get("hidden") is True:
             out["hidden"] = True
         return out
 
+    @property
+    def frame_limit(self) -> int:
+        return frame_limit(self.max_message_length)
+
+    def _too_long(self) -> Text:
+        return f"您的消息超过了{self.max_message_length}字的长度限制，请精简后重新发送。"
+
+    async def _offered_buttons(self, session_id: Text) -> OfferedButtons:
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        store = getattr(agent, "tracker_store", None)
+        offered = OfferedButtons()
+        if store is not None:
+            tracker = await store.retrieve_full_tracker(session_id)
+            if tracker is not None:
+                offered.add_events(e.as_dict() for e in tracker.events if e.type_name == "bot")
+        return offered
+
+    async def _display(self, session_id: Text, text: Text, claimed: Any) -> Text:
+        """What the message shows as, decided here (bot.user_display): a button payload shows
+        the title of a button offered in this conversation, free text itself; the client's
+        `display` only picks between titles offered for that payload."""
+        if not text.startswith("/") and not claimed:
+            return text  # free text: no need to read the tracker
+        return (await self._offered_buttons(session_id)).display(text, claimed)
+
     # ---------------------------------------------------------------- blueprint
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins)
-        bp = SocketBlueprint(sio, self.socketio_path, "widget_webhook", __name__)
+        sio = _WidgetSocketServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
+                                  max_http_buffer_size=self.frame_limit,
+                                  websocket_max_size=self.websocket_max_size)
+        channel = self
+
+        class Blueprint_(SocketBlueprint):
+            def register(self, app: Any, options: Dict[Text, Any]) -> None:
+                channel._app = app
+                super().register(app, options)
+
+        bp = Blueprint_(sio, self.socketio_path, "widget_webhook", __name__)
         self.sio = sio
         self._install_handoff()
         ns = self.namespace
@@ -407,39 +573,65 @@ class WidgetInput(SocketIOInput):
             await join(sid, session_id)
             await sio.emit("session_confirm", session_id, room=sid, namespace=ns)
 
+        async def refuse(sid: Text, text: Text, room: Optional[Text] = None) -> None:
+            """The one outcome of a message that is not processed: widget_error, then turn_done."""
+            await sio.emit("widget_error", {"text": text}, room=sid, namespace=ns)
+            await sio.emit("turn_done", {"timestamp": time.time(), "error": True}, room=room or sid,
+                           namespace=ns)
+
+        @sio.on(OVERSIZED_EVT, namespace=ns)
+        async def oversized(sid: Text, data: Any = None) -> None:
+            event = data.get("event") if isinstance(data, dict) else None
+            logger.info("网页组件收到超长数据帧（%s，%s 字符），已拒收",
+                        event, data.get("size") if isinstance(data, dict) else "?")
+            if event == self.user_message_evt:
+                await refuse(sid, self._too_long())
+            else:
+                await sio.emit("widget_error", {"text": "您发送的数据过长，未能处理，请刷新页面后重试。"},
+                               room=sid, namespace=ns)
+
         @sio.on(self.user_message_evt, namespace=ns)
-        async def handle_message(sid: Text, data: Any) -> None:
+        async def handle_message(sid: Text, data: Any = None) -> None:
+            # Every user_uttered ends with exactly one outcome: the bot's replies then turn_done,
+            # or widget_error then turn_done.
             if not isinstance(data, dict):
+                await refuse(sid, "消息格式不正确，请刷新页面后重试。")
                 return
             session = await sio.get_session(sid, namespace=ns) or {}
             session_id = session.get("session_id")
             if not session_id:
                 requested = data.get("session_id")
                 if not (isinstance(requested, str) and SESSION_ID_RE.match(requested)):
-                    await sio.emit("widget_error", {"text": "会话尚未建立，请刷新页面后重试。"},
-                                   room=sid, namespace=ns)
+                    await refuse(sid, "会话尚未建立，请刷新页面后重试。")
                     return
                 session_id = requested
                 await join(sid, session_id)
             text = data.get("message")
             if not isinstance(text, str) or not text.strip():
+                await refuse(sid, "您发送的消息是空的，请输入您要咨询的问题。")
                 return
             text = text.strip()
             if len(text) > self.max_message_length:
-                await sio.emit("widget_error", {
-                    "text": f"您的消息超过了{self.max_message_length}字的长度限制，请精简后重新发送。"},
-                    room=sid, namespace=ns)
+                await refuse(sid, self._too_long())
                 return
+            metadata = self._clean_metadata(data.get(self.metadata_key))
+            try:
+                display = await self._display(session_id, text, metadata.pop("display", None))
+            except Exception:
+                logger.exception("网页组件读取会话失败")
+                await refuse(sid, "抱歉，系统暂时无法处理您的消息，请稍后再试，或拨打12345政务服务便民热线。")
+                return
+            if display != text:
+                metadata["display"] = display  # server-derived; the tracker keeps the real text
             output = WidgetOutput(sio, self.bot_message_evt, ns)
-            message = UserMessage(text, output, session_id, input_channel=self.name(),
-                                  metadata=self._clean_metadata(data.get(self.metadata_key)))
+            message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata)
             try:
                 await on_new_message(message)
             except Exception:
                 logger.exception("处理网页组件消息失败")
-                await sio.emit(self.bot_message_evt, {
-                    "text": "抱歉，系统暂时无法处理您的消息，请稍后再试，或拨打12345政务服务便民热线。",
-                    "timestamp": time.time()}, room=session_id, namespace=ns)
+                await sio.emit("widget_error", {
+                    "text": "抱歉，系统暂时无法处理您的消息，请稍后再试，或拨打12345政务服务便民热线。"},
+                    room=sid, namespace=ns)
             finally:
                 await sio.emit("turn_done", {"timestamp": time.time()}, room=session_id, namespace=ns)
 
