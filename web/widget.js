@@ -535,10 +535,15 @@
       root.setAttribute('data-state', 'disconnected');
       showStatus(everConnected ? '与咨询服务的连接已断开，正在尝试重新连接…' : '暂时无法连接咨询服务，正在重试…', true);
     });
-    socket.on('bot_uttered', function (msg) {
-      if (msg && msg.from === 'staff') {
+    socket.on('bot_uttered', function (raw) {
+      // Rasa's message keys at the top, the rest (timestamp, from, staff, push) under metadata
+      if (!raw || typeof raw !== 'object') { return; }
+      var meta = raw.metadata && typeof raw.metadata === 'object' ? raw.metadata : {};
+      var msg = { text: raw.text, quick_replies: raw.quick_replies, buttons: raw.buttons, custom: raw.custom,
+        timestamp: meta.timestamp, from: meta.from, staff: meta.staff, push: meta.push };
+      if (msg.from === 'staff') {
         addStaff(String(msg.text || ''), msg.staff, msg.timestamp);
-      } else if (msg && msg.push) {
+      } else if (msg.push) {
         // a notice pushed outside a turn (e.g. staff closed the ticket): the stored message may
         // carry buttons, so redraw from the history; show the text alone if that fails
         getJSON(BASE + '/history/' + encodeURIComponent(sessionId)).then(function (body) {

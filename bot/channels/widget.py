@@ -22,8 +22,15 @@ Routes (prefix ``/webhooks/widget``):
 * ``GET /doc/<doc>``               a document's title, number, issuer and date
 
 Bot messages are emitted as ``bot_uttered`` with ``{"text", "quick_replies": [{"title",
-"payload"}], "custom": <answer card>, "timestamp"}`` (any subset); staff messages during a
-handoff as ``{"text", "from": "staff", "staff": <name>, "timestamp"}``.
+"payload"}], "custom": <answer card>}`` (any subset) and ``"metadata": {"timestamp"}``; staff
+messages during a handoff as ``{"text", "metadata": {"from": "staff", "staff": <name>,
+"timestamp"}}``. Only Rasa's own message keys are at the top level, as in Rasa's socket.io
+channel, so that rasa-webchat (which classifies a message by its exact top-level keys) shows
+the text and the quick replies too.
+
+A user message shows as what the server decides (bot.user_display), not as the client's
+``metadata.display``; every ``user_uttered`` ends with the bot's replies then ``turn_done``, or
+``widget_error`` then ``turn_done``, also for frames above engine.io's limit.
 """
 from __future__ import annotations
 
@@ -224,7 +231,10 @@ class WidgetOutput(OutputChannel):
         self.namespace = namespace
 
     async def _emit(self, recipient_id: Text, payload: Dict[Text, Any]) -> None:
-        payload.setdefault("timestamp", time.time())
+        # Rasa's message keys at the top (text, quick_replies, custom), everything else under
+        # `metadata`: clients written for Rasa's socket.io channel (rasa-webchat) tell a message's
+        # kind by its exact set of top-level keys.
+        payload.setdefault("metadata", {}).setdefault("timestamp", time.time())
         await self.sio.emit(self.bot_message_evt, payload, room=recipient_id, namespace=self.namespace)
 
     async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
@@ -397,11 +407,12 @@ class WidgetInput(SocketIOInput):
         if self.sio is None:
             return False
         if staff_name:
-            payload = {"text": str(text), "from": "staff", "staff": str(staff_name)}
+            meta: Dict[Text, Any] = {"from": "staff", "staff": str(staff_name)}
         else:
             # The tracker has the full message (e.g. rating buttons): the widget re-reads its history.
-            payload = {"text": str(text), "from": "bot", "push": True}
-        payload["timestamp"] = time.time()
+            meta = {"from": "bot", "push": True}
+        meta["timestamp"] = time.time()
+        payload = {"text": str(text), "metadata": meta}
         await self.sio.emit(self.bot_message_evt, payload, room=sender_id, namespace=self.namespace)
         return self._room_has_clients(sender_id)
 
