@@ -606,14 +606,14 @@ class WidgetInput(SocketIOInput):
             # Every user_uttered ends with exactly one outcome: the bot's replies then turn_done,
             # or widget_error then turn_done.
             if not isinstance(data, dict):
-                await refuse(sid, "消息格式不正确，请刷新页面后重试。")
+                await refuse(sid, "您发送的消息格式不正确，请刷新页面后重试。")
                 return
             session = await sio.get_session(sid, namespace=ns) or {}
             session_id = session.get("session_id")
             if not session_id:
                 requested = data.get("session_id")
                 if not (isinstance(requested, str) and SESSION_ID_RE.match(requested)):
-                    await refuse(sid, "会话尚未建立，请刷新页面后重试。")
+                    await refuse(sid, "会话尚未建立，请您刷新页面后重试。")
                     return
                 session_id = requested
                 await join(sid, session_id)
