@@ -210,3 +210,35 @@ def test_other_document_reference_found_by_name(other_env):
     answerer, _ = other_env
     named = items_naming(answerer.kb, "某某县农村供水工程管理办法是关于什么的")
     assert named and named[0][1].number == 1
+
+
+# ------------------------------------------------------------ English via CC-CEDICT
+def test_english_bridge_reads_the_dictionary_backwards():
+    from bot.retrieval.english import build_english_map, english_words, lemma
+
+    assert lemma("published") == "publish" and lemma("policies") == "policy"
+    assert english_words("Where is the inter-provincial service guide?") == [
+        "inter-provincial", "inter", "provincial", "interprovincial", "service", "guide"]
+    bridge = build_english_map({"跨省", "制造业", "预算", "天气预报员"})
+    assert bridge["interprovincial"] == ["跨省"] and "制造业" in bridge[lemma("manufacturing")]
+    assert "预算" in bridge["budget"]
+    assert all(v for v in bridge.values())  # only words of the given vocabulary, never empty
+
+
+@pytest.mark.parametrize("text,item", [
+    ("Which department publishes the interprovincial service guide?", 8),
+    ("Are typical cases of open government shown to the public?", 18),
+])
+def test_english_topics_without_a_hand_typed_entry(env, text, item):
+    reply = ask(env, text)
+    assert reply.kind in ("answer", "clarify")
+    items = [c["item"] for c in reply.citations] if reply.kind == "answer" else \
+        [c["item"] for c in reply.extra["candidates"]]
+    assert item in items[:3]
+
+
+@pytest.mark.parametrize("text", ["How do I renew my passport?", "What's the weather in Changsha tomorrow?"])
+def test_english_questions_about_other_services_are_not_answered(env, text):
+    answerer, seg = env
+    t = scoring_text(text)
+    assert policy_strength(answerer.kb, answerer.index, t, question_words(seg, text)) is None

@@ -170,6 +170,10 @@ class Answerer:
     # --------------------------------------------------------------- answers
     def retrieve(self, q: Query, mode: str) -> Reply:
         hits = self.index.search(q.scoring or q.text, q.tokens, q.departments)
+        if not hits and not content_words(q.tokens):
+            hits = self.index.literal_hits(q.scoring or q.text, q.tokens)
+            if len(hits) > 1:  # several items write the phrase: let the citizen choose
+                return self.clarify(hits[:3], q)
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
         own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")])

@@ -8,6 +8,7 @@ from the NLU parse result.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 from bot.kb.store import KnowledgeBase
 from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
 from bot.retrieval.bm25 import BM25
+from bot.retrieval.english import build_english_map, english_words, lemma
 
 RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
@@ -55,9 +57,18 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
         key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
         for key, values in kb.thesaurus.items()
     }
-    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus}
+    # every 2-4 character run of the items' text: the dictionary decides which are words
+    vocabulary = set()
+    for it in items:
+        for run in RUN_RE.findall(" ".join(s["text"] for s in it["sentences"]) + " " + "".join(it["title_tokens"])):
+            for n in (2, 3, 4):
+                vocabulary.update(run[k:k + n] for k in range(len(run) - n + 1))
+    english = build_english_map(vocabulary)
+    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english}
 
 
+DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
+UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
 TITLE_COVERAGE_BONUS = 0.5  # a question word in the item's heading counts this much extra
 
 
@@ -83,10 +94,13 @@ class PolicyIndex:
         self.kb = kb
         self.items = data["items"]
         self.thesaurus: Dict[str, List[str]] = data.get("thesaurus", {})
+        self.english: Dict[str, List[str]] = data.get("english", {})
+        self._text_idf: Dict[str, float] = {}
         word_docs, bigram_docs, self.sent_ref = [], [], []
         sent_docs = []
         self.title_sets = []
         self.title_bigrams = []
+        self.texts: List[str] = []
         for i, it in enumerate(self.items):
             words = list(it["title_tokens"])
             text = ""
@@ -99,6 +113,7 @@ class PolicyIndex:
             bigram_docs.append(bigrams_of_text(text))
             self.title_sets.append(set(content_words(it["title_tokens"])))
             self.title_bigrams.append(set(bigrams_of_text("".join(it["title_tokens"]))))
+            self.texts.append("".join(it["title_tokens"]) + text)
         self.words = BM25(word_docs)
         self.bigrams = BM25(bigram_docs)
         self.sents = BM25(sent_docs)
@@ -121,21 +136,41 @@ class PolicyIndex:
             if key.replace(" ", "") in low:
                 for v in values:
                     weights.setdefault(v.lower(), 0.6)
+        if self.english:
+            for w in english_words(text):  # English words → the documents' Chinese words (CC-CEDICT)
+                for t in self.english.get(w, []):
+                    weights.setdefault(t, 0.6)
         return weights
+
+    def text_idf(self, phrase: str) -> float:
+        """idf of a phrase by the items whose text contains it (dictionary words need not be tokens)."""
+        if phrase not in self._text_idf:
+            f = sum(phrase in t for t in self.texts)
+            n = len(self.texts)
+            self._text_idf[phrase] = math.log(1 + (n - f + 0.5) / (f + 0.5))
+        return self._text_idf[phrase]
+
+    def translations(self, word: str) -> List[str]:
+        return self.english.get(lemma(word)) or self.english.get(word) or [] if self.english else []
 
     def _coverage(self, i: int, words: List[str], weights: Dict[str, float], text: str) -> float:
         if not words:
             return 0.0
-        total = matched = 0.0
+        total = matched = unknown = 0.0
+        distinctive = 0.0
         low = text.lower()
         for w in set(words):
             idf = self.words.idf_of(w)
             if len(w) == 1:
                 idf *= 0.4  # stray single characters ("欠", "债") say little on their own
+            trans = [] if CJK_RE.search(w) or w in self.words.idf else self.translations(w)
+            if trans:  # an English word: as informative as the rarest of its Chinese words
+                idf = max(self.text_idf(t) for t in trans)
             elif not CJK_RE.search(w) and w not in self.words.idf and w not in self.thesaurus:
-                idf *= 0.2  # foreign words the documents never use ("budget", "public")
+                # a foreign word neither the documents nor the dictionary bridge know ("passport")
+                idf *= 0.6 if self.english else 0.2
             total += idf
-            hit = w in self.word_sets[i]
+            hit = w in self.word_sets[i] or any(t in self.word_sets[i] or t in self.texts[i] for t in trans)
             if not hit and CJK_RE.search(w) and len(w) >= 2:
                 bgs = bigrams_of_words([w])
                 hit = sum(b in self.bigram_sets[i] for b in bgs) * 2 >= len(bgs) + (len(bgs) > 1)
@@ -145,10 +180,19 @@ class PolicyIndex:
                     if w in key and key in low and any(v.lower() in self.word_sets[i] for v in values):
                         hit = True
                         break
+            if not hit and w not in self.words.idf and not trans and CJK_RE.search(w) \
+                    and not any(w in t for t in self.texts):
+                unknown += idf  # a word no item uses ("小区", "这块")
             if hit:
                 matched += idf
+                if len(w) >= 2 and idf >= DISTINCTIVE_IDF and w in self.words.idf:
+                    distinctive += idf
                 if w in self.title_sets[i] and len(w) >= 2:
                     matched += TITLE_COVERAGE_BONUS * idf  # the heading names the item's subject
+        if unknown and distinctive >= unknown:
+            # the item shares a word only one or two items use ("供气", "共性"): words that no
+            # item uses at all weigh half, so a long question's asides do not drown it
+            total -= UNKNOWN_DISCOUNT * unknown
         return min(1.0, matched / total) if total else 0.0
 
     # -- search ------------------------------------------------------------------
@@ -191,6 +235,27 @@ class PolicyIndex:
                             matched=[w for w in query if w in self.word_sets[i]]))
         hits.sort(key=lambda h: -h.rank)
         return hits[:top_k]
+
+    def literal_hits(self, text: str, tokens: Sequence[str], top_k: int = 5) -> List[Hit]:
+        """When no topic word is left ("主管部门": both words are also question words), the
+        longest run of the question's words that some items write literally (at least three
+        characters). Coverage is the run's share of the question's characters."""
+        toks = [t for t in tokens if CJK_RE.search(t)]
+        total = sum(len(t) for t in toks)
+        best: List[Hit] = []
+        best_len = 0
+        for a in range(len(toks)):
+            for b in range(len(toks), a, -1):
+                run = "".join(toks[a:b])
+                if len(run) < max(3, best_len + 1):
+                    break
+                found = [i for i, t in enumerate(self.texts) if run in t]
+                if found:
+                    best_len = len(run)
+                    best = [Hit(self.items[i]["doc"], self.items[i]["item"], 1.0, len(run) / total, matched=[run])
+                            for i in found]
+                    break
+        return best[:top_k]
 
     def best_sentences(self, hit: Hit, text: str, tokens: Sequence[str], limit: int = 300,
                        max_sentences: int = 2) -> List[str]:

