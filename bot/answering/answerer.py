@@ -37,6 +37,7 @@ FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。"
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
+ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|该项|它|此项|这一项|上面|刚才)")
 
 
 TAG_RE = re.compile(r"<[^<>]{0,200}>|&[a-zA-Z]{2,8};|&#\d{1,6};")
@@ -176,7 +177,9 @@ class Answerer:
                 return self.clarify(hits[:3], q)
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
-        own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")])
+        # a topic of its own: a word that singles out a few items ("推进", used by most, does not)
+        own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")
+                          and self.index.is_topic_word(w)]) and not ANAPHORA_RE.search(q.text)
         # Follow-up without a topic of its own ("那由哪个部门负责？", "有什么时间要求吗")
         if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic):
             return self._answer_item(ctx[0], ctx[1], q, mode)

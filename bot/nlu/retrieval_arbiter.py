@@ -7,13 +7,16 @@ the retrieval index (the same one the action server answers from, built from the
 base) about the question without its greetings and fillers; when one item covers the question
 strongly, or the question names a document an item cites, the intent becomes ``ask_policy``.
 
-Requests for a person, complaints, feedback, ratings and form answers (affirm/deny/cancel) are
-never overridden, and a message that is only greetings and fillers keeps its intent. Questions
+Requests for a person, complaints, feedback and ratings are never overridden; a message that
+is only greetings and fillers keeps its intent, and so does a confident question to the
+assistant itself ("你有哪些功能"). Short form answers (affirm/deny/cancel: "好的", "不用了") carry
+no topic, so retrieval finds nothing strong in them and they keep their intent too. Questions
 about other services (社保卡挂失, 天气) have no item covering them, so they stay out of scope.
 """
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Text
@@ -31,6 +34,14 @@ logger = logging.getLogger(__name__)
 
 OVERRIDABLE = {"greet", "goodbye", "thank", "bot_identity", "ask_capabilities", "out_of_scope", "nlu_fallback",
                "affirm", "deny", "cancel"}
+ABOUT_THE_BOT = {"bot_identity", "ask_capabilities"}
+ADDRESSED_TO_BOT_RE = re.compile(r"你|您|机器人|助手|\byou\b", re.I)
+# An English request for a person: the classifier has almost no English examples (adding some
+# pulls every English question to them), so the words decide.
+ENGLISH_HANDOFF_RE = re.compile(
+    r"\b(talk|speak|chat|transfer|connect|put me through|get me)\b.{0,30}\b(human|person|people|agent|staff|"
+    r"someone|somebody|operator|officer|representative)\b|\b(human|real person|live agent|operator)\s*(please)?\s*[.!?]*$",
+    re.I)
 TARGET_INTENT = "ask_policy"
 ARBITRATION_KEY = "arbitration"
 
@@ -91,12 +102,19 @@ class RetrievalArbiter(GraphComponent):
 
     def _arbitrate(self, message: Message) -> None:
         intent = (message.get(INTENT) or {}).get("name")
+        if intent != "request_human" and ENGLISH_HANDOFF_RE.search(message.get(TEXT) or ""):
+            self._set(message, {"name": "request_human", "confidence": 0.9},
+                      {"by": "english_handoff", "overridden": intent})
+            return
         if intent not in OVERRIDABLE:
             return
         scoring = message.get("text_scoring")
         if scoring is None:
             scoring = message.get(TEXT) or ""
         tokens = message.get("tokens_zh") or []
+        confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
+        if intent in ABOUT_THE_BOT and ADDRESSED_TO_BOT_RE.search(scoring) and confidence >= 0.6:
+            return  # "你有哪些功能": a question to the assistant, not about a policy's 功能
         if not scoring.strip():
             return
         loaded = _index()
@@ -107,7 +125,11 @@ class RetrievalArbiter(GraphComponent):
         if not strength:
             return
         new = {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)}
-        ranking = [new] + [r for r in (message.get(INTENT_RANKING_KEY) or []) if r.get("name") != TARGET_INTENT]
+        self._set(message, new, dict(strength, overridden=intent))
+
+    @staticmethod
+    def _set(message: Message, new: dict, why: dict) -> None:
+        ranking = [new] + [r for r in (message.get(INTENT_RANKING_KEY) or []) if r.get("name") != new["name"]]
         message.set(INTENT, new, add_to_output=True)
         message.set(INTENT_RANKING_KEY, ranking, add_to_output=True)
-        message.set(ARBITRATION_KEY, dict(strength, overridden=intent), add_to_output=True)
+        message.set(ARBITRATION_KEY, why, add_to_output=True)

@@ -150,6 +150,13 @@ class PolicyIndex:
             self._text_idf[phrase] = math.log(1 + (n - f + 0.5) / (f + 0.5))
         return self._text_idf[phrase]
 
+    def is_topic_word(self, word: str) -> bool:
+        """Used by at most 40 % of the items: it says which item is meant."""
+        df = sum(word in ws for ws in self.word_sets)
+        if df == 0:
+            df = sum(word in t for t in self.texts)
+        return 0 < df <= max(1, 0.4 * len(self.word_sets)) or df == 0
+
     def translations(self, word: str) -> List[str]:
         return self.english.get(lemma(word)) or self.english.get(word) or [] if self.english else []
 
