@@ -116,6 +116,13 @@ def test_own_document_number_answers_document_facts(env):
     assert reply.kind == "answer" and "2021年8月3日" in reply.texts[0]
 
 
+@pytest.mark.parametrize("text", ["文件是几月几号下发的", "这份要点发给了哪些单位"])
+def test_questions_about_the_document_itself(env, text):
+    reply = ask(env, text, "nlu_fallback")
+    assert reply.kind == "answer" and not reply.citations[0].get("item")
+    assert "2021年8月3日" in reply.texts[0] and "市直各单位" in reply.texts[0]
+
+
 def test_out_of_scope_stays_out(env):
     for text in ("社保卡丢了怎么挂失", "明天长沙会下雨吗", "公积金怎么提取"):
         reply = ask(env, text, "out_of_scope")
