@@ -31,6 +31,7 @@ DEFAULTS: Dict[str, str] = {
     "ZWZX_REDIS_DB": "0",
     "ZWZX_REDIS_PASSWORD": "",
     "ZWZX_REDIS_PREFIX": "zwzx",              # alphanumeric; keys are <prefix>:lock:<sender>
+    "ZWZX_SHARED_STATE": "redis",             # bot/ops/shared_state.py: cross-process state in Redis
     # processes and ports
     "ZWZX_RASA_SERVERS": "2",
     "ZWZX_ACTION_SERVERS": "2",
