@@ -53,7 +53,8 @@ from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, Us
 
 from bot.channels.wechat_api import WeChatAPIClient
 from bot.channels.wechat_render import WECHAT_TEXT_LIMIT, parse_choice, render_messages, split_utf8
-from bot.channels.wechat_store import DedupStore, Delivery, NonceCache, UserStore
+from bot.channels.wechat_store import API, PASSIVE, PROCESSING, MessageClaims, ReplayGuard, UserStore
+from bot.ops.shared_state import MemoryState, SharedState
 
 logger = logging.getLogger(__name__)
 
@@ -203,17 +204,22 @@ class WeChatEndpoint:
     """The channel's request handling, independent of Sanic (the blueprint only adapts it)."""
 
     def __init__(self, config: WeChatConfig, ask_bot: AskBot, users: Optional[UserStore] = None,
-                 api: Optional[WeChatAPIClient] = None):
+                 api: Optional[WeChatAPIClient] = None, state: Optional[SharedState] = None):
         self.config = config
         self.ask_bot = ask_bot
         self.users = users or UserStore(config.db_url)
+        # nonces, de-duplication and the access token: shared by every server when `state` is
+        # Redis (production profile); this endpoint's own memory when none is given
+        self.state: SharedState = state if state is not None else MemoryState()
         self.api = api or WeChatAPIClient(config.api_base, config.app_id, config.app_secret,
-                                          refresh_margin=config.token_refresh_margin)
+                                          refresh_margin=config.token_refresh_margin, state=self.state)
         self.crypto: Optional[WeChatCrypto] = None
         if config.encrypt_mode != "plain":
             self.crypto = WeChatCrypto(config.token, config.encoding_aes_key, config.app_id)
-        self.nonces = NonceCache(ttl=2 * config.timestamp_window + 60)
-        self.dedup = DedupStore(ttl=max(600.0, 2 * config.timestamp_window))
+        namespace = f"wechat:{config.app_id or '-'}"
+        self.nonces = ReplayGuard(self.state, namespace, ttl=2 * config.timestamp_window + 60)
+        self.claims = MessageClaims(self.state, namespace, ttl=max(600.0, 2 * config.timestamp_window))
+        self.duplicates = 0
         self._background: set = set()
         self.last_delivery_error = ""
 
@@ -296,20 +302,19 @@ class WeChatEndpoint:
             return Reply.fail(400, "消息缺少 FromUserName")
 
         key = self.dedup_key(msg)
-        if not self.nonces.check_and_add(nonce, key):
+        if not await self.nonces.check_and_add(nonce, key):
             logger.warning("WeChat request with a replayed nonce refused")
             return Reply.fail(403, "重复的 nonce（疑似重放请求）")
 
-        delivery = self.dedup.get(key)
-        original = delivery is None
-        if original:
-            delivery = self.dedup.add(key, Delivery(task=asyncio.ensure_future(self._process(msg))))
+        claimed, value = await self.claims.claim(key)
+        if claimed:
+            reply = await self._answer(key, value, msg)
         else:
-            delivery.duplicates += 1
-            logger.info("WeChat retry of %s (#%d): not processed again", key, delivery.duplicates)
-        await self._settle(delivery, msg, original)
-        if delivery.outcome == "passive" and delivery.reply:
-            return self._passive_reply(delivery.reply, nonce, encrypted)
+            self.duplicates += 1
+            logger.info("WeChat retry of %s (#%d here): not processed again", key, self.duplicates)
+            reply = await self._await_outcome(key, value, msg)
+        if reply:
+            return self._passive_reply(reply, nonce, encrypted)
         return Reply(200, "success")
 
     @staticmethod
@@ -319,44 +324,76 @@ class WeChatEndpoint:
         raw = getattr(msg, "_data", {}) or {}
         return f"evt:{msg.source}:{raw.get('CreateTime')}:{raw.get('Event', '')}:{raw.get('EventKey', '')}"
 
-    async def _settle(self, d: Delivery, msg, original: bool) -> None:
-        """Decide how this message's answer goes out: in the HTTP reply, or via the API."""
-        deadline = self.config.passive_reply_seconds
+    async def _answer(self, key: str, claim: str, msg) -> Optional[str]:
+        """The first request of a message (this server claimed it): process it, and decide how
+        the answer goes out — in this HTTP reply (returned XML), or via the API (None)."""
+        task = asyncio.ensure_future(self._process(msg))
+        self._spawn(self._keep_claim_alive(claim, task))
         try:
-            if original:
-                try:
-                    await asyncio.wait_for(asyncio.shield(d.task), timeout=deadline)
-                except asyncio.TimeoutError:
-                    pass
-                if d.task.done():
-                    chunks = d.task.result()
-                    if len(chunks) <= 1:
-                        reply = None
-                        if chunks:
-                            reply = TextReply(source=msg.target, target=msg.source,
-                                              content=cdata_safe(chunks[0])).render()
-                        if d.decide("passive"):
-                            d.reply = reply
-                        return
-            else:
-                try:
-                    await asyncio.wait_for(d.decided.wait(), timeout=deadline)
-                except asyncio.TimeoutError:
-                    pass
-            if d.outcome is None and d.decide("api"):
-                self._spawn(self._deliver_via_api(d, msg.source))
+            try:
+                await asyncio.wait_for(asyncio.shield(task), timeout=self.config.passive_reply_seconds)
+            except asyncio.TimeoutError:
+                pass
+            if task.done():
+                chunks = task.result()
+                if len(chunks) <= 1:
+                    reply = ""
+                    if chunks:
+                        reply = TextReply(source=msg.target, target=msg.source,
+                                          content=cdata_safe(chunks[0])).render()
+                    if await self.claims.decide(key, claim, PASSIVE + reply):
+                        return reply or None
+            await self._to_api(key, claim, task, msg.source)
+            return None
         except asyncio.CancelledError:  # WeChat hung up: the answer still has to reach the citizen
-            if d.outcome is None and d.decide("api"):
-                self._spawn(self._deliver_via_api(d, msg.source))
+            self._spawn(self._to_api(key, claim, task, msg.source))
             raise
+
+    async def _to_api(self, key: str, claim: str, task: "asyncio.Future", openid: str) -> None:
+        # decided "api" by us now, or by a retry (on any server) before us: we hold the answer
+        if await self.claims.decide(key, claim, API) or await self.claims.current(key) == API:
+            self._spawn(self._deliver_via_api(task, openid))
+
+    async def _keep_claim_alive(self, claim: str, task: "asyncio.Future") -> None:
+        # renewed while processing; then it lapses by itself (lease), by which time the outcome
+        # is decided — releasing it at once could let a retry take over a finished message
+        try:
+            while not task.done():
+                await asyncio.wait([task], timeout=self.claims.lease / 3)
+                if not task.done():
+                    await self.claims.renew(claim)
+        except Exception:  # noqa: BLE001 — the store is down: the claim lapses, nothing worse
+            logger.exception("WeChat: could not renew the claim of a message being answered")
+
+    async def _await_outcome(self, key: str, value: str, msg) -> Optional[str]:
+        """A retry (or replay) of a message claimed before, maybe on another server: wait up to
+        the passive deadline for its outcome; the same passive reply, else "success" (None)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.passive_reply_seconds
+        while value is not None and value.startswith(PROCESSING):
+            if not await self.claims.owner_alive(value):
+                taken = await self.claims.take_over(key, value)
+                if taken:
+                    logger.warning("WeChat message %s: the server answering it is gone; answering here", key)
+                    return await self._answer(key, taken, msg)
+            elif loop.time() >= deadline:
+                # too late for a passive reply: the owner sends the answer through the API
+                if await self.claims.decide(key, value, API):
+                    return None
+            else:
+                await asyncio.sleep(0.05)
+            value = await self.claims.current(key)
+        if value is not None and value.startswith(PASSIVE):
+            return value[len(PASSIVE):] or None
+        return None
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _deliver_via_api(self, d: Delivery, openid: str) -> None:
-        chunks = await asyncio.shield(d.task)
+    async def _deliver_via_api(self, task: "asyncio.Future", openid: str) -> None:
+        chunks = await asyncio.shield(task)
         for i, chunk in enumerate(chunks):
             result = await self.api.send_text(openid, chunk)
             if not result.ok:
@@ -512,7 +549,9 @@ class WeChatInput(InputChannel):
                                              metadata=metadata))
             return collector.messages
 
-        return WeChatEndpoint(self.config, ask_bot)
+        from bot.ops.shared_state import shared_state
+
+        return WeChatEndpoint(self.config, ask_bot, state=shared_state())
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         endpoint = self.endpoint = self.make_endpoint(on_new_message)

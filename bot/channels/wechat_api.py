@@ -2,12 +2,16 @@
 
 * ``GET  {base}/cgi-bin/token?grant_type=client_credential&appid=..&secret=..`` — access token,
   cached and refreshed ``refresh_margin`` seconds before it expires, and at once when WeChat
-  answers 40001 (invalid token), 40014 (invalid token format) or 42001 (token expired);
+  answers 40001 (invalid token), 40014 (invalid token format) or 42001 (token expired).
+  The token lives in a :class:`bot.ops.shared_state.SharedState` (Redis in the production
+  profile), refreshed under a cluster-wide lock: one refresh for all servers, not one per
+  process (WeChat limits token requests per day, and each refresh retires the previous token);
 * ``POST {base}/cgi-bin/message/custom/send?access_token=..`` — customer-service text message.
 """
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -15,6 +19,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 import aiohttp
+
+from bot.ops.shared_state import LockTimeout, MemoryState, SharedState
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +58,18 @@ class SendResult:
 
 class WeChatAPIClient:
     def __init__(self, api_base: str, app_id: str, app_secret: str, refresh_margin: float = 300.0,
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, state: Optional[SharedState] = None):
         self.api_base = api_base.rstrip("/")
         self.app_id = app_id
         self.app_secret = app_secret
         self.refresh_margin = refresh_margin
         self.timeout = timeout
-        self._token: Optional[str] = None
-        self._expires_at = 0.0
-        self._lock: Optional[asyncio.Lock] = None
+        # without a shared store the token is this client's own (as one process)
+        self.state: SharedState = state if state is not None else MemoryState()
+        ident = hashlib.sha256(f"{self.api_base}|{app_id}|{app_secret}".encode()).hexdigest()[:16]
+        self._key = f"wechat:token:{app_id}:{ident}"
         self._session: Optional[aiohttp.ClientSession] = None
+        self.refreshes = 0  # token requests made by this client (tests, logs)
 
     @property
     def configured(self) -> bool:
@@ -76,27 +84,56 @@ class WeChatAPIClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
 
-    def invalidate(self) -> None:
-        self._token = None
-        self._expires_at = 0.0
+    async def _cached(self) -> Optional[str]:
+        raw = await self.state.get(self._key)
+        if not raw:
+            return None
+        try:
+            value = json.loads(raw)
+            if time.time() < float(value["expires_at"]) - self.refresh_margin:
+                return str(value["token"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        return None
+
+    async def invalidate(self, token: Optional[str] = None) -> None:
+        """Forget the cached token (only if it is still `token`, when given: another server
+        may have stored a fresh one already)."""
+        raw = await self.state.get(self._key)
+        if raw is None:
+            return
+        if token is not None:
+            try:
+                if json.loads(raw).get("token") != token:
+                    return
+            except ValueError:
+                pass
+        await self.state.compare_and_delete(self._key, raw)
 
     async def access_token(self) -> str:
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._token and time.time() < self._expires_at - self.refresh_margin:
-                return self._token
+        token = await self._cached()
+        if token:
+            return token
+        # one refresh for the cluster: whoever holds the lock fetches; the others wait for it
+        # and then find the new token in the store
+        async with self.state.lock(self._key, ttl=self.timeout + 5, timeout=self.timeout + 10):
+            token = await self._cached()
+            if token:
+                return token
             session = await self._http()
             params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self.app_secret}
+            self.refreshes += 1
             async with session.get(f"{self.api_base}/cgi-bin/token", params=params) as resp:
                 data = await resp.json(content_type=None)
             if not isinstance(data, dict) or not data.get("access_token"):
                 errcode = int((data or {}).get("errcode") or -1) if isinstance(data, dict) else -1
                 raise WeChatAPIError(errcode, str((data or {}).get("errmsg", "no access_token")))
-            self._token = str(data["access_token"])
-            self._expires_at = time.time() + float(data.get("expires_in") or 7200)
+            token = str(data["access_token"])
+            expires_in = float(data.get("expires_in") or 7200)
+            await self.state.set(self._key, json.dumps({"token": token, "expires_at": time.time() + expires_in}),
+                                 ttl=expires_in)
             logger.info("WeChat access token refreshed, expires in %s s", data.get("expires_in"))
-            return self._token
+            return token
 
     async def send_text(self, openid: str, content: str) -> SendResult:
         """Send one customer-service text message; refreshes the token once if WeChat says so."""
@@ -113,6 +150,8 @@ class WeChatAPIClient:
                     data = await resp.json(content_type=None)
             except WeChatAPIError as e:
                 return SendResult(False, e.errcode, e.errmsg)
+            except LockTimeout as e:
+                return SendResult(False, -1, str(e))
             except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
                 return SendResult(False, -1, f"{type(e).__name__}: {e}")
             errcode = int(data.get("errcode") or 0) if isinstance(data, dict) else -1
@@ -121,7 +160,7 @@ class WeChatAPIClient:
             last = SendResult(False, errcode, str(data.get("errmsg", "")) if isinstance(data, dict) else "")
             if errcode in TOKEN_ERRORS and attempt == 0:
                 logger.info("WeChat says the access token is invalid (%s): fetching a new one", errcode)
-                self.invalidate()
+                await self.invalidate(token)
                 continue
             break
         return last

@@ -1,32 +1,33 @@
 """State the WeChat channel keeps: replay guard (nonces), de-duplication of WeChat's retries,
 and per-citizen data (time of the last message, last numbered choices) in the SQL database.
 
-The nonce cache and the de-duplication table live in the memory of the Rasa server process
-(Rasa serves the channel from one process). They only need to outlive WeChat's retry window
-(3 retries, 5 s apart) and the timestamp window; a restart forgets them, which at worst lets
-one retry of a message that was in flight during the restart through again.
+Nonces and de-duplication claims live in a :class:`bot.ops.shared_state.SharedState`: process
+memory in the embedded profile (one Rasa server), Redis in the production profile, so a retry
+or a replay that nginx sends to another Rasa server is recognised there too. They only need to
+outlive WeChat's retry window (3 retries, 5 s apart) and the timestamp window (TTL keys).
 The per-citizen data is kept in SQL (table ``wechat_users``) because the 48-hour
 customer-service window and the numbered choices must survive a restart.
 """
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
+import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
 
 from bot.db import db_url, engine_for
+from bot.ops.shared_state import SharedState
 
 logger = logging.getLogger(__name__)
 
 
 class NonceCache:
-    """Remembers nonces seen within the timestamp window.
+    """Remembers nonces seen within the timestamp window (in this process; the channel uses
+    :class:`ReplayGuard`, the same rule on the shared store).
 
     A nonce may come back only with the very same message (WeChat's retry of a message it
     got no answer for, or an exact replay, both handled once by the de-duplication). A known
@@ -56,50 +57,71 @@ class NonceCache:
         return True
 
 
-@dataclass
-class Delivery:
-    """One incoming WeChat message and what became of it.
+PROCESSING = "processing:"   # + owner id: being answered by the server that claimed it
+PASSIVE = "passive:"         # + the passive reply XML (plain, before encryption; may be empty)
+API = "api"                  # the answer goes (went) through the customer-service API
 
-    ``outcome`` is decided once: "passive" (the answer went back in the HTTP reply) or
-    "api" (the HTTP reply was "success" and the answer goes through the customer-service
-    API). Retries of the same message never start a second processing task.
+
+class ReplayGuard:
+    """NonceCache's rule on a shared store, so every server knows every nonce of the window."""
+
+    def __init__(self, state: SharedState, namespace: str, ttl: float):
+        self.state, self.namespace, self.ttl = state, namespace, ttl
+
+    async def check_and_add(self, nonce: str, message_key: str) -> bool:
+        current = await self.state.add(f"{self.namespace}:nonce:{nonce}", message_key, self.ttl)
+        return current is None or current == message_key
+
+
+class MessageClaims:
+    """What became of each incoming message, on a shared store (Redis in the production profile).
+
+    Key ``<ns>:msg:<MsgId>``: ``processing:<owner>`` while the server that claimed it is
+    answering, then decided once (compare-and-set) as ``passive:<xml>`` (the answer went back in
+    the HTTP reply; a retry gets the same reply) or ``api`` (the HTTP reply was "success"; the
+    owner sends the answer through the customer-service API). The owner keeps
+    ``<ns>:alive:<owner>`` alive (``lease`` seconds, renewed) while it is processing; a retry
+    that finds the claim of an owner that died takes the message over.
     """
 
-    task: "asyncio.Task"
-    created: float = field(default_factory=time.time)
-    outcome: Optional[str] = None
-    reply: Optional[str] = None  # passive reply body (plain XML, before encryption)
-    decided: asyncio.Event = field(default_factory=asyncio.Event)
-    duplicates: int = 0
+    def __init__(self, state: SharedState, namespace: str, ttl: float, lease: float = 6.0):
+        self.state, self.namespace, self.ttl, self.lease = state, namespace, ttl, lease
 
-    def decide(self, outcome: str) -> bool:
-        if self.outcome is None:
-            self.outcome = outcome
-            self.decided.set()
-            return True
-        return False
+    def _msg(self, key: str) -> str:
+        return f"{self.namespace}:msg:{key}"
 
+    def _alive(self, value: str) -> str:
+        return f"{self.namespace}:alive:{value[len(PROCESSING):]}"
 
-class DedupStore:
-    def __init__(self, ttl: float = 600.0, max_entries: int = 50_000):
-        self.ttl = ttl
-        self.max_entries = max_entries
-        self._items: "OrderedDict[str, Delivery]" = OrderedDict()
+    async def claim(self, key: str) -> Tuple[bool, str]:
+        """(True, my claim) for the first request of a message, else (False, current value)."""
+        value = PROCESSING + uuid.uuid4().hex
+        await self.state.set(self._alive(value), "1", self.lease)
+        current = await self.state.add(self._msg(key), value, self.ttl)
+        if current is None:
+            return True, value
+        await self.state.delete(self._alive(value))
+        return False, current
 
-    def _expire(self, now: float) -> None:
-        while self._items:
-            key, d = next(iter(self._items.items()))
-            if (d.created + self.ttl > now and len(self._items) <= self.max_entries) or not d.task.done():
-                break
-            self._items.popitem(last=False)
+    async def renew(self, value: str) -> None:
+        await self.state.set(self._alive(value), "1", self.lease)
 
-    def get(self, key: str) -> Optional[Delivery]:
-        self._expire(time.time())
-        return self._items.get(key)
+    async def owner_alive(self, value: str) -> bool:
+        return await self.state.exists(self._alive(value))
 
-    def add(self, key: str, delivery: Delivery) -> Delivery:
-        self._items[key] = delivery
-        return delivery
+    async def current(self, key: str) -> Optional[str]:
+        return await self.state.get(self._msg(key))
+
+    async def decide(self, key: str, expected: str, outcome: str) -> bool:
+        return await self.state.compare_and_set(self._msg(key), expected, outcome, self.ttl)
+
+    async def take_over(self, key: str, dead: str) -> Optional[str]:
+        value = PROCESSING + uuid.uuid4().hex
+        await self.state.set(self._alive(value), "1", self.lease)
+        if await self.state.compare_and_set(self._msg(key), dead, value, self.ttl):
+            return value
+        await self.state.delete(self._alive(value))
+        return None
 
 
 class UserStore:
