@@ -46,6 +46,7 @@ ALWAYS_OPEN = {
         "periods": [["00:00", "24:00"]],
         "holidays": [],
         "extra_workdays": [],
+        "calendar": "none",   # not even official holidays close it
     },
 }
 

@@ -1,11 +1,21 @@
 """handoff.yml: triggers, working hours (with holidays), texts' hotline, staff limits.
 
+Working days come from the official calendar (``calendar: cn``, the default): the State
+Council's holiday and 调休 notices as maintained in the ``chinesecalendar`` package — official
+holidays are closed, weekend days made working days (调休上班) are open, other days follow
+``weekdays``. handoff.yml's ``holidays`` / ``extra_workdays`` only override it (local closures,
+extra service days). For a year the package has no data for (chinesecalendar 1.11.0 knows
+2004–2026), working days follow ``weekdays`` plus those overrides, and a warning is logged once
+per year and process: upgrade the package when the next year's notice is out (usually
+November). ``calendar: none`` ignores the official calendar.
+
 The file is re-read when its modification time changes, so an operator can change working
 hours or thresholds without restarting the servers.
 """
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 import threading
@@ -16,7 +26,44 @@ from zoneinfo import ZoneInfo
 
 import yaml
 
+logger = logging.getLogger(__name__)
+
 ROOT = Path(__file__).resolve().parents[2]
+CALENDARS = ("cn", "none")
+_warned_years: set = set()
+
+
+def official_day(day: dt.date) -> Optional[str]:
+    """What the official calendar says about `day`: "holiday" (法定节假日, closed), "workday"
+    for a weekend day made a working day (调休上班), None for an ordinary day — and None, with
+    a warning once per year, for a year chinesecalendar has no data for."""
+    import chinese_calendar
+
+    try:
+        on_holiday, name = chinese_calendar.get_holiday_detail(day)
+    except NotImplementedError:
+        if day.year not in _warned_years:
+            _warned_years.add(day.year)
+            logger.warning("chinesecalendar %s has no holiday data for %s: working days follow the "
+                           "weekdays setting and handoff.yml's holidays/extra_workdays only; upgrade "
+                           "chinesecalendar (requirements.in) once the year's notice is published",
+                           getattr(chinese_calendar, "__version__", "?"), day.year)
+        return None
+    if on_holiday and name is not None:
+        return "holiday"
+    if not on_holiday and day.isoweekday() >= 6:
+        return "workday"
+    return None
+
+
+def calendar_covers(year: int) -> bool:
+    import chinese_calendar
+
+    try:
+        chinese_calendar.is_workday(dt.date(year, 6, 1))
+        return True
+    except NotImplementedError:
+        return False
 DEFAULT_PATH = ROOT / "handoff.yml"
 WEEKDAY_NAMES = "一二三四五六日"
 
@@ -48,6 +95,7 @@ class WorkingHours:
                                                    (dt.time(14, 30), dt.time(17, 30)))
     holidays: frozenset = frozenset()
     extra_workdays: frozenset = frozenset()
+    calendar: str = "cn"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -63,6 +111,10 @@ class WorkingHours:
             return False
         if day in self.extra_workdays:
             return True
+        if self.calendar == "cn":
+            official = official_day(day)
+            if official is not None:
+                return official == "workday"
         return day.isoweekday() in self.weekdays
 
     def is_open(self, when: dt.datetime) -> bool:
@@ -134,8 +186,11 @@ class HandoffConfig:
             else WorkingHours.periods,
             holidays=frozenset(_date(d) for d in wh.get("holidays") or ()),
             extra_workdays=frozenset(_date(d) for d in wh.get("extra_workdays") or ()),
+            calendar=str(wh.get("calendar", "cn")).strip().lower(),
         )
         ZoneInfo(hours.timezone)  # fail early on a bad zone name
+        if hours.calendar not in CALENDARS:
+            raise ValueError(f"working_hours.calendar {hours.calendar!r}: expected one of {CALENDARS}")
         return cls(
             hotline=str(data.get("hotline", "12345")),
             hotline_name=str(data.get("hotline_name", "12345政务服务便民热线")),
