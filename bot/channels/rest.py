@@ -33,6 +33,7 @@ from rasa.core.channels.rest import RestInput as RasaRestInput
 
 from bot.handoff import delivery, takeover
 from bot.handoff.conversation import outbox
+from bot.ops import limits
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +64,10 @@ class RestInput(RasaRestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         module = inspect.getmodule(self)
-        webhook = Blueprint("custom_webhook_{}".format(type(self).__name__),
-                            module.__name__ if module else None)
+        # registering it installs the edge limits on the app (bot/ops/limits.py): body size,
+        # per-address rate limit and body deadline before the handlers below run
+        webhook = limits.blueprint_installing_edge()("custom_webhook_{}".format(type(self).__name__),
+                                                    module.__name__ if module else None)
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -94,6 +97,17 @@ class RestInput(RasaRestInput):
             input_channel = body.get("input_channel") or self.name()
             if not isinstance(input_channel, str):
                 return error(400, "input_channel 必须是字符串")
+
+            # bounded work before any NLU: per-sender rate limit, then the message length
+            verdict = await limits.check_sender(self.name(), sender_id, limits.request_client(request))
+            if not verdict.allowed:
+                return limits.json_error(429, limits.too_many_text(verdict),
+                                         {"Retry-After": verdict.retry_after_header})
+            if limits.is_too_long(text):
+                collector = CollectingOutputChannel()
+                await limits.refuse_too_long(getattr(request.app.ctx, "agent", None), sender_id, text,
+                                             collector, input_channel, metadata)
+                return response.json(collector.messages)
 
             if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
                 return response.stream(

@@ -37,6 +37,7 @@ from bot.handoff import takeover
 from bot.handoff.config import load_config
 from bot.handoff.conversation import transcript
 from bot.handoff.store import STATUSES
+from bot.ops import limits
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class StaffInput(InputChannel):
         return self.max_message_chars or load_config().max_message_chars
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        staff_api = Blueprint("staff_api", __name__)
+        staff_api = limits.blueprint_installing_edge()("staff_api", __name__)  # body limits (bot/ops/limits.py)
         run = asyncio.to_thread
 
         def endpoint(handler):

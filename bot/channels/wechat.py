@@ -54,6 +54,7 @@ from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, Us
 from bot.channels.wechat_api import WeChatAPIClient
 from bot.channels.wechat_render import WECHAT_TEXT_LIMIT, parse_choice, render_messages, split_utf8
 from bot.channels.wechat_store import API, PASSIVE, PROCESSING, MessageClaims, ReplayGuard, UserStore
+from bot.ops import limits
 from bot.ops.shared_state import MemoryState, SharedState
 
 logger = logging.getLogger(__name__)
@@ -257,7 +258,7 @@ class WeChatEndpoint:
     # ---------------------------------------------------------------- POST
     async def receive(self, args: Dict[str, str], body: bytes) -> Reply:
         if len(body) > self.config.max_body_bytes:
-            return Reply.fail(400, f"请求体过大（超过 {self.config.max_body_bytes} 字节）")
+            return Reply.fail(413, f"请求体过大（超过 {self.config.max_body_bytes} 字节）")
         bad = self._check_signature(args)
         if bad:
             return bad
@@ -545,6 +546,16 @@ class WeChatInput(InputChannel):
     def make_endpoint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> WeChatEndpoint:
         async def ask_bot(sender_id: str, text: str, metadata: Dict[str, Any]) -> List[Dict[str, Any]]:
             collector = CollectingOutputChannel()
+            # bounded work before any NLU (bot/ops/limits.py): a limited user gets a short text
+            # at once (within WeChat's 5 s), an over-long message the 请精简 reply
+            verdict = await limits.check_sender(self.name(), sender_id, limits.current_client())
+            if not verdict.allowed:
+                return [{"text": limits.too_many_text(verdict)}]
+            if limits.is_too_long(text):
+                app = getattr(getattr(getattr(self, "_bp", None), "ctx", None), "zwzx_app", None)
+                await limits.refuse_too_long(getattr(getattr(app, "ctx", None), "agent", None), sender_id,
+                                             text, collector, self.name(), metadata)
+                return collector.messages
             await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
                                              metadata=metadata))
             return collector.messages
@@ -556,7 +567,7 @@ class WeChatInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         endpoint = self.endpoint = self.make_endpoint(on_new_message)
         _register_handoff_deliverer(endpoint.deliver_staff_message)
-        bp = Blueprint("wechat_webhook", __name__)
+        bp = self._bp = limits.blueprint_installing_edge()("wechat_webhook", __name__)
 
         def to_http(reply: Reply) -> HTTPResponse:
             if reply.error:

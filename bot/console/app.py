@@ -33,6 +33,7 @@ from bot.console.conversations import (CARD_KINDS, KIND_LABELS, fmt_ts, get_inde
                                        local_tz)
 from bot.console.db import Database, get_db
 from bot.console.filters import Filter, FilterError, paginate
+from bot.ops import limits
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
     app = Sanic(f"zwzx_console_{next(_app_counter)}")
     app.config.REQUEST_MAX_SIZE = 2 * 1024 * 1024
     app.config.FALLBACK_ERROR_FORMAT = "json"
+    # 413/408 as Chinese JSON, /login bodies at most 16 KB, whole bodies within 10 s (bot/ops/limits.py)
+    limits.install_edge(app, limits.console_rules(), start_monitor=False, default_max=limits.CONSOLE_MAX_BODY)
     if os.environ.get("ZWZX_CONSOLE_PROXIES"):
         app.config.PROXIES_COUNT = int(os.environ["ZWZX_CONSOLE_PROXIES"])
     db: Database = get_db(cfg.db_url)

@@ -84,3 +84,19 @@ def count_stored_events(events: Iterable[Any]) -> None:
                 FALLBACKS.inc()
             elif kind == "handoff":
                 HANDOFFS.inc()
+
+# Issue 16: bounded work per request (bot/ops/limits.py, bot/ops/looplag.py)
+REFUSED = Counter(
+    "zwzx_refused_total",
+    "Requests or messages refused before any NLU, by reason (too_large: 413, too_long: 请精简 "
+    "reply, rate_sender / rate_address: 429 or polite reply, body_timeout: 408)",
+    ["reason", "channel"], registry=REGISTRY)
+NLU_PARSES = Counter(
+    "zwzx_nlu_parses_total", "Messages run through the NLU pipeline", registry=REGISTRY)
+LOOP_LAG = Histogram(
+    "zwzx_event_loop_lag_seconds",
+    "Delay of a periodic timer on the server's event loop (how long the loop was held)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0), registry=REGISTRY)
+LOOP_LAG_MAX = Gauge(
+    "zwzx_event_loop_lag_max_seconds",
+    "Largest event-loop lag over the last 60 seconds", registry=REGISTRY)

@@ -40,8 +40,12 @@ DEFAULT_MAX_CONVERSATIONS = 2000
 
 
 def event_record(store: SQLTrackerStore, sender_id: Text, event: Event) -> Any:
-    """The ``events`` row Rasa's SQLTrackerStore.save writes for one event."""
-    data = event.as_dict()
+    """The ``events`` row Rasa's SQLTrackerStore.save writes for one event — a user event kept
+    lean (bot.ops.limits.lean_event_data: no token lists of long texts, at most
+    ZWZX_MAX_EVENT_BYTES)."""
+    from bot.ops.limits import lean_event_data
+
+    data, _ = lean_event_data(event.as_dict())
     return store.SQLEvent(
         sender_id=sender_id,
         type_name=event.type_name,
@@ -161,7 +165,11 @@ class CachedSQLTrackerStore(SQLTrackerStore):
                 session.add(record)
                 added.append((record, event))
             session.flush()  # assigns the row ids (read now: after the commit they are expired)
-            new_rows = [_Row(rec.id, rec.timestamp, rec.type_name, ev) for rec, ev in added]
+            # the cache holds what the database holds (a lean user event is re-read from its row)
+            new_rows = [_Row(rec.id, rec.timestamp, rec.type_name,
+                             ev if ev.type_name != "user" else
+                             (Event.from_parameters(json.loads(rec.data)) or ev))
+                        for rec, ev in added]
             session.commit()
         if entry is None:
             return
