@@ -53,6 +53,7 @@ import engineio
 from socketio import AsyncServer
 
 from bot.user_display import MAX_TITLE, OfferedButtons
+from bot.ops import limits
 
 logger = logging.getLogger(__name__)
 
@@ -456,6 +457,18 @@ class WidgetInput(SocketIOInput):
             out["hidden"] = True
         return out
 
+    def _client_address(self, sid: Text) -> Text:
+        """The client address of a socket.io connection (its first HTTP request; the real
+        address behind a trusted proxy, see bot.ops.limits.client_address)."""
+        try:
+            environ = self.sio.get_environ(sid, namespace=self.namespace or "/") or {}
+        except Exception:  # pragma: no cover
+            environ = {}
+        request = environ.get("sanic.request")
+        if request is not None:
+            return limits.request_client(request)
+        return environ.get("REMOTE_ADDR") or "-"
+
     @property
     def frame_limit(self) -> int:
         return frame_limit(self.max_message_length)
@@ -491,6 +504,7 @@ class WidgetInput(SocketIOInput):
         class Blueprint_(SocketBlueprint):
             def register(self, app: Any, options: Dict[Text, Any]) -> None:
                 channel._app = app
+                limits.install_edge(app)  # body limits etc. on the app (bot/ops/limits.py)
                 super().register(app, options)
 
         bp = Blueprint_(sio, self.socketio_path, "widget_webhook", __name__)
@@ -624,6 +638,14 @@ class WidgetInput(SocketIOInput):
             text = text.strip()
             if len(text) > self.max_message_length:
                 await refuse(sid, self._too_long())
+                return
+            # rate limits (bot/ops/limits.py): per client address, then per session
+            client = self._client_address(sid)
+            verdict = await limits.check_address(client, CHANNEL_NAME)
+            if verdict.allowed:
+                verdict = await limits.check_sender(CHANNEL_NAME, session_id, client)
+            if not verdict.allowed:
+                await refuse(sid, limits.too_many_text(verdict))
                 return
             metadata = self._clean_metadata(data.get(self.metadata_key))
             try:
