@@ -385,7 +385,7 @@ def test_bad_requests_are_rejected_and_nothing_is_sent(servers):
     o = new_openid()
     big = text_xml(o, "政" * 30000)
     r, _ = post(servers, "", raw=big.encode(), openid=o)
-    check("oversized body", r, 400, o)
+    check("oversized body", r, 413, o)  # refused at the edge (bot/ops/limits.py)
     time.sleep(1.5)
     for name, openid in cases:
         assert servers.user_texts(openid) == [], name

@@ -53,7 +53,7 @@ DEFAULTS: Dict[str, str] = {
     "ZWZX_APP_MAX_BODY_BYTES": "16777216",       # any other route (Sanic REQUEST_MAX_SIZE)
     "ZWZX_MAX_MESSAGE_CHARS": "500",             # longer messages: 请精简, no NLU
     "ZWZX_REFUSED_KEEP_CHARS": "200",            # characters of a refused message kept in the tracker
-    "ZWZX_MAX_EVENT_BYTES": "4096",              # user events above this are stored lean
+    "ZWZX_MAX_EVENT_BYTES": "8192",              # user events above this are stored lean
     "ZWZX_BODY_TIMEOUT": "10",                   # seconds for a whole request body
     "ZWZX_REQUEST_TIMEOUT": "10",                # Sanic REQUEST_TIMEOUT (idle, headers/body)
     "ZWZX_KEEP_ALIVE_TIMEOUT": "5",              # Sanic KEEP_ALIVE_TIMEOUT
@@ -106,7 +106,7 @@ class Limits:
     app_max_body_bytes: int = 16 * 2 ** 20
     max_message_chars: int = 500
     refused_keep_chars: int = 200
-    max_event_bytes: int = 4096
+    max_event_bytes: int = 8192
     body_timeout: float = 10.0
     request_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
