@@ -21,6 +21,7 @@ from bot.retrieval.references import document_named, items_naming
 from bot.retrieval.search import Hit, PolicyIndex
 
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
+PASSAGE_COVERAGE = 0.6   # a notice/preamble clause must cover this much of the question
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
@@ -72,12 +73,12 @@ class Answerer:
     # ------------------------------------------------------------------ entry
     def answer(self, q: Query) -> Reply:
         reply = self._answer(q)
-        if reply.kind == "answer" and self._mostly_foreign(q.text) and reply.texts:
+        if reply.kind == "answer" and self.mostly_foreign(q.text) and reply.texts:
             reply.texts.insert(1, CHINESE_NOTE)
         return reply
 
     @staticmethod
-    def _mostly_foreign(text: str) -> bool:
+    def mostly_foreign(text: str) -> bool:
         text = text or ""
         latin = sum(len(w) for w in LATIN_WORD_RE.findall(text))
         return latin >= 8 and latin > 2 * len(CJK_RE.findall(text))
@@ -139,7 +140,8 @@ class Answerer:
     DOC_GENERIC = {"文件", "要点", "工作要点", "通知", "政务", "公开", "工作", "政务公开", "印发", "发布",
                    "日期", "时间", "文号", "单位", "发文", "标题", "名称", "哪天", "时候", "年", "发文字号",
                    "字号", "主送", "落款", "谁发", "发的", "哪个单位", "这个文件", "份", "几号", "号",
-                   "发给", "几月", "几月几号", "下发", "发送", "发到", "收到", "哪一天", "哪年", "月", "日", "哪些单位"}
+                   "发给", "几月", "几月几号", "下发", "发送", "发到", "收到", "哪一天", "哪年", "月", "日", "哪些单位",
+                   "全称", "全名", "题目", "名字", "这份", "份文件"}
 
     def _topic_words(self, q: Query) -> List[str]:
         words = [w for w in content_words(q.tokens)
@@ -185,6 +187,12 @@ class Answerer:
         # Follow-up without a topic of its own ("那由哪个部门负责？", "有什么时间要求吗")
         if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic):
             return self._answer_item(ctx[0], ctx[1], q, mode)
+        if mode == "policy" and (not hits or hits[0].coverage < ANSWER_COVERAGE):
+            # "以什么思想为指导": the notice or preamble, not an item, says it
+            passage = self.index.passage_search(q.scoring or q.text, q.tokens)
+            if passage and passage.coverage >= PASSAGE_COVERAGE and \
+                    (not hits or passage.coverage > hits[0].coverage + 0.1):
+                return self._answer_passage(passage)
         if not hits or hits[0].coverage < WEAK_COVERAGE:
             if ctx and mode != "policy":
                 return self._answer_item(ctx[0], ctx[1], q, mode)
@@ -194,6 +202,11 @@ class Answerer:
         decisive = runner is None or top.rank >= CLARIFY_MARGIN * runner.rank or \
             top.coverage - runner.coverage >= 0.3
         clearly_best = top.coverage >= CLEAR_COVERAGE and (runner is None or top.rank >= CLEAR_MARGIN * runner.rank)
+        generic = (runner is not None and top.rank < CLEAR_MARGIN * runner.rank
+                   and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
+        if generic and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
+            # "平台建设", "信息公开": only words most items use, several items fit: let the citizen choose
+            return self.clarify(candidates[:3], q)
         if top.coverage >= ANSWER_COVERAGE or clearly_best:
             reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
             if not decisive:
@@ -206,6 +219,13 @@ class Answerer:
             return reply
         candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
         return self.clarify(candidates, q)
+
+    def _answer_passage(self, passage) -> Reply:
+        doc = self.kb.document(passage.doc)
+        text = passage.sentence if len(passage.sentence) <= MAX_ANSWER_CHARS else passage.clause
+        source = source_line(doc)
+        return Reply("answer", [text, source], [doc_citation(doc)], [],
+                     slots={"current_doc": doc.doc_id}, card_texts=[source])
 
     def _answer_item(self, doc_id: str, item, q: Query, mode: str, hits: List[Hit] = ()) -> Reply:
         doc = self.kb.document(doc_id)
@@ -297,6 +317,8 @@ class Answerer:
         if doc.recipients:
             first += f"，主送{'，'.join(doc.recipients)}"
         first += "。"
+        if doc.notice_title and re.search(r"标题|全称|题目|名称|叫什么", q.text):
+            first = f"通知的标题全称为“{doc.notice_title}”。" + first
         lead_units = []
         return Reply("answer", [first[:MAX_ANSWER_CHARS]], [doc_citation(doc)], lead_units,
                      slots={"current_doc": doc.doc_id})

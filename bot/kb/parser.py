@@ -118,9 +118,18 @@ class Document:
     sections: List[Section]
     items: List[Item]
     attachments: List[str] = field(default_factory=list)
+    notice: str = ""  # the cover letter's own sentences ("经……同意，现将……印发给你们")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def passages(self) -> List[str]:
+        """Sentences of the document that belong to no item: the notice's title and text and
+        the preamble (guiding ideas, aims). Questions about them are answered from them."""
+        out = [self.notice_title] if self.notice_title else []
+        for block in (self.notice, self.preamble):
+            out += [x for x in re.split(r"(?<=[。！？；])", block.replace("\n", "")) if x.strip()]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "Document":
@@ -279,6 +288,7 @@ def parse_document(text: str, doc_id: str) -> Document:
 
     issuer = doc_number = notice_title = date = ""
     recipients: List[str] = []
+    notice_parts: List[str] = []
     title = ""
     idx = 0
     # Header block: everything before the first paragraph that ends with "工作要点"
@@ -297,6 +307,8 @@ def parse_document(text: str, doc_id: str) -> Document:
             date = p
         elif not issuer and not doc_number and not p.endswith("。"):
             issuer = p
+        elif p.endswith("。") and recipients and not title:
+            notice_parts.append(p)  # the cover letter's text, between its addressees and the title
         elif p.endswith("工作要点") or (date and not title and len(p) < 40 and not p.endswith("。")
                                        and re.search(r"要点|计划|方案", p)):
             title = p
@@ -419,6 +431,7 @@ def parse_document(text: str, doc_id: str) -> Document:
         sections=sections,
         items=items,
         attachments=attachments,
+        notice="\n".join(notice_parts),
     )
 
 

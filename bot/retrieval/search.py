@@ -64,7 +64,30 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
             for n in (2, 3, 4):
                 vocabulary.update(run[k:k + n] for k in range(len(run) - n + 1))
     english = build_english_map(vocabulary)
-    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english}
+    # the documents' own sentences outside any item (notice, preamble), clause by clause
+    passages = []
+    for doc in kb.documents:
+        for sentence in doc.passages():
+            for clause in passage_clauses(sentence):
+                passages.append({"doc": doc.doc_id, "sentence": sentence, "text": clause,
+                                 "tokens": [t.lower() for t in segmenter.words(clause)]})
+    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english,
+            "passages": passages}
+
+
+def passage_clauses(sentence: str, short: int = 60) -> List[str]:
+    """A long sentence (a preamble is often one) is searched clause by clause."""
+    if len(sentence) <= short:
+        return [sentence]
+    return [c for c in re.split(r"(?<=[，；。])", sentence) if len(c.strip("，；。 ")) >= 4]
+
+
+@dataclass
+class Passage:
+    doc: str
+    sentence: str
+    clause: str
+    coverage: float
 
 
 DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
@@ -119,6 +142,8 @@ class PolicyIndex:
         self.sents = BM25(sent_docs)
         self.word_sets = [set(d) for d in word_docs]
         self.bigram_sets = [set(d) for d in bigram_docs]
+        self.passages = data.get("passages", [])
+        self.passage_words = [set(content_words(p["tokens"])) for p in self.passages]
 
     @classmethod
     def load(cls, kb: KnowledgeBase, path: Path) -> "PolicyIndex":
@@ -196,11 +221,16 @@ class PolicyIndex:
                     distinctive += idf
                 if w in self.title_sets[i] and len(w) >= 2:
                     matched += TITLE_COVERAGE_BONUS * idf  # the heading names the item's subject
-        if unknown and distinctive >= unknown:
+        if unknown and distinctive >= unknown and len(set(words)) >= 4:
             # the item shares a word only one or two items use ("供气", "共性"): words that no
-            # item uses at all weigh half, so a long question's asides do not drown it
+            # item uses at all weigh half, so a long question's asides do not drown it (a short
+            # one's unknown word is its subject: "居住证怎么申请" stays unanswered)
             total -= UNKNOWN_DISCOUNT * unknown
-        return min(1.0, matched / total) if total else 0.0
+            unknown *= 1 - UNKNOWN_DISCOUNT
+        if not total:
+            return 0.0
+        # heading bonuses never cover a word no item uses ("居住证怎么申请": 居住证 is the subject)
+        return min(1.0, matched / total, (total - unknown) / total)
 
     # -- search ------------------------------------------------------------------
     def search(
@@ -242,6 +272,32 @@ class PolicyIndex:
                             matched=[w for w in query if w in self.word_sets[i]]))
         hits.sort(key=lambda h: -h.rank)
         return hits[:top_k]
+
+    def passage_search(self, text: str, tokens: Sequence[str]) -> Optional[Passage]:
+        """The clause of a document's notice or preamble that covers the question best
+        ("以什么思想为指导"), by the same idf-weighted coverage as items; None if no clause
+        shares a distinctive word with the question."""
+        words = [w for w in content_words(tokens) if w not in STOPWORDS]
+        if not words or not self.passages:
+            return None
+        best: Optional[Passage] = None
+        for k, p in enumerate(self.passages):
+            total = matched = 0.0
+            strong = False
+            for w in set(words):
+                idf = self.words.idf_of(w) * (0.4 if len(w) == 1 else 1.0)
+                total += idf
+                hit = w in self.passage_words[k] or (len(w) >= 2 and w in p["text"])
+                if not hit and CJK_RE.search(w) and len(w) >= 3:
+                    bgs = bigrams_of_words([w])
+                    hit = sum(b in p["text"] for b in bgs) * 2 >= len(bgs) + 1
+                if hit:
+                    matched += idf
+                    strong = strong or (len(w) >= 2 and idf >= 1.0)
+            cov = matched / total if total else 0.0
+            if strong and (best is None or cov > best.coverage):
+                best = Passage(p["doc"], p["sentence"], p["text"], cov)
+        return best
 
     def literal_hits(self, text: str, tokens: Sequence[str], top_k: int = 5) -> List[Hit]:
         """When no topic word is left ("主管部门": both words are also question words), the
