@@ -12,7 +12,7 @@ from bot.kb.generate import write_user_dict
 from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
 from bot.nlp.normalize import normalize_text, scoring_text, strip_markup, to_simplified
 from bot.nlp.segmenter import Segmenter, default_segmenter, question_words
-from bot.nlu.retrieval_arbiter import policy_strength
+from bot.nlu.retrieval_arbiter import ENGLISH_COMPLAINT_RE, HUMAN_REQUEST_RE, policy_strength
 from bot.retrieval.references import doc_number_keys, items_naming, title_matches
 from bot.retrieval.search import PolicyIndex, build_index
 from tests.conftest import SEED
@@ -170,6 +170,8 @@ OTHER = """\
 
 某某县2023年政务公开工作要点
 
+坚持以群众需求为导向，推动政务公开提质增效，为建设人民满意的法治政府提供有力支撑。
+
 一、重点领域
 
 1.做好农村饮水安全信息公开。依据《某某县农村供水工程管理办法》（某政发〔2022〕15号），定期公开集中供水工程水质检测结果。
@@ -249,3 +251,54 @@ def test_english_questions_about_other_services_are_not_answered(env, text):
     answerer, seg = env
     t = scoring_text(text)
     assert policy_strength(answerer.kb, answerer.index, t, question_words(seg, text)) is None
+
+
+# ------------------------------------------- the document's own sentences outside the items
+def test_preamble_and_notice_are_answered_from_the_document(env):
+    reply = ask(env, "这份要点的指导思想是什么")
+    assert reply.kind == "answer" and reply.citations[0]["item"] is None
+    assert "习近平新时代中国特色社会主义思想" in reply.texts[0] and len(reply.texts[0]) <= 300
+    reply = ask(env, "要点印发前是经过谁同意的")
+    assert reply.kind == "answer" and "领导小组同意" in reply.texts[0]
+    reply = ask(env, "通知的全称叫什么", "nlu_fallback")
+    assert reply.kind == "answer" and "关于印发《宁乡市2021年政务公开工作要点》的通知" in reply.texts[0]
+
+
+def test_other_document_preamble(other_env):
+    answerer, seg = other_env
+    text = "今年政务公开以什么为导向"
+    reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+    assert reply.kind == "answer" and "群众需求" in reply.texts[0] and reply.citations[0]["item"] is None
+
+
+def test_a_question_of_common_words_only_asks_which_item(env):
+    reply = ask(env, "信息公开")
+    assert reply.kind == "clarify" and len(reply.extra["candidates"]) >= 2
+
+
+@pytest.mark.parametrize("text", ["居住证怎么申请", "护照怎么申请", "驾照怎么公开换证"])
+def test_a_subject_no_item_knows_is_not_answered_by_its_verb(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer", (text, reply.citations)
+
+
+# --------------------------------------------- requests for a person, in the citizen's words
+@pytest.mark.parametrize("text", [
+    "您好，麻烦您帮我转给负责的工作人员处理一下，谢谢",
+    "能不能请一位工作人员跟我电话沟通",
+    "我想找人工客服",
+    "有没有真人，让真人来回答",
+])
+def test_requests_for_a_person_in_long_polite_frames(text):
+    assert HUMAN_REQUEST_RE.search(text)
+
+
+@pytest.mark.parametrize("text", ["政务公开工作人员要参加哪些培训", "请问工作人员的培训有什么要求", "人工智能的政策"])
+def test_questions_mentioning_staff_are_not_requests(text):
+    assert not HUMAN_REQUEST_RE.search(text)
+
+
+def test_english_complaints():
+    assert ENGLISH_COMPLAINT_RE.search("I need to lodge a complaint about the tax office")
+    assert ENGLISH_COMPLAINT_RE.search("someone asked me for a bribe")
+    assert not ENGLISH_COMPLAINT_RE.search("Will the annual report on government information be published?")

@@ -21,7 +21,7 @@ from bot.retrieval.references import document_named, items_naming
 from bot.retrieval.search import Hit, PolicyIndex
 
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
-PASSAGE_COVERAGE = 0.6   # a notice/preamble clause must cover this much of the question
+PASSAGE_COVERAGE = 0.55  # a notice/preamble clause must cover this much of the question
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
@@ -30,7 +30,7 @@ MAX_ANSWER_CHARS = 300
 MAX_INPUT_CHARS = 500
 
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
-                         r"几月|几号|哪一天|哪年|下发|发的|发送|收文|抄送|发到")
+                         r"几月|几号|哪一天|哪年|下发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|啥)|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
@@ -189,7 +189,11 @@ class Answerer:
             return self._answer_item(ctx[0], ctx[1], q, mode)
         if mode == "policy" and (not hits or hits[0].coverage < ANSWER_COVERAGE):
             # "以什么思想为指导": the notice or preamble, not an item, says it
-            passage = self.index.passage_search(q.scoring or q.text, q.tokens)
+            # the words naming the document itself ("这份要点") are not what is asked about it
+            own = [d.title for d in self.kb.documents]
+            tokens = [t for t in q.tokens if t not in ("文件", "通知", "份", "这份", "该文件")
+                      and not any(t in title for title in own)]
+            passage = self.index.passage_search(q.scoring or q.text, tokens)
             if passage and passage.coverage >= PASSAGE_COVERAGE and \
                     (not hits or passage.coverage > hits[0].coverage + 0.1):
                 return self._answer_passage(passage)

@@ -27,14 +27,14 @@ SPACE_RE = re.compile(r"\s+")
 # Greetings, politeness formulas and fillers. Removed only for intent arbitration and scoring;
 # a message made only of them stays what it is (a greeting, a thank-you).
 FILLER_RE = re.compile(
-    r"(?:^|(?<=[，,。！!？?\s]))(?:小助手|客服|工作人员|同志|老师|领导|师傅)?(?:你好|您好|你们好|hello|hi|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好)"
+    r"(?:^|(?<=[，,。！!？?\s]))(?:小助手|客服|工作人员|同志|老师|领导|师傅)?(?:你好|您好|你们好|hello|hi|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好|good (?:morning|afternoon|evening|day)|hey|greetings|dear (?:sir|madam)(?: or madam)?)"
     r"[啊呀，,。！!～~\s]*"
     r"|(?:小助手|客服|工作人员|同志|老师)[，,：:\s]+"
     r"|(?:不好意思|打扰(?:一下|了|您了)?|麻烦(?:您|你)?(?:一下)?|冒昧问一下|请教一下|想请教|请问(?:一下)?|"
     r"(?:我|我们|我们公司|我们单位|我司|本公司)?(?:就)?想(?:麻烦(?:您|你)?)?(?:问|咨询|了解|知道|打听|请教)(?:问)?(?:一下|下)?|想(?:问|咨询|了解)(?:一下|下)?|咨询(?:一下|下)|问(?:一下|下)|"
     r"我(?:是|们是)(?:一个|一名|一家)?[\u4e00-\u9fff]{0,8}?(?:市民|居民|群众|企业|公司|个体户|老百姓)[，,。\s]*|"
     r"就是说?|那个|这个嘛|是这样的?|谢谢(?:您|你|了|啦)?|多谢|感谢(?:您|你)?|辛苦了|"
-    r"thanks?(?: you)?|please)[，,。！!～~\s]*",
+    r"thanks?(?: you)?(?: (?:very|so) much)?|please|excuse me|sorry to (?:bother|trouble) you)[，,。！!～~\s]*",
     re.I,
 )
 

@@ -42,6 +42,19 @@ ENGLISH_HANDOFF_RE = re.compile(
     r"\b(talk|speak|chat|transfer|connect|put me through|get me)\b.{0,30}\b(human|person|people|agent|staff|"
     r"someone|somebody|operator|officer|representative)\b|\b(human|real person|live agent|operator)\s*(please)?\s*[.!?]*$",
     re.I)
+# A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
+# 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
+# the long polite frame around them, which the classifier reads as a policy question.
+PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|专人|值班人员|接线员|话务员)"
+HUMAN_REQUEST_RE = re.compile(
+    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要)(?:一位|一个|个|位)?(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON +
+    r"|请(?:一位|个|位)" + PERSON +
+    r"|" + PERSON + r".{0,6}(?:跟进|和我沟通|跟我沟通|与我沟通|直接.{0,3}沟通|联系我|给我回电|回电话|给我打电话|来处理|来回答)")
+ENGLISH_COMPLAINT_RE = re.compile(
+    r"\b(?:file|make|lodge|submit)\s+a\s+complaint\b|\bcomplain(?:ing)?\s+about\b|"
+    r"\breport\s+(?:an?|the|some)\s+(?:\w+\s+)?(?:official|officer|civil servant|employee)\b|\bbrib(?:e|es|ery|ing)\b|\bcorruption\b",
+    re.I)
+UNSURE_COMPLAINT = 0.5
 TARGET_INTENT = "ask_policy"
 ARBITRATION_KEY = "arbitration"
 
@@ -106,13 +119,24 @@ class RetrievalArbiter(GraphComponent):
             self._set(message, {"name": "request_human", "confidence": 0.9},
                       {"by": "english_handoff", "overridden": intent})
             return
-        if intent not in OVERRIDABLE:
+        if intent not in ("request_human", "complain"):
+            text = message.get(TEXT) or ""
+            if HUMAN_REQUEST_RE.search(text):
+                self._set(message, {"name": "request_human", "confidence": 0.9},
+                          {"by": "human_request", "overridden": intent})
+                return
+            if ENGLISH_COMPLAINT_RE.search(text):
+                self._set(message, {"name": "complain", "confidence": 0.9},
+                          {"by": "english_complaint", "overridden": intent})
+                return
+        confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
+        # an unsure "complaint" ("创新做法要总结上报吗": 上报) is a question when an item covers it
+        if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT):
             return
         scoring = message.get("text_scoring")
         if scoring is None:
             scoring = message.get(TEXT) or ""
         tokens = message.get("tokens_zh") or []
-        confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         if intent in ABOUT_THE_BOT and ADDRESSED_TO_BOT_RE.search(scoring) and confidence >= 0.6:
             return  # "你有哪些功能": a question to the assistant, not about a policy's 功能
         if not scoring.strip():
