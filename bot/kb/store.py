@@ -1,6 +1,7 @@
 """The knowledge base: documents + department index, saved as one versioned JSON file.
 
-Built by ``python -m bot.kb build`` from every ``*.txt`` in ``data/policies/`` and
+Built by ``python -m bot.kb build`` from every document in ``data/policies/`` (.txt, .docx,
+.pdf, .html — :mod:`bot.kb.loaders`) and
 loaded once per process with :func:`load_kb`.
 """
 from __future__ import annotations
@@ -17,7 +18,9 @@ import yaml
 
 from bot.kb.departments import (alias_map, build_department_index, find_departments,
                                  surface_forms_longest_first)
-from bot.kb.parser import Document, Item, parse_document
+from bot.kb.loaders import LoadError, load_text
+from bot.kb.parser import Document, Item, ParseError, parse_document
+from bot.kb.validate import failed_report, format_report, validate_document
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_POLICY_DIR = ROOT / "data" / "policies"
@@ -129,18 +132,61 @@ def _read_yaml(path: Path) -> dict:
         return yaml.safe_load(fh) or {}
 
 
-def build_kb(policy_dir: Path = DEFAULT_POLICY_DIR, config_dir: Path = DEFAULT_CONFIG_DIR) -> KnowledgeBase:
+def policy_files(policy_dir: Path) -> List[Path]:
+    """Every file in ``policy_dir`` is a document (hidden files and ``*.md`` notes aside),
+    sorted: one of another type (.doc, .exe …) fails the build with its name rather than
+    being left out unnoticed. The file name without its extension is the document id, so
+    two files with the same id are refused."""
+    files = sorted(p for p in Path(policy_dir).iterdir() if p.is_file()
+                   and not p.name.startswith(".") and p.suffix.lower() != ".md")
+    seen: Dict[str, Path] = {}
+    for path in files:
+        if path.stem in seen:
+            raise LoadError(f"{seen[path.stem].name} 和 {path.name} 的文件名相同（文档编号 {path.stem}），"
+                            f"请只保留一个")
+        seen[path.stem] = path
+    return files
+
+
+def parse_file(path: Path, data: bytes = None) -> Document:
+    """One file → Document (id = file name without extension). LoadError / ParseError."""
+    path = Path(path)
+    return parse_document(load_text(path, data), doc_id=path.stem)
+
+
+class BuildError(ValueError):
+    """A document could not be loaded or yielded no items; ``str()`` is the full report."""
+
+    def __init__(self, report):
+        self.report = report
+        super().__init__(format_report(report))
+
+
+def build_kb(policy_dir: Path = DEFAULT_POLICY_DIR, config_dir: Path = DEFAULT_CONFIG_DIR,
+             report: list = None) -> KnowledgeBase:
+    """Parse every document; ``report`` (a list) receives one
+    :class:`bot.kb.validate.DocumentReport` per file. Raises :class:`BuildError` (with the
+    report) when any document cannot be read or yields no items."""
     policy_dir, config_dir = Path(policy_dir), Path(config_dir)
-    files = sorted(policy_dir.glob("*.txt"))
+    files = policy_files(policy_dir)
     if not files:
-        raise FileNotFoundError(f"{policy_dir} 下没有 .txt 政策文件")
+        raise FileNotFoundError(f"{policy_dir} 下没有政策文件（.txt、.docx、.pdf、.html）")
+    dept_cfg = _read_yaml(config_dir / "departments.yml")
     digest = hashlib.sha256()
     documents = []
+    report = [] if report is None else report
     for path in files:
-        raw = path.read_text(encoding="utf-8")
+        try:
+            raw = load_text(path)
+            doc = parse_document(raw, doc_id=path.stem)
+        except (LoadError, ParseError) as exc:
+            report.append(failed_report(path.stem, path.name, str(exc)))
+            continue
         digest.update(path.name.encode() + raw.encode())
-        documents.append(parse_document(raw, doc_id=path.stem))
-    dept_cfg = _read_yaml(config_dir / "departments.yml")
+        documents.append(doc)
+        report.append(validate_document(doc, dept_cfg, path.name))
+    if any(not r.ok for r in report):
+        raise BuildError(report)
     thesaurus_cfg = _read_yaml(config_dir / "thesaurus.yml")
     for cfg in (dept_cfg, thesaurus_cfg):
         digest.update(json.dumps(cfg, ensure_ascii=False, sort_keys=True).encode())
@@ -168,9 +214,16 @@ _CACHE: Dict[str, KnowledgeBase] = {}
 def load_kb(path: Path = None) -> KnowledgeBase:
     """Load the built knowledge base once per process (cached by path)."""
     path = Path(path or kb_path())
-    key = str(path)
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        raise FileNotFoundError(f"未找到知识库 {path}，请先运行 python -m bot.kb build") from None
+    # Keyed by path and modification time: a rebuilt (atomically replaced) file is read
+    # again, so a process that reloads after a publish never gets the previous build.
+    key = f"{path}\0{stamp}"
     if key not in _CACHE:
-        if not path.exists():
-            raise FileNotFoundError(f"未找到知识库 {path}，请先运行 python -m bot.kb build")
-        _CACHE[key] = KnowledgeBase.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        kb = KnowledgeBase.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        for old in [k for k in _CACHE if k.startswith(f"{path}\0")]:
+            del _CACHE[old]
+        _CACHE[key] = kb
     return _CACHE[key]

@@ -1,0 +1,39 @@
+"""Write a built knowledge base's files: ``kb.json``, ``index.json``, the pkuseg user
+dictionary and ``data/nlu/generated_kb.yml``. Each file is written to a temporary name
+and renamed over the old one, so a running process reads either the old or the new
+file, never half of one; ``kb.json`` is renamed last (readers key their reload on it)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bot.kb.generate import write_nlu_files, write_user_dict
+from bot.kb.store import KnowledgeBase, save_kb
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_artifacts(kb: KnowledgeBase, kb_file: Path, nlu_out: Path) -> dict:
+    """Segment, index and write everything; returns {"index": path, "nlu": path, ...}."""
+    from bot.nlp.segmenter import Segmenter
+    from bot.retrieval.search import build_index
+
+    kb_file, nlu_out = Path(kb_file), Path(nlu_out)
+    build = kb_file.parent
+    build.mkdir(parents=True, exist_ok=True)
+    dict_tmp = build / f".pkuseg_user_dict.{os.getpid()}.tmp"
+    words = write_user_dict(kb, dict_tmp)
+    dict_tmp.replace(build / "pkuseg_user_dict.txt")
+    index = build_index(kb, Segmenter(words))
+    _atomic_text(build / "index.json", json.dumps(index, ensure_ascii=False))
+    nlu_tmp = nlu_out.with_name(f".{nlu_out.name}.{os.getpid()}.tmp")
+    write_nlu_files(kb, nlu_tmp)
+    nlu_tmp.replace(nlu_out)
+    save_kb(kb, kb_file)
+    return {"kb": kb_file, "index": build / "index.json", "nlu": nlu_out}
