@@ -17,7 +17,7 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test install kb train validate eval bench clean browser run-prod deploy-deps test-prod
+.PHONY: run test install kb train validate eval bench clean browser run-prod deploy-deps test-prod retention abuse
 
 # Headless Chromium (Debian packages) + CJK/emoji fonts for the browser tests. Playwright drives
 # /usr/bin/chromium and never downloads a browser of its own.
@@ -78,6 +78,17 @@ eval: install kb train
 
 bench: install kb train
 	$(PY) bench/run.py
+
+# Conversations idle longer than RETENTION_DAYS are deleted (RETENTION_MODE=--anonymise to keep
+# them without personal data); ZWZX_DB_URL selects the database. Schedule it daily.
+RETENTION_DAYS ?= 180
+RETENTION_MODE ?=
+retention: install
+	$(PY) -m bot.ops.retention --days $(RETENTION_DAYS) $(RETENTION_MODE)
+
+# Abuse benchmark (issue 16): own servers on 6430/6431, loopback only, 15 s + 60 s.
+abuse: install kb train
+	$(PY) bench/abuse.py --json build/abuse.json
 
 clean:
 	rm -rf build models results .pytest_cache
