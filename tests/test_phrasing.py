@@ -302,3 +302,19 @@ def test_english_complaints():
     assert ENGLISH_COMPLAINT_RE.search("I need to lodge a complaint about the tax office")
     assert ENGLISH_COMPLAINT_RE.search("someone asked me for a bribe")
     assert not ENGLISH_COMPLAINT_RE.search("Will the annual report on government information be published?")
+
+
+# ------------------------------------- department names in English, read from CC-CEDICT
+@pytest.mark.parametrize("text,department", [
+    ("What are the Finance Bureau's tasks in this plan?", "市财政局"),
+    ("Which work is the justice bureau in charge of?", "市司法局"),
+])
+def test_english_department_names(env, text, department):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and department in reply.texts[0] and CHINESE_NOTE in reply.texts
+
+
+def test_english_department_names_of_another_county(other_env):
+    answerer, _ = other_env
+    assert answerer.index.departments_in_english("What does the Water Resources Bureau do?") == ["县水利局"]
+    assert answerer.index.departments_in_english("Will the water quality be published?") == []

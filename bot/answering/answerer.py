@@ -33,6 +33,8 @@ DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪�
                          r"几月|几号|哪一天|哪年|下发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|啥)|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
+EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
+                          r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
 FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
@@ -105,6 +107,8 @@ class Answerer:
         q.tokens = strip_markup_tokens(text, q.tokens)
         departments = [d for d in (self.kb.canonical_department(x) for x in q.departments) if d]
         departments += [d for d in self.kb.find_departments(text) if d not in departments]
+        if LATIN_WORD_RE.search(text):
+            departments += [d for d in self.index.departments_in_english(text) if d not in departments]
         q.departments = departments
 
         intent = q.intent or "ask_policy"
@@ -123,7 +127,8 @@ class Answerer:
         if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
                                              and self._looks_like_doc_info(q)):
             return self.document_info(q)
-        if intent == "ask_department_duties" or (departments and self._only_department(q)):
+        if intent == "ask_department_duties" or (departments and self._only_department(q)) or \
+                (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):
             if departments:
                 return self.department_duties(departments[0], q)
         if intent == "ask_full_text" or (FULL_TEXT_RE.search(text) and q.current_item):

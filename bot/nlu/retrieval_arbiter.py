@@ -91,6 +91,12 @@ def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
     words = content_words(tokens)
     if not words:
         return None
+    from bot.answering.answerer import EN_DUTIES_RE, Answerer
+
+    if Answerer.mostly_foreign(text) and EN_DUTIES_RE.search(text):
+        named_depts = index.departments_in_english(text)
+        if named_depts:  # "What does the Medical Insurance Bureau do?"
+            return {"department": named_depts[0], "coverage": 1.0, "by": "english_department"}
     departments = kb.find_departments(text)
     hits = index.search(text, tokens, departments)
     if hits and hits[0].coverage >= ANSWER_COVERAGE:

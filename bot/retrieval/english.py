@@ -94,3 +94,100 @@ def build_english_map(vocabulary: Iterable[str], path: Optional[Path] = None) ->
         merged = exact.get(w, []) + [h for h in loose.get(w, []) if h not in exact.get(w, [])]
         out[w] = merged[:MAX_TRANSLATIONS]
     return out
+
+
+UNIT_PREFIX_CHARS = set("市县区省委和及的")
+# what kind of public body a name ends in; CC-CEDICT glosses 局 "office", citizens write "bureau"
+BODY_WORDS = {"bureau", "office", "department", "administration", "commission", "committee", "center",
+              "centre", "agency", "authority"}
+
+
+def _same_word(a: str, b: str) -> bool:
+    """optimization ~ optimize, finance ~ financial: one English word in two forms."""
+    if a == b:
+        return True
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n >= 5 and n >= 0.7 * min(len(a), len(b))
+
+
+def build_department_glosses(forms: Dict[str, List[str]], path: Optional[Path] = None) -> Dict[str, List[List[List[str]]]]:
+    """{department: [form as [[English lemmas of its 1st word], [of its 2nd], ...], ...]} from
+    CC-CEDICT: 司法局 → [[justice, judicial, ...], [bureau, office, ...]], so "Justice Bureau"
+    finds 市司法局. Words CC-CEDICT does not know stay as empty lists (they must be missed)."""
+    vocab: Set[str] = set()
+    for names in forms.values():
+        for name in names:
+            for n in range(2, 7):
+                vocab.update(name[k:k + n] for k in range(len(name) - n + 1))
+            vocab.update(name)  # single characters (局, 办) as well
+    emap = build_english_map(vocab, path)
+    # single characters need their own pass: build_english_map keeps words of 2+ characters
+    glosses: Dict[str, Set[str]] = defaultdict(set)
+    for e, heads in emap.items():
+        for h in heads:
+            glosses[h].add(e)
+    for k, v in _single_char_glosses({c for c in vocab if len(c) == 1}, path).items():
+        glosses[k] |= v
+    out: Dict[str, List[List[List[str]]]] = {}
+    for dept, names in forms.items():
+        parsed = []
+        for name in names:
+            parts: List[List[str]] = []
+            i = 0
+            while i < len(name):
+                for n in range(min(6, len(name) - i), 0, -1):
+                    chunk = name[i:i + n]
+                    if chunk in glosses and (n > 1 or chunk not in UNIT_PREFIX_CHARS):
+                        parts.append(sorted(glosses[chunk]))
+                        i += n
+                        break
+                else:
+                    if name[i] not in UNIT_PREFIX_CHARS:
+                        parts.append([])
+                    i += 1
+            if len(parts) >= 2:
+                parsed.append(parts)
+        if parsed:
+            out[dept] = parsed
+    return out
+
+
+def _single_char_glosses(chars: Set[str], path: Optional[Path] = None) -> Dict[str, Set[str]]:
+    path = path or cedict_path()
+    out: Dict[str, Set[str]] = defaultdict(set)
+    if path is None:
+        return out
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.split(" ", 2)
+            if line.startswith("#") or len(parts) < 3 or parts[1] not in chars:
+                continue
+            for gloss in parts[2].split("/")[1:]:
+                for sense in gloss.split(";"):
+                    sense = PAREN_RE.sub(" ", sense).strip().lower()
+                    words = [lemma(w) for w in LATIN_WORD_RE.findall(sense) if w not in ENGLISH_STOP]
+                    if len(words) == 1:
+                        out[parts[1]].add(words[0])
+    return out
+
+
+def departments_in_english(text: str, glosses: Dict[str, List[List[List[str]]]]) -> List[str]:
+    """Departments an English question names: every word of one of its forms translated in the
+    question (one may be missing in names of four words or more), its last word (局, 办公室,
+    中心: what kind of body it is) always."""
+    words = set(english_words(text))
+    found = []
+    for dept, forms in glosses.items():
+        for parts in forms:
+            hits = [any(_same_word(w, g) for w in words for g in p) for p in parts]
+            if not hits[-1] and BODY_WORDS.intersection(parts[-1]):
+                hits[-1] = bool(BODY_WORDS.intersection(words))  # 局/办/中心: bureau = office
+            need = len(parts) - (1 if len(parts) >= 4 else 0)
+            if hits[-1] and sum(hits) >= need:
+                found.append((sum(hits), dept))
+                break
+    return [d for _, d in sorted(found, key=lambda x: -x[0])]

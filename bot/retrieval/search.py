@@ -17,7 +17,8 @@ from typing import Dict, List, Optional, Sequence
 from bot.kb.store import KnowledgeBase
 from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
 from bot.retrieval.bm25 import BM25
-from bot.retrieval.english import build_english_map, english_words, lemma
+from bot.retrieval.english import (build_department_glosses, build_english_map, departments_in_english,
+                                   english_words, lemma)
 
 RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
@@ -71,8 +72,10 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
             for clause in passage_clauses(sentence):
                 passages.append({"doc": doc.doc_id, "sentence": sentence, "text": clause,
                                  "tokens": [t.lower() for t in segmenter.words(clause)]})
+    # department names read in English ("Justice Bureau" → 市司法局), from their forms in the KB
+    forms = {d: kb.department_forms(d) for d, v in kb.departments.items() if not v.get("generic")}
     return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english,
-            "passages": passages}
+            "passages": passages, "english_departments": build_department_glosses(forms) if english else {}}
 
 
 def passage_clauses(sentence: str, short: int = 60) -> List[str]:
@@ -142,6 +145,7 @@ class PolicyIndex:
         self.sents = BM25(sent_docs)
         self.word_sets = [set(d) for d in word_docs]
         self.bigram_sets = [set(d) for d in bigram_docs]
+        self.english_departments = data.get("english_departments", {})
         self.passages = data.get("passages", [])
         self.passage_words = [set(content_words(p["tokens"])) for p in self.passages]
 
@@ -272,6 +276,9 @@ class PolicyIndex:
                             matched=[w for w in query if w in self.word_sets[i]]))
         hits.sort(key=lambda h: -h.rank)
         return hits[:top_k]
+
+    def departments_in_english(self, text: str) -> List[str]:
+        return departments_in_english(text, self.english_departments) if self.english_departments else []
 
     def passage_search(self, text: str, tokens: Sequence[str]) -> Optional[Passage]:
         """The clause of a document's notice or preamble that covers the question best
