@@ -62,6 +62,29 @@ class RestInput(RasaRestInput):
         takeover.install()
         delivery.register(self.name(), deliver_to_outbox)
 
+    async def _handle(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[None]],
+                      sender_id: str, text: str, input_channel: str,
+                      metadata: Optional[Dict[str, Any]]) -> Union[ResponseStream, HTTPResponse]:
+        if limits.is_too_long(text):
+            collector = CollectingOutputChannel()
+            await limits.refuse_too_long(getattr(request.app.ctx, "agent", None), sender_id, text,
+                                         collector, input_channel, metadata)
+            return response.json(collector.messages)
+
+        if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
+            return response.stream(
+                self.stream_response(on_new_message, text, sender_id, input_channel, metadata),
+                content_type="text/event-stream")
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(UserMessage(text, collector, sender_id,
+                                             input_channel=input_channel, metadata=metadata))
+        except CancelledError:
+            logger.error("rest message timed out: %s", copy.deepcopy(text)[:100])
+        except Exception:
+            logger.exception("rest message failed: %s", copy.deepcopy(text)[:100])
+        return response.json(collector.messages)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         module = inspect.getmodule(self)
         # registering it installs the edge limits on the app (bot/ops/limits.py): body size,
@@ -98,30 +121,19 @@ class RestInput(RasaRestInput):
             if not isinstance(input_channel, str):
                 return error(400, "input_channel 必须是字符串")
 
-            # bounded work before any NLU: per-sender rate limit, then the message length
-            verdict = await limits.check_sender(self.name(), sender_id, limits.request_client(request))
+            # bounded work before any NLU: per-sender rate limit, messages of this conversation
+            # already in flight, then the message length
+            client = limits.request_client(request)
+            verdict = await limits.check_sender(self.name(), sender_id, client)
             if not verdict.allowed:
                 return limits.json_error(429, limits.too_many_text(verdict),
                                          {"Retry-After": verdict.retry_after_header})
-            if limits.is_too_long(text):
-                collector = CollectingOutputChannel()
-                await limits.refuse_too_long(getattr(request.app.ctx, "agent", None), sender_id, text,
-                                             collector, input_channel, metadata)
-                return response.json(collector.messages)
-
-            if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
-                return response.stream(
-                    self.stream_response(on_new_message, text, sender_id, input_channel, metadata),
-                    content_type="text/event-stream")
-            collector = CollectingOutputChannel()
+            if not limits.enter_conversation(self.name(), sender_id, client):
+                return limits.json_error(429, limits.BUSY_CONVERSATION_TEXT, {"Retry-After": "1"})
             try:
-                await on_new_message(UserMessage(text, collector, sender_id,
-                                                 input_channel=input_channel, metadata=metadata))
-            except CancelledError:
-                logger.error("rest message timed out: %s", copy.deepcopy(text)[:100])
-            except Exception:
-                logger.exception("rest message failed: %s", copy.deepcopy(text)[:100])
-            return response.json(collector.messages)
+                return await self._handle(request, on_new_message, sender_id, text, input_channel, metadata)
+            finally:
+                limits.leave_conversation(self.name(), sender_id)
 
         @webhook.route("/outbox/<sender_id>", methods=["GET"])
         async def poll_outbox(request: Request, sender_id: str) -> HTTPResponse:

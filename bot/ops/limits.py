@@ -64,6 +64,7 @@ DEFAULTS: Dict[str, str] = {
     "ZWZX_RATE_ADDRESS_BURST": "60",
     "ZWZX_RATE_POLL_PER_SECOND": "5",            # outbox / history polls per client address
     "ZWZX_RATE_POLL_BURST": "100",
+    "ZWZX_MAX_IN_FLIGHT_PER_SENDER": "3",        # REST: messages of one conversation at once (per process)
     "ZWZX_RATE_EXEMPT_LOOPBACK": "1",            # 127.0.0.0/8 and ::1 clients are not limited
     "ZWZX_TRUSTED_PROXIES": "127.0.0.1,::1",     # peers whose X-Forwarded-For / X-Real-IP count
 }
@@ -114,6 +115,7 @@ class Limits:
     sender: Rate = Rate(0.5, 10)
     address: Rate = Rate(2, 60)
     poll: Rate = Rate(5, 100)
+    max_in_flight_per_sender: int = 3
     exempt_loopback: bool = True
     trusted_proxies: Tuple[Any, ...] = field(default_factory=lambda: _networks("127.0.0.1,::1"))
 
@@ -134,6 +136,7 @@ class Limits:
             sender=Rate(float(e("ZWZX_RATE_SENDER_PER_SECOND")), float(e("ZWZX_RATE_SENDER_BURST"))),
             address=Rate(float(e("ZWZX_RATE_ADDRESS_PER_SECOND")), float(e("ZWZX_RATE_ADDRESS_BURST"))),
             poll=Rate(float(e("ZWZX_RATE_POLL_PER_SECOND")), float(e("ZWZX_RATE_POLL_BURST"))),
+            max_in_flight_per_sender=int(e("ZWZX_MAX_IN_FLIGHT_PER_SENDER")),
             exempt_loopback=e("ZWZX_RATE_EXEMPT_LOOPBACK").lower() in _TRUE,
             trusted_proxies=_networks(e("ZWZX_TRUSTED_PROXIES")),
         )
@@ -258,6 +261,35 @@ async def check_address(client: str, channel: str, poll: bool = False) -> Verdic
     return verdict
 
 
+BUSY_CONVERSATION_TEXT = "您的上一条消息还在处理中，请收到答复后再发送。"
+_in_flight: Dict[str, int] = {}
+
+
+def enter_conversation(channel: str, sender_id: str, client: Optional[str]) -> bool:
+    """Count a message of this conversation as in flight; False (refuse it) when
+    ZWZX_MAX_IN_FLIGHT_PER_SENDER of its messages are already being processed or waiting for the
+    conversation lock in this process — a flood of one conversation would otherwise queue behind
+    the lock for seconds. Every True must be paired with :func:`leave_conversation`."""
+    cfg = limits()
+    key = f"{channel}:{sender_id}"
+    exempt = not cfg.rate_limits or cfg.max_in_flight_per_sender <= 0 or (
+        client and cfg.exempt_loopback and is_loopback(client))
+    if not exempt and _in_flight.get(key, 0) >= cfg.max_in_flight_per_sender:
+        count_refusal("in_flight", channel)
+        return False
+    _in_flight[key] = _in_flight.get(key, 0) + 1
+    return True
+
+
+def leave_conversation(channel: str, sender_id: str) -> None:
+    key = f"{channel}:{sender_id}"
+    n = _in_flight.get(key, 0) - 1
+    if n > 0:
+        _in_flight[key] = n
+    else:
+        _in_flight.pop(key, None)
+
+
 def too_many_text(verdict: Verdict) -> str:
     return TOO_MANY_TEXT.format(seconds=verdict.retry_after_header)
 
@@ -324,6 +356,7 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
 
     if start_monitor:  # i.e. a Rasa server (the console passes False)
         install_nlu_counter()
+        install_fast_memory_lock()
 
     cfg = limits()
     rules = rules if rules is not None else rasa_rules(cfg)
@@ -523,3 +556,22 @@ def install_nlu_counter() -> None:
 
     parse._zwzx_counted = True  # type: ignore[attr-defined]
     MessageProcessor._parse_message_with_graph = parse  # type: ignore[assignment]
+
+
+def install_fast_memory_lock() -> None:
+    """Rasa's in-process lock store (embedded profile) re-checks a queued message's ticket every
+    second, so the n-th queued message of a conversation waits whole seconds; check every
+    ``ZWZX_LOCK_POLL_SECONDS`` (0.05 s) as the production profile's Redis lock store does."""
+    from rasa.core.lock_store import InMemoryLockStore
+
+    original = InMemoryLockStore._acquire_lock
+    if getattr(original, "_zwzx_fast", False):
+        return
+
+    async def _acquire_lock(self: Any, conversation_id: str, ticket: int, wait_time_in_seconds: float) -> Any:
+        if wait_time_in_seconds == 1:
+            wait_time_in_seconds = max(0.005, float(os.environ.get("ZWZX_LOCK_POLL_SECONDS") or 0.05))
+        return await original(self, conversation_id, ticket, wait_time_in_seconds)
+
+    _acquire_lock._zwzx_fast = True  # type: ignore[attr-defined]
+    InMemoryLockStore._acquire_lock = _acquire_lock  # type: ignore[assignment]
