@@ -11,23 +11,39 @@ from bot.retrieval.search import PolicyIndex
 
 _lock = threading.Lock()
 _answerer: Optional[Answerer] = None
+_stamp: Optional[tuple] = None
+
+
+def _build_stamp(path: Path) -> Optional[tuple]:
+    try:
+        return (path.stat().st_mtime_ns, (path.parent / "index.json").stat().st_mtime_ns)
+    except OSError:
+        return None
 
 
 def answerer() -> Answerer:
-    global _answerer
-    if _answerer is None:
+    """The answerer over the current build. A publish (bot/kb/publish.py) renames a new
+    ``index.json`` and then ``kb.json`` into place; the next call sees the new stamp, builds a
+    complete new Answerer and swaps the reference — a request already running keeps the one
+    it started with, none sees a half-loaded knowledge base, and the server never restarts."""
+    global _answerer, _stamp
+    path = Path(kb_path())
+    stamp = _build_stamp(path)
+    if _answerer is None or (stamp is not None and stamp != _stamp):
         with _lock:
-            if _answerer is None:
-                path = kb_path()
+            stamp = _build_stamp(path)
+            if _answerer is None or (stamp is not None and stamp != _stamp):
                 kb = load_kb(path)
-                _answerer = Answerer(kb, PolicyIndex.load(kb, Path(path).parent / "index.json"))
+                new = Answerer(kb, PolicyIndex.load(kb, path.parent / "index.json"))
+                _answerer, _stamp = new, stamp
     return _answerer
 
 
 def reset() -> None:
     """Forget the loaded knowledge base (tests that build their own)."""
-    global _answerer
+    global _answerer, _stamp
     _answerer = None
+    _stamp = None
 
 
 def query_tokens(message: dict) -> List[str]:

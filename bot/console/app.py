@@ -146,7 +146,9 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
     app.config.REQUEST_MAX_SIZE = 2 * 1024 * 1024
     app.config.FALLBACK_ERROR_FORMAT = "json"
     # 413/408 as Chinese JSON, /login bodies at most 16 KB, whole bodies within 10 s (bot/ops/limits.py)
-    limits.install_edge(app, limits.console_rules(), start_monitor=False, default_max=limits.CONSOLE_MAX_BODY)
+    from bot.console import kb_admin
+    limits.install_edge(app, [limits.Rule(kb_admin.UPLOAD_PATH, kb_admin.UPLOAD_MAX_BODY, ("POST",))]
+                        + limits.console_rules(), start_monitor=False, default_max=limits.CONSOLE_MAX_BODY)
     if os.environ.get("ZWZX_CONSOLE_PROXIES"):
         app.config.PROXIES_COUNT = int(os.environ["ZWZX_CONSOLE_PROXIES"])
     db: Database = get_db(cfg.db_url)
@@ -315,6 +317,8 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
     @app.get("/")
     async def home(request: Request):
         return response.redirect("/conversations")
+
+    kb_admin.register(app, render, error_page, audit, supervisor_only)  # 知识库 page (issue 13)
 
     # ------------------------------------------------------------ conversations
     async def filtered(request: Request, args) -> tuple:
