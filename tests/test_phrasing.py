@@ -318,3 +318,16 @@ def test_english_department_names_of_another_county(other_env):
     answerer, _ = other_env
     assert answerer.index.departments_in_english("What does the Water Resources Bureau do?") == ["县水利局"]
     assert answerer.index.departments_in_english("Will the water quality be published?") == []
+
+
+# ------------------------------------------ words no item uses, weighed by general frequency
+def test_general_word_weights_order_everyday_and_rare_words(env):
+    general = env[0].index.general
+    assert general, "build/index.json has no general word weights (jieba's dictionary missing?)"
+    assert general.weight("大家") < 0.5 < general.weight("垄断") <= general.weight("居住证") == 1.0
+    assert general.weight("好的好的好的") == 0.6  # not a dictionary word
+
+
+def test_everyday_words_around_a_covered_topic_do_not_drown_it(env):
+    reply = ask(env, "大家都想知道，每年的财政预算以后在哪里能看到")
+    assert first_item(reply) == 5, (reply.kind, reply.citations)

@@ -35,6 +35,7 @@ RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|啥)|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
+DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
 FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
@@ -192,15 +193,17 @@ class Answerer:
         # Follow-up without a topic of its own ("那由哪个部门负责？", "有什么时间要求吗")
         if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic):
             return self._answer_item(ctx[0], ctx[1], q, mode)
-        if mode == "policy" and (not hits or hits[0].coverage < ANSWER_COVERAGE):
+        top_cov = hits[0].coverage if hits else 0.0
+        if mode == "policy" and (top_cov < ANSWER_COVERAGE or top_cov < 0.7 or DOC_SELF_RE.search(q.text)):
             # "以什么思想为指导": the notice or preamble, not an item, says it
             # the words naming the document itself ("这份要点") are not what is asked about it
             own = [d.title for d in self.kb.documents]
             tokens = [t for t in q.tokens if t not in ("文件", "通知", "份", "这份", "该文件")
                       and not any(t in title for title in own)]
             passage = self.index.passage_search(q.scoring or q.text, tokens)
-            if passage and passage.coverage >= PASSAGE_COVERAGE and \
-                    (not hits or passage.coverage > hits[0].coverage + 0.1):
+            if passage and passage.coverage >= PASSAGE_COVERAGE and (
+                    passage.coverage > top_cov + (0.1 if top_cov < ANSWER_COVERAGE else 0.3)
+                    or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
         if not hits or hits[0].coverage < WEAK_COVERAGE:
             if ctx and mode != "policy":

@@ -55,6 +55,8 @@ ENGLISH_COMPLAINT_RE = re.compile(
     r"\breport\s+(?:an?|the|some)\s+(?:\w+\s+)?(?:official|officer|civil servant|employee)\b|\bbrib(?:e|es|ery|ing)\b|\bcorruption\b",
     re.I)
 UNSURE_COMPLAINT = 0.5
+CONFIDENT = 0.8          # a classifier this sure ...
+STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
 TARGET_INTENT = "ask_policy"
 ARBITRATION_KEY = "arbitration"
 
@@ -154,6 +156,13 @@ class RetrievalArbiter(GraphComponent):
         strength = policy_strength(kb, index, scoring, tokens)
         if not strength:
             return
+        from bot.answering.answerer import Answerer
+
+        # (the classifier has hardly seen English: its confidence on English text says nothing)
+        if confidence >= CONFIDENT and strength.get("by") == "retrieval" and strength["coverage"] < STRONG_COVERAGE \
+                and not Answerer.mostly_foreign(scoring):
+            return  # a sure "thank you" / "out of scope" is overridden only by a clear match
+
         new = {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)}
         self._set(message, new, dict(strength, overridden=intent))
 

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 from bot.kb.store import KnowledgeBase
 from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
 from bot.retrieval.bm25 import BM25
+from bot.retrieval.general_words import GeneralWords, build_general_words
 from bot.retrieval.english import (build_department_glosses, build_english_map, departments_in_english,
                                    english_words, lemma)
 
@@ -75,7 +76,8 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
     # department names read in English ("Justice Bureau" → 市司法局), from their forms in the KB
     forms = {d: kb.department_forms(d) for d, v in kb.departments.items() if not v.get("generic")}
     return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english,
-            "passages": passages, "english_departments": build_department_glosses(forms) if english else {}}
+            "passages": passages, "english_departments": build_department_glosses(forms) if english else {},
+            "general_words": build_general_words()}
 
 
 def passage_clauses(sentence: str, short: int = 60) -> List[str]:
@@ -93,6 +95,7 @@ class Passage:
     coverage: float
 
 
+GENERAL_WEIGHTS = True   # weigh words no item uses by their general frequency (general_words.py)
 DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
 UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
 TITLE_COVERAGE_BONUS = 0.5  # a question word in the item's heading counts this much extra
@@ -146,6 +149,7 @@ class PolicyIndex:
         self.word_sets = [set(d) for d in word_docs]
         self.bigram_sets = [set(d) for d in bigram_docs]
         self.english_departments = data.get("english_departments", {})
+        self.general = GeneralWords(data.get("general_words"))
         self.passages = data.get("passages", [])
         self.passage_words = [set(content_words(p["tokens"])) for p in self.passages]
 
@@ -202,6 +206,9 @@ class PolicyIndex:
             trans = [] if CJK_RE.search(w) or w in self.words.idf else self.translations(w)
             if trans:  # an English word: as informative as the rarest of its Chinese words
                 idf = max(self.text_idf(t) for t in trans)
+            elif CJK_RE.search(w) and w not in self.words.idf and GENERAL_WEIGHTS:
+                # a word no item uses: as informative as it is in Chinese in general (大家 < 居住证)
+                idf *= self.general.weight(w)
             elif not CJK_RE.search(w) and w not in self.words.idf and w not in self.thesaurus:
                 # a foreign word neither the documents nor the dictionary bridge know ("passport")
                 idf *= 0.6 if self.english else 0.2
