@@ -209,3 +209,20 @@ def test_widget_messages_are_limited_per_session(bot):
         assert c.sio.connected
     finally:
         c.close()
+
+
+def test_in_flight_cap_per_conversation(monkeypatch):
+    from bot.ops import limits
+
+    monkeypatch.setattr(limits, "_limits", limits.Limits(max_in_flight_per_sender=2))
+    assert limits.enter_conversation("rest", "c1", "203.0.113.1")
+    assert limits.enter_conversation("rest", "c1", "203.0.113.1")
+    assert not limits.enter_conversation("rest", "c1", "203.0.113.1")  # a third one is refused
+    assert limits.enter_conversation("rest", "c2", "203.0.113.1")       # other conversations are not
+    assert limits.enter_conversation("rest", "c1", "127.0.0.1")         # loopback exempt by default
+    for _ in range(3):
+        limits.leave_conversation("rest", "c1")
+    limits.leave_conversation("rest", "c2")
+    assert limits._in_flight == {}
+    assert limits.enter_conversation("rest", "c1", "203.0.113.1")
+    limits.leave_conversation("rest", "c1")
