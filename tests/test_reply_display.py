@@ -279,11 +279,16 @@ def test_widget_answer_shows_its_citation_exactly_once(browser, servers, size):
         bots = [e for e in servers.events(w.session_id) if e["event"] == "bot"]
         assert not any("依据" in (e.get("text") or "") for e in bots)
         assert card_key(last_card(bots)) == ("answer", ("ningxiang-2021", 5))
+        # "who is responsible": the sentence names the units, the card only links the item
+        who = w.ask("那由哪个部门负责？")
+        text = who.inner_text()
+        assert text.count("市财政局") == 1 and text.count("第（五）项") == 1 and text.count("依据") == 1, text
+        assert who.locator(".zw-depts").count() == 0 and "市财政局" in who.locator(".zw-bubble").first.inner_text()
         # and after a reload (history) it is still shown once
         w.page.reload()
         w.wait_connected()
-        w.page.wait_for_function("() => document.querySelectorAll('.zw-msg--bot .zw-chip').length >= 1")
-        assert_citation_once(w.page.locator(".zw-msg--bot").last)
+        w.page.wait_for_function("() => document.querySelectorAll('.zw-msg--bot .zw-chip').length >= 2")
+        assert_citation_once(w.page.locator(".zw-msg--bot").nth(w.page.locator(".zw-msg--bot").count() - 2))
         assert not w.errors and not w.dialogs
     finally:
         w.close()

@@ -308,6 +308,10 @@
     }
     // the card is the one place an answer names its units (the widget gets no source texts)
     var units = card.kind === 'answer' ? unitsLine(cites[0], card.departments) : '';
+    // "由哪个部门负责？": the answer sentence itself names every unit, so no second units line
+    var said = Array.prototype.map.call(parent.querySelectorAll('.zw-bubble'), function (b) { return b.textContent; }).join('\n');
+    var depts = Array.isArray(card.departments) ? card.departments : [];
+    if (depts.length && depts.every(function (d) { return said.indexOf(d) !== -1; })) { units = ''; }
     if (units) { parent.appendChild(el('p', { className: 'zw-depts', text: units })); }
     if (card.kind === 'handoff') {
       var t = card.ticket;
