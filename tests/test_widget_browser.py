@@ -404,7 +404,11 @@ def test_http_routes_refuse_bad_input(servers):
     assert r.status_code in (400, 404)
     r = requests.get(f"{url}/history/short", timeout=10)
     assert r.status_code == 400 and r.json()["error"] == "会话编号格式不正确"
-    r = requests.get(f"{url}/history/{'a' * 32}", timeout=10)
+    r = requests.get(f"{url}/history/{'a' * 32}", timeout=10)   # no session token (issue 12)
+    assert r.status_code == 403 and "凭证" in r.json()["error"]
+    from bot.ops.widget_session import SessionSigner
+    r = requests.get(f"{url}/history/{'a' * 32}", params={"token": SessionSigner.from_environment().token("a" * 32)},
+                     timeout=10)
     assert r.status_code == 200 and r.json()["turns"] == []
     for bad in ("../bot/channels/widget.py", "..%2Fbot%2Fchannels%2Fwidget.py", "%2e%2e/credentials.yml"):
         r = requests.get(f"{url}/static/{bad}", timeout=10)

@@ -141,7 +141,10 @@ def errors(got):
 
 
 def history_user_texts(servers, session_id):
-    r = requests.get(f"{servers['url']}/webhooks/widget/history/{session_id}", timeout=30)
+    from bot.ops.widget_session import SessionSigner  # the servers' secret (build/widget_secret)
+
+    token = SessionSigner.from_environment().token(session_id)
+    r = requests.get(f"{servers['url']}/webhooks/widget/history/{session_id}", params={"token": token}, timeout=30)
     assert r.status_code == 200, r.text
     return [t["text"] for t in r.json()["turns"] if t["role"] == "user"]
 

@@ -38,6 +38,7 @@
   var AUTO_OPEN = attr('data-open', 'false') === 'true';
   var TITLE = attr('data-title', '宁乡市政务咨询助手');
   var SESSION_KEY = 'zwzx-widget-session';
+  var TOKEN_KEY = 'zwzx-widget-token';  // the server's signed session token (HMAC of the session id)
   var OPEN_KEY = 'zwzx-widget-open';
   var TYPING_TIMEOUT_MS = 30000;
   var FEEDBACK_KINDS = { answer: 1, clarify: 1, fallback: 1, out_of_scope: 1 };
@@ -116,6 +117,11 @@
   // ------------------------------------------------------------------ state
   var sessionId = storageGet('localStorage', SESSION_KEY);
   if (sessionId && !/^[A-Za-z0-9_-]{8,64}$/.test(sessionId)) { sessionId = null; }
+  var sessionToken = storageGet('localStorage', TOKEN_KEY);
+  if (sessionToken && !/^[A-Za-z0-9_-]{16,128}$/.test(sessionToken)) { sessionToken = null; }
+  function historyUrl() {
+    return BASE + '/history/' + encodeURIComponent(sessionId) + '?token=' + encodeURIComponent(sessionToken || '');
+  }
   var socket = null;
   var everConnected = false;
   var dropped = false;
@@ -438,7 +444,7 @@
     if (!socket) { addSystem('正在连接咨询服务，请稍候再试。'); return false; }
     if (!opts.hidden) { addUser(display || message); }
     if (!socket.connected) { addSystem('当前连接已断开，消息将在重新连接后发送。'); }
-    socket.emit('user_uttered', { message: message, session_id: sessionId, metadata: metadata });
+    socket.emit('user_uttered', { message: message, session_id: sessionId, session_token: sessionToken, metadata: metadata });
     showTyping();
     return true;
   }
@@ -479,8 +485,8 @@
   }
 
   function loadHistory() {
-    if (!sessionId) { renderHistory([]); return Promise.resolve(); }
-    return getJSON(BASE + '/history/' + encodeURIComponent(sessionId)).then(function (body) {
+    if (!sessionId || !sessionToken) { renderHistory([]); return Promise.resolve(); }
+    return getJSON(historyUrl()).then(function (body) {
       renderHistory(body.turns || []);
     }).catch(function () {
       renderHistory([]);
@@ -507,7 +513,7 @@
     socket = window.io(SERVER, { path: SOCKET_PATH, reconnectionDelayMax: 5000, withCredentials: false });
     root.setAttribute('data-state', 'connecting');
     socket.on('connect', function () {
-      socket.emit('session_request', { session_id: sessionId });
+      socket.emit('session_request', { session_id: sessionId, session_token: sessionToken });
       root.setAttribute('data-state', 'connected');
       if (dropped) {
         dropped = false;
@@ -521,6 +527,14 @@
         hideStatus();
       }
       everConnected = true;
+    });
+    socket.on('session_token', function (s) {
+      // issued with every session_confirm: the session id and its token, kept for reloads
+      if (!s || typeof s.session_id !== 'string' || typeof s.token !== 'string') { return; }
+      sessionId = s.session_id;
+      sessionToken = s.token;
+      storageSet('localStorage', SESSION_KEY, sessionId);
+      storageSet('localStorage', TOKEN_KEY, sessionToken);
     });
     socket.on('session_confirm', function (id) {
       if (typeof id === 'string' && id !== sessionId) {
@@ -550,7 +564,7 @@
       } else if (msg.push) {
         // a notice pushed outside a turn (e.g. staff closed the ticket): the stored message may
         // carry buttons, so redraw from the history; show the text alone if that fails
-        getJSON(BASE + '/history/' + encodeURIComponent(sessionId)).then(function (body) {
+        getJSON(historyUrl()).then(function (body) {
           renderHistory(body.turns || []);
         }).catch(function () { currentBotTurn = null; addBot({ text: msg.text, timestamp: msg.timestamp }); currentBotTurn = null; });
       } else {

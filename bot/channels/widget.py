@@ -16,10 +16,18 @@ Routes (prefix ``/webhooks/widget``):
 * ``GET /``                        health check
 * ``GET /demo``                    demo portal page with the widget
 * ``GET /static/<file>``           widget files (``web/``): widget.js, widget.css, vendor/…
-* ``GET /history/<session_id>``    the conversation so far (text, buttons, answer cards,
-                                   staff messages, feedback) for redrawing after a reload
+* ``GET /history/<session_id>?token=<session token>``  the conversation so far (text, buttons,
+                                   answer cards, staff messages, feedback) for redrawing after a
+                                   reload — only with the session's signed token
 * ``GET /item/<doc>/<n>``          one knowledge-base item with its departments
 * ``GET /doc/<doc>``               a document's title, number, issuer and date
+
+Sessions are signed (bot/ops/widget_session.py): with ``session_confirm`` the server emits
+``session_token`` ``{"session_id", "token"}``; a client resumes a session (``session_request``
+``{"session_id", "session_token"}``), sends on a socket that has not joined one
+(``user_uttered`` with ``session_id`` + ``session_token``) and reads its history only with a
+valid token — otherwise it gets a new session (or 403 for the history). Staff messages go to the
+session's room, which only sockets with a valid token join.
 
 Bot messages are emitted as ``bot_uttered`` with ``{"text", "quick_replies": [{"title",
 "payload"}], "custom": <answer card>}`` (any subset) and ``"metadata": {"timestamp"}``; staff
@@ -52,6 +60,7 @@ from sanic.response import HTTPResponse
 import engineio
 from socketio import AsyncServer
 
+from bot.ops.widget_session import SessionSigner
 from bot.user_display import MAX_TITLE, OfferedButtons
 from bot.ops import limits
 
@@ -372,6 +381,14 @@ class WidgetInput(SocketIOInput):
             self.cors_allowed_origins = [str(o).rstrip("/") for o in cors_allowed_origins]
         self.max_message_length = max_message_length
         self.web_dir = Path(web_dir).resolve() if web_dir else WEB_DIR.resolve()
+        self._signer: Optional[SessionSigner] = None
+
+    @property
+    def signer(self) -> SessionSigner:
+        """Session-token signer (secret from ZWZX_WIDGET_SECRET; see widget_session.py)."""
+        if self._signer is None:
+            self._signer = SessionSigner.from_environment()
+        return self._signer
 
     def get_output_channel(self) -> Optional[OutputChannel]:
         if self.sio is None:
@@ -507,6 +524,7 @@ class WidgetInput(SocketIOInput):
                 limits.install_edge(app)  # body limits etc. on the app (bot/ops/limits.py)
                 super().register(app, options)
 
+        signer = self.signer  # at start-up: the production profile refuses to start without a secret
         bp = Blueprint_(sio, self.socketio_path, "widget_webhook", __name__)
         self.sio = sio
         self._install_handoff()
@@ -530,6 +548,9 @@ class WidgetInput(SocketIOInput):
         async def history(request: Request, session_id: Text) -> HTTPResponse:
             if not SESSION_ID_RE.match(session_id):
                 return self._json(request, {"error": "会话编号格式不正确"}, 400)
+            token = request.args.get("token") or request.headers.get("x-zwzx-session-token")
+            if not signer.valid(session_id, token):
+                return self._json(request, {"error": "会话凭证无效，请刷新页面开始新的会话"}, 403)
             agent = getattr(request.app.ctx, "agent", None)
             if agent is None or agent.tracker_store is None:
                 return self._json(request, {"error": "服务尚未就绪，请稍后再试"}, 503)
@@ -592,10 +613,14 @@ class WidgetInput(SocketIOInput):
 
         @sio.on("session_request", namespace=ns)
         async def session_request(sid: Text, data: Optional[Dict] = None) -> None:
-            requested = (data or {}).get("session_id") if isinstance(data, dict) else None
+            data = data if isinstance(data, dict) else {}
+            requested = data.get("session_id")
+            # an existing session only with its token; anything else starts a new one
             session_id = requested if isinstance(requested, str) and SESSION_ID_RE.match(requested) \
-                else uuid.uuid4().hex
+                and signer.valid(requested, data.get("session_token")) else uuid.uuid4().hex
             await join(sid, session_id)
+            await sio.emit("session_token", {"session_id": session_id, "token": signer.token(session_id)},
+                           room=sid, namespace=ns)
             await sio.emit("session_confirm", session_id, room=sid, namespace=ns)
 
         async def refuse(sid: Text, text: Text, room: Optional[Text] = None) -> None:
@@ -628,6 +653,9 @@ class WidgetInput(SocketIOInput):
                 requested = data.get("session_id")
                 if not (isinstance(requested, str) and SESSION_ID_RE.match(requested)):
                     await refuse(sid, "会话尚未建立，请您刷新页面后重试。")
+                    return
+                if not signer.valid(requested, data.get("session_token")):
+                    await refuse(sid, "会话凭证无效，请您刷新页面后重试。")
                     return
                 session_id = requested
                 await join(sid, session_id)

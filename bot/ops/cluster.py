@@ -157,8 +157,10 @@ class Cluster:
 
     def prepare(self) -> Dict[str, object]:
         """Config files, database and tables, Redis check. Raises with a clear message."""
+        from bot.ops.widget_session import load_secret
         from bot.ops import db
 
+        load_secret(self.env)  # ZWZX_WIDGET_SECRET is required: say so before starting anything
         if nginx_binary() is None:
             raise RuntimeError("nginx not found: apt-get install -y nginx (deploy/install-nginx.sh)")
         model = Path(self._path("ZWZX_MODEL"))

@@ -82,6 +82,8 @@ def profile_env(environ: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
     # psycopg2 reads PGOPTIONS: a statement timeout for every connection of every process
     out.setdefault("PGOPTIONS", f"-c statement_timeout={out['ZWZX_PG_STATEMENT_TIMEOUT_MS']}")
     out.setdefault("ZWZX_ACTIONS_HOST", "127.0.0.1")
+    # the widget channel then refuses to start without ZWZX_WIDGET_SECRET (widget_session.py)
+    out.setdefault("ZWZX_PROFILE", "production")
     out.setdefault("RASA_TELEMETRY_ENABLED", "false")
     out.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     out.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
