@@ -12,6 +12,8 @@ PIDS=()
 stop() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
+# the project's tables (tickets, console, WeChat) to the newest Alembic revision (migrations/)
+.venv/bin/python -m bot.ops.schema upgrade >/dev/null
 .venv/bin/rasa run actions --port "$ACTION_PORT" --actions actions &
 PIDS+=($!)
 ZWZX_RASA_URL="http://127.0.0.1:${RASA_PORT}" .venv/bin/python -m bot.console serve --port "$CONSOLE_PORT" &

@@ -9,11 +9,13 @@
   create databases; otherwise a DBA creates it once (``CREATE DATABASE zwzx OWNER ...``).
 * Rasa's ``events`` table comes from Rasa's own SQLTrackerStore metadata (the Rasa servers
   also create it on start; doing it here first avoids N servers racing for it).
-* The handoff tickets / staff tables and the console tables come from those packages' own
-  SQLAlchemy metadata (they also create them on first use).
+* The project's own tables (handoff tickets / staff, console, wechat_users) are migrated with
+  Alembic to the newest revision (bot/ops/schema.py, migrations/; a database created before
+  migrations is stamped as the baseline first). The packages still create missing tables on
+  first use (embedded profile without a migration run).
 
-All statements are ``CREATE ... IF NOT EXISTS`` in effect (``checkfirst``), so ``migrate`` is
-safe to run on every start, from several hosts at once.
+Safe to run on every start, from several hosts at once (``checkfirst`` for Rasa's table, a
+PostgreSQL advisory lock around the Alembic upgrade).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import sqlalchemy as sa
 
+from bot.ops import schema
 from bot.ops.settings import db_url, env
 
 logger = logging.getLogger(__name__)
@@ -98,9 +101,9 @@ def migrate(environ: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
     try:
         SQLTrackerStore.Base.metadata.create_all(engine, checkfirst=True)
         sources = ["rasa.events"]
-        for name, md in app_metadata():
-            md.create_all(engine, checkfirst=True)
-            sources.append(name)
+        # the project's own tables: Alembic (migrations/, bot/ops/schema.py)
+        revision = schema.upgrade(db_url(environ))
+        sources.append(f"alembic:{revision}")
         tables = sorted(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
