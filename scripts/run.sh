@@ -12,6 +12,9 @@ PIDS=()
 stop() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap stop EXIT INT TERM
 
+# The Rasa HTTP API, token-protected and on 127.0.0.1 only, lets the console's 知识库 page
+# load a retrained model into the running server (PUT /model) after a publish (docs/kb-formats.md).
+export ZWZX_RASA_TOKEN="${ZWZX_RASA_TOKEN:-$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(24))')}"
 # the project's tables (tickets, console, WeChat) to the newest Alembic revision (migrations/)
 .venv/bin/python -m bot.ops.schema upgrade >/dev/null
 .venv/bin/rasa run actions --port "$ACTION_PORT" --actions actions &
@@ -26,7 +29,7 @@ cat <<MSG
   工作人员控制台 http://127.0.0.1:${CONSOLE_PORT}/   （首个账号：.venv/bin/python -m bot.console create-user 姓名 --role supervisor）
   微信公众号     http://127.0.0.1:${RASA_PORT}/webhooks/wechat/webhook （需设置 WECHAT_TOKEN 等，见 docs/wechat.md）
 MSG
-.venv/bin/rasa run -i 127.0.0.1 --port "$RASA_PORT" \
+.venv/bin/rasa run -i 127.0.0.1 --port "$RASA_PORT" --enable-api --auth-token "$ZWZX_RASA_TOKEN" \
   --model models/zhengwu.tar.gz --endpoints endpoints.yml --credentials credentials.yml &
 PIDS+=($!)
 wait -n "${PIDS[@]}"

@@ -257,8 +257,16 @@ class KbManager:
             return
         self._set_job(state="loading", model=str(model))
         self._log(f"训练完成：{model.name}，正在加载到运行中的 Rasa 服务器（PUT /model）……")
-        load_model(self.rasa_url, model)
-        self._set_job(state="done", finished=time.time(), model_live=time.time())
+        # every Rasa server that serves (the production profile runs several behind nginx)
+        urls = [u.strip().rstrip("/") for u in (os.environ.get("ZWZX_RASA_API_URLS") or self.rasa_url).split(",")
+                if u.strip()]
+        for url in urls:
+            load_model(url, model)
+        live = time.time()
+        if self.model_dir.resolve() == (ROOT / "models").resolve():
+            # the next `make run` starts with this model instead of retraining
+            os.replace(model, self.model_dir / "zhengwu.tar.gz")
+        self._set_job(state="done", finished=time.time(), model_live=live)
         self._log("新模型已生效，无需重启；进行中的会话不受影响")
 
     def _log(self, line: str) -> None:
@@ -310,7 +318,14 @@ def load_model(rasa_url: str, model: Path, timeout: float = 300) -> None:
     headers = {}
     token = os.environ.get("ZWZX_RASA_TOKEN")
     params = {"token": token} if token else None
-    r = requests.put(f"{rasa_url}/model", json={"model_file": str(Path(model).resolve())}, params=params,
-                     headers=headers, timeout=timeout)
+    try:
+        r = requests.put(f"{rasa_url}/model", json={"model_file": str(Path(model).resolve())}, params=params,
+                         headers=headers, timeout=timeout)
+    except requests.RequestException as exc:
+        raise RuntimeError(f"无法连接 Rasa 服务器 {rasa_url}（{type(exc).__name__}）：新模型未加载，"
+                           f"知识库已生效；重启后将使用新模型") from None
+    if r.status_code in (401, 403, 404, 405):
+        raise RuntimeError(f"Rasa 服务器拒绝加载模型（HTTP {r.status_code}）：需以 --enable-api 启动，"
+                           f"令牌与 ZWZX_RASA_TOKEN 一致；知识库已生效，新模型未加载")
     if r.status_code != 204:
         raise RuntimeError(f"Rasa 加载模型失败：HTTP {r.status_code} {r.text[:200]}")

@@ -1,0 +1,200 @@
+"""Issue 13: the knowledge-base manager behind the console page 知识库 (in process, with a
+stand-in for the retrain) and the page itself over HTTP (roles, CSRF, upload limits, Chinese
+errors, preview). The full publish against running servers is tests/test_kb_publish_e2e.py."""
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from bot.console import auth
+from bot.console.db import Database
+from bot.console.demo import ConsoleProcess, free_port
+from bot.kb.loaders import LoadError
+from bot.kb.publish import KbManager, PublishError
+from bot.kb.store import BuildError
+from tests import kb_files
+from tests.conftest import ROOT, SEED
+from tests.test_console_http import login
+
+SECOND = ROOT / "tests" / "fixtures" / "policies" / "taojiang-2022.txt"
+
+
+@pytest.fixture()
+def live(tmp_path):
+    policies, build = tmp_path / "policies", tmp_path / "build"
+    policies.mkdir()
+    shutil.copy(SEED, policies)
+    nlu = tmp_path / "gen.yml"
+    subprocess.run([sys.executable, "-m", "bot.kb", "build", "--policies", str(policies), "--out", str(build),
+                    "--nlu-out", str(nlu)], cwd=ROOT, check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    trained = []
+
+    def fake_train(mgr, log):
+        trained.append(mgr.nlu_out.read_text(encoding="utf-8"))
+        log("（测试：跳过训练）")
+        return None
+
+    mgr = KbManager(policy_dir=policies, build_dir=build, nlu_out=nlu, model_dir=tmp_path / "models",
+                    train=fake_train)
+    mgr.trained = trained
+    return mgr
+
+
+def snapshot(mgr):
+    return ({p.name: p.read_bytes() for p in mgr.policy_dir.iterdir()},
+            mgr.kb_file.read_bytes(), mgr.nlu_out.read_bytes())
+
+
+def test_upload_preview_publish_withdraw(live, tmp_path):
+    docx = kb_files.write_docx(SECOND.read_text(encoding="utf-8"), tmp_path / "taojiang-2022.docx")
+    meta = live.upload("C:\\fakepath\\..\\taojiang-2022.docx".replace("\\", "/"), docx.read_bytes(), "王芳")
+    blob = live.uploads / f"{meta['id']}.bin"
+    assert blob.exists() and stat.S_IMODE(blob.stat().st_mode) == 0o600
+    assert stat.S_IMODE(live.uploads.stat().st_mode) == 0o700
+    assert meta["filename"] == "taojiang-2022.docx" and meta["doc_id"] == "taojiang-2022"
+    pv = live.preview(meta["id"])
+    assert [i.number for i in pv["doc"].items] == [1, 2, 3]
+    assert pv["report"]["items"] == 3 and "县水利局" in pv["report"]["unknown_units"]
+    assert not pv["replaces"]
+    with pytest.raises(PublishError, match="文档编号"):
+        live.publish(meta["id"], "../etc", "王芳", background=False)
+    job = live.publish(meta["id"], "taojiang-2022", "王芳", background=False)
+    assert job["state"] == "building"
+    job = live.job()
+    assert job["state"] == "done" and job["retrain"] is True and len(live.trained) == 1
+    assert "县水利局" in live.trained[0]
+    assert (live.policy_dir / "taojiang-2022.docx").exists() and not blob.exists()
+    kb = json.loads(live.kb_file.read_text(encoding="utf-8"))
+    assert [d["doc_id"] for d in kb["documents"]] == ["ningxiang-2021", "taojiang-2022"]
+    docs = live.documents()
+    assert docs[1]["file"] == "taojiang-2022.docx" and docs[1]["items"][0]["lead_units"] == ["县水利局"]
+    # withdraw: back to one document; the last one cannot be withdrawn
+    live.withdraw("taojiang-2022", "王芳", background=False)
+    assert live.job()["state"] == "done"
+    assert [d["doc_id"] for d in live.documents()] == ["ningxiang-2021"]
+    assert list(live.withdrawn.glob("*-taojiang-2022.docx"))
+    with pytest.raises(PublishError, match="唯一的文档"):
+        live.withdraw("ningxiang-2021", "王芳", background=False)
+    with pytest.raises(PublishError, match="没有文档"):
+        live.withdraw("nope", "王芳", background=False)
+
+
+def test_bad_uploads_are_refused_and_nothing_is_stored(live, tmp_path):
+    kb_files.write_image_pdf(tmp_path / "scan.pdf")
+    cases = {"scan.pdf": ((tmp_path / "scan.pdf").read_bytes(), "没有文字层"),
+             "tool.exe": (b"MZ\x90\0", "不支持的文件类型"), "empty.txt": (b"", "文件是空的"),
+             "fake.docx": (b"%PDF-1.4 hello", "不符"), "big.txt": (b"a" * (20 * 1024 * 1024 + 1), "文件过大")}
+    before = snapshot(live)
+    for name, (data, message) in cases.items():
+        with pytest.raises(LoadError, match=message):
+            live.upload(name, data, "王芳")
+    assert not live.uploads.exists() or not list(live.uploads.iterdir())
+    assert snapshot(live) == before
+
+
+def test_publishing_a_document_without_items_changes_nothing(live):
+    meta = live.upload("notes.txt", "会议纪要\n今天讨论了一些事情。\n".encode(), "王芳")
+    assert live.preview(meta["id"])["report"]["error"]
+    before = snapshot(live)
+    with pytest.raises(BuildError) as err:
+        live.publish(meta["id"], "notes", "王芳", background=False)
+    assert "没有找到编号的工作事项" in str(err.value) and "【notes】" in str(err.value)
+    assert snapshot(live) == before and not live.busy()
+
+
+def test_one_job_at_a_time(live):
+    meta = live.upload("taojiang-2022.txt", SECOND.read_bytes(), "王芳")
+    live._lock.acquire()
+    try:
+        with pytest.raises(PublishError, match="正在进行"):
+            live.publish(meta["id"], "taojiang-2022", "王芳", background=False)
+    finally:
+        live._lock.release()
+
+
+# ------------------------------------------------------------------ the page over HTTP
+@pytest.fixture(scope="module")
+def console(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("console_kb")
+    policies, build = tmp / "policies", tmp / "build"
+    policies.mkdir()
+    shutil.copy(SEED, policies)
+    nlu = tmp / "gen.yml"
+    subprocess.run([sys.executable, "-m", "bot.kb", "build", "--policies", str(policies), "--out", str(build),
+                    "--nlu-out", str(nlu)], cwd=ROOT, check=True, capture_output=True,
+                   env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    url = f"sqlite:///{tmp / 'tracker.db'}"
+    db = Database(url)
+    auth.create_user(db, "王芳", "supervisor", "supervisor-pass-1")
+    auth.create_user(db, "李明", "agent", "agent-pass-12345")
+    proc = ConsoleProcess(url, tmp / "console.log", port=free_port(6270, 6299),
+                          env={"ZWZX_BUILD_DIR": str(build), "ZWZX_POLICY_DIR": str(policies),
+                               "ZWZX_NLU_OUT": str(nlu), "ZWZX_MODEL_DIR": str(tmp / "models"),
+                               "ZWZX_RASA_URL": f"http://127.0.0.1:{free_port(6270, 6299)}"})
+    proc.db, proc.tmp = db, tmp
+    yield proc
+    proc.stop()
+    db.engine.dispose()
+
+
+def _csrf(s, console):
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', s.get(console.url + "/kb").text).group(1)
+
+
+def test_page_is_for_supervisors_only(console):
+    agent = login(console, "李明", "agent-pass-12345")
+    assert agent.get(console.url + "/kb").status_code == 403
+    token = re.search(r'<meta name="csrf-token" content="([^"]+)"', agent.get(console.url + "/conversations").text).group(1)
+    r = agent.post(console.url + "/kb/upload", data={"csrf_token": token},
+                   files={"file": ("a.txt", SECOND.read_bytes())}, allow_redirects=False)
+    assert r.status_code == 403
+    assert requests.get(console.url + "/kb", allow_redirects=False).status_code == 302  # not logged in
+
+
+def test_upload_preview_and_errors_over_http(console):
+    s = login(console, "王芳", "supervisor-pass-1")
+    page = s.get(console.url + "/kb").text
+    assert "《宁乡市2021年政务公开工作要点》" in page and "19 项工作" in page and "市行政审批服务局" in page
+    token = _csrf(s, console)
+    # no CSRF token: refused
+    r = s.post(console.url + "/kb/upload", files={"file": ("t.txt", SECOND.read_bytes())}, allow_redirects=False)
+    assert r.status_code == 403
+    # a scanned PDF: back to the page with the Chinese message
+    scan = kb_files.write_image_pdf(console.tmp / "扫描件.pdf")
+    r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+               files={"file": ("扫描件.pdf", scan.read_bytes())})
+    assert r.status_code == 200 and "PDF 没有文字层" in r.text and "扫描件.pdf" in r.text
+    # over the body limit: refused, nothing stored (known: the answer is the CSRF 403 page,
+    # not the edge's 413 — the body limit cuts the body before the form is parsed)
+    r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+               files={"file": ("big.txt", b"a" * (22 * 1024 * 1024))})
+    assert r.status_code in (403, 413), (r.status_code, r.text[:300])
+    assert not list((console.tmp / "build" / "kb_uploads").glob("*.bin"))
+    # just over 20 MB of file within the body limit: the loader's Chinese message
+    r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+               files={"file": ("big.txt", b"a" * (20 * 1024 * 1024 + 10))})
+    assert r.status_code == 200 and "文件过大" in r.text, r.text[:300]
+    # a good file: preview with the report and the items, publish form prefilled
+    r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+               files={"file": ("taojiang-2022.txt", SECOND.read_bytes())})
+    assert r.status_code == 200 and "/kb/preview" in r.url
+    assert "工作事项：3 项" in r.text and "县林业局、县财政局" in r.text and 'value="taojiang-2022"' in r.text
+    upload_id = re.search(r'name="id" value="([0-9a-f]{24})"', r.text).group(1)
+    assert list((console.tmp / "build" / "kb_uploads").glob(f"{upload_id}.bin"))
+    assert s.get(console.url + "/kb/preview?id=../../etc/passwd").status_code == 404
+    r = s.post(console.url + "/kb/discard", data={"csrf_token": token, "id": upload_id})
+    assert r.status_code == 200 and "已放弃" in r.text
+    assert not list((console.tmp / "build" / "kb_uploads").glob("*.bin"))
+    from bot.console.db import audit
+    import sqlalchemy as sa
+
+    with console.db.engine.connect() as conn:
+        actions = [r.action for r in conn.execute(sa.select(audit.c.action).order_by(audit.c.id))]
+    assert "kb_upload_refused" in actions and "kb_upload" in actions and "kb_discard" in actions
