@@ -11,6 +11,10 @@ answer is late, one customer-service message), one user event in PostgreSQL, one
 a replayed nonce with another message refused by the server that did not see it, one access
 token fetched for both servers.
 
+Last, the web widget across servers (socket.io with python-socketio's Redis manager): a staff
+message sent through the other server reaches the widget, and a widget whose server is killed
+reconnects to the other one with its signed token and still gets its history.
+
 Skipped when PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not reachable or nginx is
 not installed. Ports 6100-6149 (nginx, action LB, 2 Rasa, 2 action servers, fake WeChat API);
 its own database zwzx_test_ss_<random> (dropped afterwards) and Redis key prefix.
@@ -88,7 +92,8 @@ def stack(tmp_path_factory):
     fake = FakeWeChatAPI(APP_ID, APP_SECRET, port=ports[6]).start()
     credentials = tmp / "credentials.yml"
     credentials.write_text(
-        "bot.channels.rest.RestInput:\nbot.channels.staff.StaffInput:\nbot.channels.wechat.WeChatInput:\n"
+        "bot.channels.rest.RestInput:\nbot.channels.staff.StaffInput:\n"
+        "bot.channels.widget.WidgetInput:\n  session_persistence: true\nbot.channels.wechat.WeChatInput:\n"
         f'  token: "{TOKEN}"\n  app_id: "{APP_ID}"\n  app_secret: "{APP_SECRET}"\n'
         f'  api_base: "{fake.base_url}"\n  passive_reply_seconds: {PASSIVE_SECONDS}\n', encoding="utf-8")
     handoff = tmp / "handoff.yml"
@@ -310,3 +315,50 @@ def test_one_access_token_for_both_servers(stack):
     assert len(got) == 4
     # every server found the token in Redis: at most one fetch in all (none if fetched earlier)
     assert stack.fake.token_requests - before <= 1 and stack.fake.token_requests <= 1
+
+
+def test_widget_staff_message_through_the_other_server_and_reconnect_after_its_server_is_killed(stack):
+    from bot.handoff.store import get_store
+    from bot.ops.settings import db_url
+    from tests.test_widget_session import Client, history
+
+    citizen = Client(stack.server(0))                       # socket on server A
+    sid, token = citizen.session_id, citizen.token
+    got = citizen.ask("我要转人工")
+    assert any(e == "bot_uttered" and "人工" in (d.get("text") or "") for e, d in got), got
+    store = get_store(db_url({"ZWZX_PG_DB": stack.dbname, "ZWZX_PG_USER": PG_USER, "ZWZX_PG_PASSWORD": PG_PASSWORD,
+                              "ZWZX_PG_SSLMODE": "disable"}))
+    ticket = store.open_ticket_for(sid)
+    auth = {"Authorization": f"Bearer {store.add_staff(f'坐席{uuid.uuid4().hex[:4]}', 'agent')}"}
+    assert requests.post(f"{stack.server(1)}/webhooks/staff/tickets/{ticket['id']}/accept", headers=auth,
+                         timeout=30).status_code == 200
+    r = requests.post(f"{stack.server(1)}/webhooks/staff/tickets/{ticket['id']}/messages", headers=auth,
+                      json={"text": "您好，我在另一台服务器上"}, timeout=30)   # staff API on server B
+    assert r.status_code == 200 and r.json()["delivered"] is True, r.text
+    deadline = time.time() + 15
+    while time.time() < deadline and not citizen.staff_texts():
+        time.sleep(0.05)
+    assert citizen.staff_texts() == ["您好，我在另一台服务器上"]
+    # server A is killed: the widget reconnects (through nginx → server B) with its token
+    stack.cluster.kill("rasa-0")
+    try:
+        back = Client(stack.cluster.public_url, session_id=sid, token=token)
+        assert back.session_id == sid
+        r = history(stack.cluster.public_url, sid, token)
+        assert r.status_code == 200
+        turns = r.json()["turns"]
+        assert [t["text"] for t in turns if t["role"] == "user"] == ["我要转人工"]
+        assert any(t.get("role") == "staff" and "另一台" in t.get("text", "") for t in turns), turns
+        assert history(stack.cluster.public_url, sid).status_code == 403
+        r = requests.post(f"{stack.server(1)}/webhooks/staff/tickets/{ticket['id']}/messages", headers=auth,
+                          json={"text": "还在吗？"}, timeout=30)
+        assert r.status_code == 200
+        deadline = time.time() + 15
+        while time.time() < deadline and not back.staff_texts():
+            time.sleep(0.05)
+        assert back.staff_texts() == ["还在吗？"]
+        back.close()
+    finally:
+        citizen.close()
+        stack.cluster.start("rasa-0")
+        stack.cluster.wait_ready(["rasa-0"], timeout=300)

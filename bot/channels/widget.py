@@ -207,6 +207,28 @@ class _WidgetSocketServer(AsyncServer):
         return make
 
 
+PRESENCE_TTL = 3600.0  # seconds a joined session counts as connected for other servers
+
+
+def cross_server_manager() -> Any:
+    """python-socketio's Redis manager when the profile shares state in Redis
+    (ZWZX_SHARED_STATE=redis, production): an emit to a session's room on any server reaches the
+    socket on whichever server holds it (Redis pub/sub channel <prefix>:socketio). None (the
+    in-process manager) otherwise."""
+    import os
+
+    if (os.environ.get("ZWZX_SHARED_STATE") or "memory").strip().lower() != "redis":
+        return None
+    from socketio import AsyncRedisManager
+    from urllib.parse import quote
+
+    password = os.environ.get("ZWZX_REDIS_PASSWORD") or ""
+    auth = f":{quote(password, safe='')}@" if password else ""
+    url = (f"redis://{auth}{os.environ.get('ZWZX_REDIS_HOST') or '127.0.0.1'}:"
+           f"{os.environ.get('ZWZX_REDIS_PORT') or 6379}/{os.environ.get('ZWZX_REDIS_DB') or 0}")
+    return AsyncRedisManager(url, channel=f"{os.environ.get('ZWZX_REDIS_PREFIX') or 'zwzx'}:socketio")
+
+
 def _error(status: int, message: str) -> HTTPResponse:
     return response.json({"error": message}, status=status,
                          dumps=lambda o: json.dumps(o, ensure_ascii=False))
@@ -417,6 +439,20 @@ class WidgetInput(SocketIOInput):
         except Exception:  # pragma: no cover - internal API changed
             return True
 
+    async def _session_connected(self, session_id: Text) -> bool:
+        """A widget of this session is connected here, or (several servers) joined on some
+        server within the last PRESENCE_TTL seconds (approximate: see docs/production.md)."""
+        if self._room_has_clients(session_id):
+            return True
+        if getattr(self.sio, "manager", None) is None or not hasattr(self.sio.manager, "redis_url"):
+            return False
+        from bot.ops.shared_state import shared_state
+
+        try:
+            return await shared_state().exists(f"widget:present:{session_id}")
+        except Exception:  # noqa: BLE001
+            return True
+
     async def deliver_staff_message(self, sender_id: Text, text: Text, staff_name: Optional[Text]) -> bool:
         """Handoff delivery (bot.handoff.delivery): push a staff member's message — or, with
         ``staff_name`` None, the bot's own notice when staff close the ticket — to the
@@ -432,7 +468,7 @@ class WidgetInput(SocketIOInput):
         meta["timestamp"] = time.time()
         payload = {"text": str(text), "metadata": meta}
         await self.sio.emit(self.bot_message_evt, payload, room=sender_id, namespace=self.namespace)
-        return self._room_has_clients(sender_id)
+        return await self._session_connected(sender_id)
 
     def _install_handoff(self) -> None:
         try:
@@ -515,7 +551,8 @@ class WidgetInput(SocketIOInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         sio = _WidgetSocketServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins,
                                   max_http_buffer_size=self.frame_limit,
-                                  websocket_max_size=self.websocket_max_size)
+                                  websocket_max_size=self.websocket_max_size,
+                                  client_manager=cross_server_manager())
         channel = self
 
         class Blueprint_(SocketBlueprint):
@@ -610,6 +647,13 @@ class WidgetInput(SocketIOInput):
             entered = sio.enter_room(sid, session_id, namespace=ns)
             if hasattr(entered, "__await__"):
                 await entered
+            if hasattr(sio.manager, "redis_url"):  # several servers: tell the others it is here
+                from bot.ops.shared_state import shared_state
+
+                try:
+                    await shared_state().set(f"widget:present:{session_id}", "1", PRESENCE_TTL)
+                except Exception:  # noqa: BLE001
+                    logger.warning("网页组件：无法记录会话在线状态（Redis）")
 
         @sio.on("session_request", namespace=ns)
         async def session_request(sid: Text, data: Optional[Dict] = None) -> None:
