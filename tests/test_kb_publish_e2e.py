@@ -68,13 +68,14 @@ def stack(tmp_path_factory):
                    env=dict(__import__("os").environ, PYTHONPATH=str(ROOT)))
     font = kb_files.cjk_font(tmp)
     docx = kb_files.write_docx(SECOND.read_text(encoding="utf-8"), tmp / "taojiang-2022.docx")
-    rasa_port, action_port, console_port = free_ports(3, 6240, 6269)
+    rasa_port, action_port = free_ports(2, 6240, 6269)
     credentials = tmp / "credentials.yml"
     credentials.write_text("bot.channels.rest.RestInput:\n", encoding="utf-8")
     with running_bot(rasa_port, action_port, tmp / "bot", credentials=credentials, extra_env=env) as servers:
         db = Database(servers.db_url)
         auth.create_user(db, "王芳", "supervisor", PASSWORD)
         auth.create_user(db, "李明", "agent", "agent-pass-12345")
+        console_port = free_ports(1, 6230, 6239)[0]  # chosen once the bot's ports are taken
         console = ConsoleProcess(servers.db_url, tmp / "console.log", port=console_port,
                                  env=dict(env, ZWZX_RASA_URL=servers.rasa_url))
         console.servers, console.tmp, console.docx, console.font = servers, tmp, docx, font
