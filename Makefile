@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 RASA := $(VENV)/bin/rasa
 MODEL := models/zhengwu.tar.gz
 KB := build/kb.json
+PKUSEG_COMPACT := build/pkuseg/meta.json
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -name 'generated_kb.yml' 2>/dev/null) \
 	$(wildcard bot/nlu/*.py) bot/nlp/segmenter.py bot/nlp/normalize.py
 KB_INPUTS := $(wildcard data/policies/*.txt data/policies/*.docx data/policies/*.pdf data/policies/*.html data/policies/*.htm) $(wildcard data/kb_config/*.yml) $(wildcard bot/kb/*.py) \
@@ -40,6 +41,12 @@ $(VENV)/.installed: requirements.lock | $(VENV)/bin/python
 
 install: $(VENV)/.installed
 
+# pkuseg's model as compact memory-mapped files (bot/nlp/pkuseg_compact.py): every process
+# that segments (KB build, training, the Rasa servers) reads them instead of ~810 MB of objects.
+$(PKUSEG_COMPACT): bot/nlp/pkuseg_compact.py $(VENV)/.installed
+	$(PY) -m bot.nlp.pkuseg_compact build && touch $@
+
+$(KB): | $(PKUSEG_COMPACT)
 $(KB): $(KB_INPUTS) | $(VENV)/.installed
 	$(PY) -m bot.kb build
 

@@ -4,9 +4,10 @@ Latin letters and digits are cut out before pkuseg sees the text (pkuseg splits
 "IPv6" into "IPv" + "6" and glues "<b>" to neighbouring characters), so every
 token keeps its character offset in the original text.
 
-pkuseg's model costs ~3 s to load and several hundred MB, so it is loaded lazily
-once per process, and only in the process that needs it (the NLU server; the
-action server reuses the tokens the NLU adds to the parse result).
+pkuseg's model is read from the compact memory-mapped files built under build/pkuseg/
+(bot/nlp/pkuseg_compact.py; stock pkuseg costs ~3 s and ~810 MB), lazily once per
+process, and only in the process that needs it (the NLU server; the action server reuses
+the tokens the NLU adds to the parse result).
 """
 from __future__ import annotations
 
@@ -52,6 +53,19 @@ def normalize(text: str) -> str:
     return "".join(_normalize_char(c) for c in text)
 
 
+def load_pkuseg(user_dict="default"):
+    """pkuseg's default model with ``user_dict``. By default from the compact memory-mapped
+    files in build/pkuseg/ (bot/nlp/pkuseg_compact.py: the same tokens, ~0.1 s and a few MB
+    instead of ~3 s and ~810 MB per process); ZWZX_PKUSEG=stock loads stock pkuseg."""
+    if os.environ.get("ZWZX_PKUSEG", "").strip().lower() == "stock":
+        import pkuseg  # heavy: ~810 MB of Python objects
+
+        return pkuseg.pkuseg(user_dict=user_dict)
+    from bot.nlp.pkuseg_compact import compact_pkuseg
+
+    return compact_pkuseg(user_dict=user_dict)
+
+
 class Segmenter:
     def __init__(self, user_dict: Optional[Iterable[str]] = None):
         self._user_dict = sorted(set(w for w in (user_dict or []) if w and CJK_RE.search(w)))
@@ -62,9 +76,7 @@ class Segmenter:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    import pkuseg  # heavy: loaded only when first needed
-
-                    self._model = pkuseg.pkuseg(user_dict=self._user_dict or "default")
+                    self._model = load_pkuseg(self._user_dict or "default")
         return self._model
 
     def tokenize(self, text: str) -> List[Tuple[str, int]]:
