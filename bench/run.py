@@ -19,7 +19,20 @@ and in addition measures the tokenizer cost of pkuseg vs jieba (bench/seg_cost.p
 Load rounds are interleaved (ours, stock, ours, stock...) so that background load from
 other work on the machine hits both configurations alike.
 
-Results: a table on stdout and bench/results.json. Servers use ports 5105-5299 only and
+It also records whether TensorFlow is mapped into each server process (/proc/PID/maps), the
+start-up of a Rasa server of ours step by step in one process (bench/tf_import_chain.py
+--steps: RSS, anonymous and file-backed memory and time per import/load step), and ends with
+the issue-14 targets: RSS of Rasa + actions <= 1.0 GB, start -> first answer <= 10 s,
+saturation throughput >= 3x the stock pipeline on unmodified Rasa (stock_plain), dev accuracy.
+
+Configurations: ``ours`` (as `make run` serves it), ``ours_before`` (the same model with
+TensorFlow imported eagerly and stock pkuseg: ZWZX_EAGER_TF=1 ZWZX_PKUSEG=stock, i.e. the
+serving footprint before issue 14), ``stock`` (Rasa's Chinese pipeline served with our channels
+and Rasa-core speed-ups), ``stock_cached`` and ``stock_plain`` (the stock pipeline on unmodified
+Rasa: Rasa's REST channel, and the Rasa process started without the repository on PYTHONPATH,
+so nothing of ours — not even sitecustomize.py — is imported into it).
+
+Results: a table on stdout and bench/results.json. Servers use ports 6300-6399 only and
 are always stopped at the end.
 """
 from __future__ import annotations
@@ -55,21 +68,29 @@ from bot.ops.settings import served_tracker_store_type  # noqa: E402
 
 DEV_SET = "../shared/eval/dev.jsonl"  # relative to the project root; only for measuring
 PROBE = "财政预决算信息会公开吗"  # policy question used to detect "first successful answer"
-ALLOWED_PORTS = range(5105, 5300)
+ALLOWED_PORTS = range(6300, 6400)
+TARGETS = {"rss_total_mb": 1000.0, "first_answer_s": 10.0, "throughput_x_stock_plain": 3.0}
 
 # ours is served as `make run` serves it; stock with Rasa's own SQLTrackerStore (both on SQLite).
 CONFIGS = {
     "ours": {"config": ROOT / "config.yml", "label": "ours (pkuseg + LogReg, Rule/Memo)",
-             "rasa_port": 5201, "action_port": 5251, "tracker_store": served_tracker_store_type()},
+             "rasa_port": 6301, "action_port": 6351, "tracker_store": served_tracker_store_type()},
     "stock": {"config": BENCH / "config_stock.yml", "label": "stock (jieba + DIET + TED)",
-              "rasa_port": 5202, "action_port": 5252, "tracker_store": "SQL"},
+              "rasa_port": 6302, "action_port": 6352, "tracker_store": "SQL"},
     # what-if (not in the default run): the stock pipeline served with our tracker store
     "stock_cached": {"config": BENCH / "config_stock.yml", "label": "stock + our tracker store",
-                     "rasa_port": 5203, "action_port": 5253, "tracker_store": served_tracker_store_type()},
-    # the stock pipeline on unmodified Rasa: Rasa's REST channel, no bot/rasa_speedups.py
+                     "rasa_port": 6303, "action_port": 6353, "tracker_store": served_tracker_store_type()},
+    # the stock pipeline on unmodified Rasa: Rasa's REST channel, no bot/rasa_speedups.py, and
+    # the Rasa process without the repository on PYTHONPATH (no sitecustomize.py either)
     "stock_plain": {"config": BENCH / "config_stock.yml", "label": "stock on unmodified Rasa",
-                    "rasa_port": 5204, "action_port": 5254, "tracker_store": "SQL",
-                    "credentials": BENCH / "credentials_stock.yml"},
+                    "rasa_port": 6304, "action_port": 6354, "tracker_store": "SQL",
+                    "credentials": BENCH / "credentials_stock.yml", "rasa_plain": True},
+    # our model served as before issue 14: TensorFlow imported eagerly, stock pkuseg objects
+    # (same model file as ours; --reuse-models looks for ours_before/models/ours_before.tar.gz
+    # and falls back to ours/models/ours.tar.gz)
+    "ours_before": {"config": ROOT / "config.yml", "label": "ours, eager TF + stock pkuseg",
+                    "rasa_port": 6305, "action_port": 6355, "tracker_store": served_tracker_store_type(),
+                    "env": {"ZWZX_EAGER_TF": "1", "ZWZX_PKUSEG": "stock"}, "model_of": "ours"},
 }
 
 
@@ -136,6 +157,20 @@ def rss_tree_mb(pid: int) -> float:
         except OSError:
             pass
     return total_kb / 1024.0
+
+
+def tensorflow_mapped(pid: int) -> Optional[bool]:
+    """Whether any process of the tree has TensorFlow's shared libraries mapped."""
+    seen = False
+    for p in descendants(pid):
+        try:
+            maps = Path(f"/proc/{p}/maps").read_text()
+        except OSError:
+            continue
+        seen = True
+        if "/tensorflow/" in maps:
+            return True
+    return False if seen else None
 
 
 def cpu_tree_s(pid: int) -> float:
@@ -233,10 +268,15 @@ class Servers:
     def start(self) -> None:
         for port in (self.rasa_port, self.action_port):
             if port not in ALLOWED_PORTS:
-                raise RuntimeError(f"port {port} outside the benchmark's range 5105-5299")
+                raise RuntimeError(f"port {port} outside the benchmark's range 6300-6399")
             if not port_free(port):
                 raise RuntimeError(f"port {port} is already in use")
         env = base_env(self.dir)
+        env.update(self.cfg.get("env", {}))
+        rasa_env = dict(env)
+        if self.cfg.get("rasa_plain"):
+            # unmodified Rasa: nothing of the repository importable (sitecustomize.py included)
+            rasa_env.pop("PYTHONPATH", None)
         endpoints = self.endpoints()
         alog = open(self.dir / "actions.log", "wb")
         rlog = open(self.dir / "rasa.log", "wb")
@@ -249,7 +289,7 @@ class Servers:
             [RASA, "run", "--enable-api", "-i", "127.0.0.1", "--port", str(self.rasa_port),
              "--model", self.model, "--endpoints", str(endpoints),
              "--credentials", str(self.cfg.get("credentials", ROOT / "credentials.yml"))],
-            cwd=ROOT, env=env, stdout=rlog, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT, env=rasa_env, stdout=rlog, stderr=subprocess.STDOUT, start_new_session=True)
         log(f"{self.name}: started action server pid {self.actions.pid} (:{self.action_port}), "
             f"rasa pid {self.rasa.pid} (:{self.rasa_port})")
 
@@ -282,7 +322,9 @@ class Servers:
     def rss(self) -> dict:
         r = rss_tree_mb(self.rasa.pid)
         a = rss_tree_mb(self.actions.pid)
-        return {"rasa_mb": r, "actions_mb": a, "total_mb": r + a}
+        return {"rasa_mb": r, "actions_mb": a, "total_mb": r + a,
+                "tensorflow_in_rasa": tensorflow_mapped(self.rasa.pid),
+                "tensorflow_in_actions": tensorflow_mapped(self.actions.pid)}
 
     def cpu(self) -> dict:
         return {"rasa_s": cpu_tree_s(self.rasa.pid), "actions_s": cpu_tree_s(self.actions.pid)}
@@ -422,13 +464,62 @@ async def load(srv: Servers, questions: List[tuple], senders: int, duration: flo
 
 def seg_cost(n: int) -> dict:
     out = {}
-    for which in ("pkuseg", "jieba"):
+    for which in ("pkuseg", "pkuseg_stock", "jieba"):
         try:
             r = subprocess.run([PYTHON, str(BENCH / "seg_cost.py"), which, "--n", str(n)], cwd=ROOT,
                                env=base_env(ROOT), capture_output=True, text=True, timeout=300)
             out[which] = json.loads(r.stdout.strip().splitlines()[-1])
         except Exception as exc:  # report, don't abort the benchmark
             out[which] = {"error": str(exc)}
+    return out
+
+
+def startup_steps(model: str) -> dict:
+    """bench/tf_import_chain.py --steps, as served now and as before issue 14."""
+    out = {}
+    for name, extra in (("now", {}), ("before", {"ZWZX_EAGER_TF": "1", "ZWZX_PKUSEG": "stock"})):
+        env = {**base_env(ROOT), **extra}
+        try:
+            t0 = time.perf_counter()
+            r = subprocess.run([PYTHON, str(BENCH / "tf_import_chain.py"), "--steps", "--model", model],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+            res = json.loads(r.stdout.strip().splitlines()[-1])
+            res["process_wall_s"] = time.perf_counter() - t0  # including interpreter start-up
+            out[name] = res
+        except Exception as exc:
+            out[name] = {"error": str(exc)}
+    return out
+
+
+def _mean_throughput(c: dict) -> Optional[float]:
+    vals = [r["saturation"]["throughput_msg_s"] for r in c.get("rounds", []) if "saturation" in r]
+    return statistics.mean(vals) if vals else None
+
+
+def targets(res: dict) -> dict:
+    """The issue-14 targets for every configuration but the stock ones."""
+    confs = res["configs"]
+    ref = _mean_throughput(confs.get("stock_plain", {})) if "error" not in confs.get("stock_plain", {"error": 1}) else None
+    out = {}
+    for n, c in confs.items():
+        if n.startswith("stock") or "error" in c:
+            continue
+        t = {}
+        rss = c.get("rss", {}).get("total_mb")
+        first = c.get("startup", {}).get("first_answer_s")
+        thr = _mean_throughput(c)
+        if rss is not None:
+            t["rss_total_mb"] = round(rss)
+            t["rss_ok"] = rss <= TARGETS["rss_total_mb"]
+        if first is not None:
+            t["first_answer_s"] = round(first, 1)
+            t["first_answer_ok"] = first <= TARGETS["first_answer_s"]
+        if thr is not None and ref:
+            t["throughput_x_stock_plain"] = round(thr / ref, 2)
+            t["throughput_ok"] = thr / ref >= TARGETS["throughput_x_stock_plain"]
+        if "dev" in c:
+            t["dev"] = "{correct}/{total}".format(**c["dev"]["overall"])
+        out[n] = t
     return out
 
 
@@ -500,6 +591,10 @@ def print_table(res: dict) -> None:
     row("RSS rasa server", lambda c: fmt(c["rss"]["rasa_mb"], ".0f", " MB"))
     row("RSS action server", lambda c: fmt(c["rss"]["actions_mb"], ".0f", " MB"))
     row("RSS total", lambda c: fmt(c["rss"]["total_mb"], ".0f", " MB"))
+    row("RSS total before load (idle)", lambda c: fmt(c["rss_idle"]["total_mb"], ".0f", " MB"))
+    row("TensorFlow mapped (rasa/actions)", lambda c: "{}/{}".format(
+        {True: "yes", False: "no", None: "?"}[c["rss"]["tensorflow_in_rasa"]],
+        {True: "yes", False: "no", None: "?"}[c["rss"]["tensorflow_in_actions"]]))
 
     w0 = max(len(r[0]) for r in rows) + 2
     widths = [max(len(n), *(len(r[1][j]) for r in rows)) + 2 for j, n in enumerate(names)]
@@ -507,6 +602,26 @@ def print_table(res: dict) -> None:
     print("".ljust(w0) + "".join(n.ljust(w) for n, w in zip(names, widths)))
     for label, vals in rows:
         print(label.ljust(w0) + "".join(v.ljust(w) for v, w in zip(vals, widths)))
+    steps = res.get("startup_steps") or {}
+    for name, st in steps.items():
+        if "error" in st:
+            print(f"start-up steps ({name}): error {st['error']}")
+            continue
+        print(f"\nstart-up of a Rasa server of ours, step by step in one process ({name}: "
+              f"TF {'eager' if st.get('eager_tf') else 'lazy'}, pkuseg {st.get('pkuseg')}), "
+              f"{st['process_wall_s']:.1f} s with interpreter start-up:")
+        prev = 0.0
+        for r in st["steps"]:
+            print(f"  {r['step']:58s} {r['s']:6.2f} s  RSS {r['rss_mb']:6.0f} MB ({r['rss_mb'] - prev:+5.0f})"
+                  f"  anon {r['anon_mb']:5.0f}  file {r['file_mb']:5.0f}  TF {'yes' if r['tensorflow'] else 'no'}")
+            prev = r["rss_mb"]
+    tg = res.get("targets") or {}
+    if tg:
+        print("\nissue 14 targets (RSS <= {rss_total_mb:.0f} MB, first answer <= {first_answer_s:.0f} s, "
+              "throughput >= {throughput_x_stock_plain:.0f}x stock_plain):".format(**TARGETS))
+        for n, t in tg.items():
+            print(f"  {n}: " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 2)}"
+                                          for k, v in t.items()))
     seg = res.get("segmenters") or {}
     if seg:
         print()
@@ -556,11 +671,18 @@ async def main_async(args) -> dict:
             try:
                 if args.reuse_models:
                     model = Path(args.reuse_models) / n / "models" / f"{n}.tar.gz"
+                    base = CONFIGS[n].get("model_of")
+                    if not model.exists() and base:
+                        model = Path(args.reuse_models) / base / "models" / f"{base}.tar.gz"
                     if not model.exists():
                         raise RuntimeError(f"--reuse-models: {model} not found")
                     res["configs"][n]["train"] = {"train_s": None, "model": str(model),
                                                   "model_mb": model.stat().st_size / 1e6, "reused": True}
                     log(f"{n}: reusing {model} (no training)")
+                    continue
+                base = CONFIGS[n].get("model_of")
+                if base and base in names and "train" in res["configs"].get(base, {}):
+                    res["configs"][n]["train"] = dict(res["configs"][base]["train"], shared_with=base)
                     continue
                 res["configs"][n]["train"] = train(n, CONFIGS[n], tmp, args.train_timeout)
             except Exception as exc:
@@ -614,13 +736,18 @@ async def main_async(args) -> dict:
     # 5. tokenizer cost, with the servers down
     if not args.skip_seg:
         res["segmenters"] = seg_cost(args.seg_n)
+    ours_model = next((res["configs"][n]["train"]["model"] for n in ("ours", "ours_before")
+                       if "train" in res["configs"].get(n, {})), None)
+    if not args.skip_steps and ours_model and Path(ours_model).exists():
+        res["startup_steps"] = startup_steps(ours_model)
+    res["targets"] = targets(res)
     res["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     return res
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n")[0])
-    p.add_argument("--configs", default="ours,stock", help="comma list from: " + ",".join(CONFIGS))
+    p.add_argument("--configs", default="ours,stock_plain", help="comma list from: " + ",".join(CONFIGS))
     p.add_argument("--rounds", type=int, default=1, help="repeat the two load phases (interleaved)")
     p.add_argument("--senders", type=int, default=20)
     p.add_argument("--pause", type=float, default=2.0, help="pause between messages in the paced phase")
@@ -633,6 +760,7 @@ def main(argv=None) -> int:
     p.add_argument("--train-timeout", type=float, default=1800.0)
     p.add_argument("--seg-n", type=int, default=1000)
     p.add_argument("--skip-seg", action="store_true")
+    p.add_argument("--skip-steps", action="store_true", help="skip the in-process start-up breakdown")
     p.add_argument("--reuse-models", metavar="DIR",
                    help="skip training: use DIR/<config>/models/<config>.tar.gz from a --keep-tmp run")
     p.add_argument("--keep-tmp", action="store_true", help="keep models and server logs")

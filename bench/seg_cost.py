@@ -1,6 +1,9 @@
 """NLU tokenizer cost: pkuseg (as our PkusegTokenizer uses it) vs jieba (Rasa's JiebaTokenizer).
 
-    PYTHONPATH=. .venv/bin/python bench/seg_cost.py pkuseg|jieba [--n 1000]
+    PYTHONPATH=. .venv/bin/python bench/seg_cost.py pkuseg|pkuseg_stock|jieba [--n 1000]
+
+``pkuseg`` is our Segmenter on the compact memory-mapped model (bot/nlp/pkuseg_compact.py),
+``pkuseg_stock`` the same Segmenter on stock ``pkuseg.pkuseg`` (ZWZX_PKUSEG=stock).
 
 Run one segmenter per process (bench/run.py does) so the RSS figures are that library's
 own: RSS after the import, after the model is loaded, load time, and the wall time to
@@ -26,6 +29,17 @@ def rss_mb() -> float:
     return 0.0
 
 
+def smaps_mb() -> dict:
+    """Rss split into private (anonymous) memory and file-backed (shareable) pages."""
+    out = {}
+    with open("/proc/self/smaps_rollup") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("Rss", "Pss", "Anonymous"):
+                out[key] = int(value.split()[0]) / 1024.0
+    return out
+
+
 def load_questions(n: int) -> list:
     qs = [l.split("|", 1)[1].strip() for l in (HERE / "questions.txt").read_text(encoding="utf-8").splitlines()
           if "|" in l and not l.startswith("#")]
@@ -34,14 +48,15 @@ def load_questions(n: int) -> list:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("which", choices=["pkuseg", "jieba"])
+    p.add_argument("which", choices=["pkuseg", "pkuseg_stock", "jieba"])
     p.add_argument("--n", type=int, default=1000)
     args = p.parse_args(argv)
     questions = load_questions(args.n)
     out = {"segmenter": args.which, "n": args.n, "rss_start_mb": rss_mb()}
 
     t0 = time.perf_counter()
-    if args.which == "pkuseg":
+    if args.which.startswith("pkuseg"):
+        os.environ["ZWZX_PKUSEG"] = "stock" if args.which == "pkuseg_stock" else "compact"
         from bot.nlp.segmenter import Segmenter, user_dict_path
 
         path = user_dict_path()
@@ -74,6 +89,7 @@ def main(argv=None) -> int:
     out["segment_s_runs"] = runs
     out["per_question_ms"] = min(runs) / args.n * 1000
     out["rss_end_mb"] = rss_mb()
+    out["smaps_end_mb"] = smaps_mb()
     print(json.dumps(out))
     return 0
 
