@@ -331,3 +331,34 @@ def test_general_word_weights_order_everyday_and_rare_words(env):
 def test_everyday_words_around_a_covered_topic_do_not_drown_it(env):
     reply = ask(env, "大家都想知道，每年的财政预算以后在哪里能看到")
     assert first_item(reply) == 5, (reply.kind, reply.citations)
+
+
+# ------------------------------------------ small talk that asks something is a question
+def _arbitrated(text: str, intent: str, confidence: float) -> dict:
+    from rasa.shared.nlu.training_data.message import Message
+
+    from bot.nlu.retrieval_arbiter import RetrievalArbiter
+
+    scoring = scoring_text(normalize_text(text))
+    message = Message(data={"text": normalize_text(text), "text_scoring": scoring,
+                            "tokens_zh": default_segmenter().words(scoring) if scoring else [],
+                            "intent": {"name": intent, "confidence": confidence},
+                            "intent_ranking": [{"name": intent, "confidence": confidence}]})
+    RetrievalArbiter()._arbitrate(message)
+    return message.get("intent")
+
+
+@pytest.mark.parametrize("text", ["那个表格在哪里下载", "上次说的那个东西怎么弄", "那个证明去哪里开？"])
+def test_an_unsure_greeting_that_asks_something_is_not_small_talk(text):
+    assert _arbitrated(text, "greet", 0.27)["name"] == "nlu_fallback"
+    assert _arbitrated(text, "thank", 0.4)["name"] == "nlu_fallback"
+
+
+@pytest.mark.parametrize("text, intent, confidence", [
+    ("你真棒", "thank", 0.4),              # no question in it
+    ("中午好", "greet", 0.45),
+    ("你好吗", "greet", 0.95),              # the classifier is sure
+    ("请问在吗", "greet", 0.9),
+])
+def test_small_talk_keeps_its_intent(text, intent, confidence):
+    assert _arbitrated(text, intent, confidence)["name"] == intent

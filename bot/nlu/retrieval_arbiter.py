@@ -55,6 +55,13 @@ ENGLISH_COMPLAINT_RE = re.compile(
     r"\breport\s+(?:an?|the|some)\s+(?:\w+\s+)?(?:official|officer|civil servant|employee)\b|\bbrib(?:e|es|ery|ing)\b|\bcorruption\b",
     re.I)
 UNSURE_COMPLAINT = 0.5
+# An unsure greeting / thanks / goodbye that asks something ("那个表格在哪里下载") is a question the
+# knowledge base does not answer: the citizen should hear "没有找到" (and reach a person after two),
+# not small talk.
+SMALL_TALK = {"greet", "thank", "goodbye"}
+UNSURE_SMALL_TALK = 0.5
+ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|怎么|怎样|如何|什么|啥|多少|几时|为什么|为何|是否|能否|能不能|可不可以|有没有|吗[?？。]?$|[?？]"
+                     r"|\b(?:where|how|what|which|when|why|can i|could i)\b", re.I)
 CONFIDENT = 0.8          # a classifier this sure ...
 STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
 TARGET_INTENT = "ask_policy"
@@ -155,6 +162,10 @@ class RetrievalArbiter(GraphComponent):
         kb, index = loaded
         strength = policy_strength(kb, index, scoring, tokens)
         if not strength:
+            if intent in SMALL_TALK and confidence < UNSURE_SMALL_TALK and content_words(tokens) \
+                    and ASKS_RE.search(scoring):
+                self._set(message, {"name": "nlu_fallback", "confidence": 1.0 - confidence},
+                          {"by": "question_not_small_talk", "overridden": intent})
             return
         from bot.answering.answerer import Answerer
 
