@@ -171,16 +171,15 @@ def test_upload_preview_and_errors_over_http(console):
     r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
                files={"file": ("扫描件.pdf", scan.read_bytes())})
     assert r.status_code == 200 and "PDF 没有文字层" in r.text and "扫描件.pdf" in r.text
-    # over the body limit: refused, nothing stored (known: the answer is the CSRF 403 page,
-    # not the edge's 413 — the body limit cuts the body before the form is parsed)
+    # over the body limit: 413 with the size message (tested in detail below), nothing stored
     r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
                files={"file": ("big.txt", b"a" * (22 * 1024 * 1024))})
-    assert r.status_code in (403, 413), (r.status_code, r.text[:300])
+    assert r.status_code == 413 and "文件过大" in r.text, (r.status_code, r.text[:300])
     assert not list((console.tmp / "build" / "kb_uploads").glob("*.bin"))
-    # just over 20 MB of file within the body limit: the loader's Chinese message
+    # just over 20 MB of file within the body limit: the loader's Chinese message, also 413
     r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
                files={"file": ("big.txt", b"a" * (20 * 1024 * 1024 + 10))})
-    assert r.status_code == 200 and "文件过大" in r.text, r.text[:300]
+    assert r.status_code == 413 and "文件过大" in r.text, r.text[:300]
     # a good file: preview with the report and the items, publish form prefilled
     r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
                files={"file": ("taojiang-2022.txt", SECOND.read_bytes())})
@@ -198,3 +197,89 @@ def test_upload_preview_and_errors_over_http(console):
     with console.db.engine.connect() as conn:
         actions = [r.action for r in conn.execute(sa.select(audit.c.action).order_by(audit.c.id))]
     assert "kb_upload_refused" in actions and "kb_upload" in actions and "kb_discard" in actions
+
+
+def _live_state(console):
+    build = console.tmp / "build"
+    return ({p.name: p.read_bytes() for p in (console.tmp / "policies").iterdir()},
+            (build / "kb.json").read_bytes(), (build / "index.json").read_bytes(),
+            sorted(p.name for p in (build / "kb_uploads").glob("*")) if (build / "kb_uploads").exists() else [])
+
+
+def _kb_error(html):
+    m = re.search(r'id="kb-error"><pre class="report">(.*?)</pre>', html, re.S)
+    return m and m.group(1)
+
+
+def test_an_upload_over_the_limit_gets_413_with_the_size_message(console):
+    """Issue 13: 21 MB and 50 MB uploads (and one just over 20 MB that fits the body limit) answer
+    413 with a Chinese message — the 知识库 page with the message for the form, JSON for API
+    clients — instead of the CSRF 403; nothing is stored and the live KB is untouched."""
+    s = login(console, "王芳", "supervisor-pass-1")
+    token = _csrf(s, console)
+    before = _live_state(console)
+    for mb in (21, 50):
+        r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+                   files={"file": ("taojiang-2022.txt", b"a" * (mb * 1024 * 1024))}, allow_redirects=False)
+        assert r.status_code == 413, (mb, r.status_code, r.text[:300])
+        assert r.headers["content-type"].startswith("text/html")
+        message = _kb_error(r.text)
+        assert message and f"文件过大（约 {mb}.0 MB），上限 20 MB" in message and "知识库未改变" in message, message
+        assert "上传新文档" in r.text and "王芳" in r.text  # the page itself, for the logged-in supervisor
+        assert "CSRF" not in r.text
+        # an API client gets the same message as JSON
+        r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+                   files={"file": ("taojiang-2022.txt", b"a" * (mb * 1024 * 1024))},
+                   headers={"Accept": "application/json"})
+        assert r.status_code == 413 and "上限 20 MB" in r.json()["error"], r.text[:300]
+    # 21 000 000 bytes (21 MB in decimal) fit the 21 MiB body limit: the loader's check, also 413
+    r = s.post(console.url + "/kb/upload", data={"csrf_token": token},
+               files={"file": ("taojiang-2022.txt", b"a" * 21_000_000)}, allow_redirects=False)
+    assert r.status_code == 413 and "taojiang-2022.txt：文件过大（20.0 MB），上限 20 MB" in _kb_error(r.text)
+    # not logged in: 413 with the message, nothing of the console shown
+    r = requests.post(console.url + "/kb/upload", files={"file": ("a.txt", b"a" * (50 * 1024 * 1024))})
+    assert r.status_code == 413 and "文件过大" in r.text and "上传新文档" not in r.text
+    assert _live_state(console) == before
+    # the console still works on the same session afterwards
+    assert s.get(console.url + "/kb").status_code == 200
+
+
+def test_an_over_limit_upload_is_refused_from_its_length_before_the_body_is_sent(console):
+    """The refusal comes from Content-Length alone: the client sends the headers and the first
+    bytes of a declared 50 MB body and gets the 413 without sending the rest (nothing is read
+    into memory); a chunked upload without a length is cut off at the limit, also 413."""
+    import socket
+    import time
+    from urllib.parse import urlparse
+
+    s = login(console, "王芳", "supervisor-pass-1")
+    token = _csrf(s, console)
+    before = _live_state(console)
+    u = urlparse(console.url)
+    boundary = "zwzxboundary13"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.txt\"\r\n"
+            "Content-Type: text/plain\r\n\r\n").encode()
+    cookie = "; ".join(f"{k}={v}" for k, v in s.cookies.items())
+    with socket.create_connection((u.hostname, u.port), timeout=10) as sock:
+        sock.sendall((f"POST /kb/upload HTTP/1.1\r\nHost: {u.netloc}\r\nCookie: {cookie}\r\n"
+                      f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+                      f"Content-Length: {50 * 1024 * 1024}\r\n\r\n").encode() + head + b"a" * 65536)
+        t0, reply = time.monotonic(), b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+        assert time.monotonic() - t0 < 5
+    # chunked (no Content-Length): read up to the limit, then 413
+    def chunks():
+        yield head
+        for _ in range(50):
+            yield b"a" * (1024 * 1024)
+    r = requests.post(console.url + "/kb/upload", data=chunks(), cookies=s.cookies,
+                      headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                               "Accept": "application/json"})
+    assert r.status_code == 413 and "文件过大" in r.json()["error"], r.text[:300]
+    assert _live_state(console) == before

@@ -4,6 +4,9 @@ The work is done by :class:`bot.kb.publish.KbManager`; this module is only its p
 
 Uploads are limited to 20 MB and .txt/.docx/.pdf/.html, stored under a random name outside
 the web root (``build/kb_uploads/``, mode 0600), parsed only as data and never served back.
+A larger upload answers 413 with a Chinese message (JSON for API clients, else this page):
+above the route's body limit (21 MB) from its ``Content-Length`` before the body is read
+(bot/ops/limits.py, ``zwzx_refusal_page``), between the two by the loader's size check.
 Every upload, publish, withdraw and discard is in the audit log.
 """
 from __future__ import annotations
@@ -17,12 +20,19 @@ from urllib.parse import urlencode
 from sanic import response
 from sanic.request import Request
 
+from bot.console import auth
 from bot.kb.loaders import MAX_BYTES, LoadError
 from bot.kb.publish import KbManager, PublishError
 from bot.kb.store import DEFAULT_POLICY_DIR, BuildError
+from bot.ops import limits
 
 UPLOAD_PATH = "/kb/upload"
 UPLOAD_MAX_BODY = MAX_BYTES + 1024 * 1024  # the file + multipart overhead; the file itself ≤ 20 MB
+
+
+def _wants_json(request: Request) -> bool:
+    from bot.console.app import _wants_json as wants
+    return wants(request)
 
 
 def manager_from_env() -> KbManager:
@@ -42,14 +52,45 @@ def register(app, render: Callable, error_page: Callable, audit: Callable, super
     app.ctx.kb_manager = mgr
     run = asyncio.to_thread
 
+    async def page(request: Request, status: int = 200, error: str = None, notice: str = None):
+        docs = await run(mgr.documents)
+        job = await run(mgr.job)
+        return render(request, "kb.html", status=status, docs=docs, job=job, running=job.get("state") in
+                      ("building", "training", "loading"), error=error, notice=notice,
+                      max_mb=MAX_BYTES // 1048576)
+
     @app.get("/kb")
     @supervisor_only
     async def kb_page(request: Request):
-        docs = await run(mgr.documents)
-        job = await run(mgr.job)
-        return render(request, "kb.html", docs=docs, job=job, running=job.get("state") in
-                      ("building", "training", "loading"), error=request.args.get("error"),
-                      notice=request.args.get("notice"), max_mb=MAX_BYTES // 1048576)
+        return await page(request, error=request.args.get("error"), notice=request.args.get("notice"))
+
+    async def too_large(request: Request, message: str):
+        """413 for an upload over the limit: JSON for API clients, else the 知识库 page with the
+        message (only for a supervisor's session; anyone else gets the bare error page)."""
+        if _wants_json(request):
+            return limits.json_error(413, message)
+        sess = getattr(request.ctx, "session", None)
+        if sess is None:  # refused by the edge: the session middleware did not run
+            from bot.console.app import SESSION_COOKIE
+            sess = await run(auth.load_session, app.ctx.console_db, app.ctx.console_config.auth,
+                             request.cookies.get(SESSION_COOKIE))
+            request.ctx.session = sess
+        if sess is None or not sess.user.is_supervisor:
+            return error_page(request, 413, message)
+        return await page(request, status=413, error=message)
+
+    async def refused_by_edge(request: Request, refusal: "limits.Refusal"):
+        # The body was refused from its Content-Length (or cut at the limit) before anything read
+        # it — no form, no CSRF token, nothing stored; the live KB is untouched.
+        if request.path != UPLOAD_PATH or refusal.status != 413:
+            return None
+        length = request.headers.get("content-length") or ""
+        size = f"约 {int(length) / 1048576:.1f} MB" if length.isdigit() else \
+            f"超过 {UPLOAD_MAX_BODY // 1048576} MB"
+        return await too_large(request, f"文件过大（{size}），上限 {MAX_BYTES // 1048576} MB，"
+                                        "未上传，知识库未改变。请压缩或拆分后重新上传。")
+
+    app.ctx.zwzx_refusal_page = refused_by_edge  # bot/ops/limits.py: install_edge
 
     @app.get("/api/kb/job")
     @supervisor_only
@@ -66,6 +107,8 @@ def register(app, render: Callable, error_page: Callable, audit: Callable, super
             meta = await run(mgr.upload, f.name, f.body, request.ctx.session.user.name)
         except LoadError as exc:
             await audit(request, "kb_upload_refused", Path(f.name or "").name[:200], {"reason": str(exc)})
+            if len(f.body) > MAX_BYTES:  # within the body limit, over the file limit
+                return await too_large(request, f"{exc}，未上传，知识库未改变。")
             return _back(error=str(exc))
         await audit(request, "kb_upload", meta["filename"], {"id": meta["id"], "size": meta["size"],
                                                              "sha256": meta["sha256"]})

@@ -302,6 +302,16 @@ class TooManyRequests(Exception):
 
 
 @dataclass
+class Refusal:
+    """A request the edge refused before its body was read (``request.ctx.zwzx_refusal``). An app
+    may render it itself: ``app.ctx.zwzx_refusal_page(request, refusal)`` returning a response
+    (or None for the default ``{"error": message}`` JSON), e.g. the console's upload form."""
+    status: int
+    message: str
+    headers: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Rule:
     prefix: str
     max_body: int
@@ -366,6 +376,12 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
     app.config.REQUEST_TIMEOUT = cfg.request_timeout
     app.config.KEEP_ALIVE_TIMEOUT = cfg.keep_alive_timeout
 
+    def refuse(request: Any, status: int, message: str, headers: Optional[Dict[str, str]] = None) -> None:
+        # Read by `answer_refusal`, the app's first request middleware: Sanic runs the request
+        # middleware for an exception raised before them (handle_exception), so without it the
+        # console's session/CSRF middleware would answer a refused body with its CSRF 403.
+        request.ctx.zwzx_refusal = Refusal(status, message, dict(headers or {}))
+
     async def edge(request: Any, route: Any = None, kwargs: Any = None, handler: Any = None,
                    **_: Any) -> None:
         CLIENT.set(request_client(request))
@@ -383,6 +399,7 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
                 if stream is not None:
                     stream.keep_alive = False
                 count_refusal("too_large", rule.channel if rule else "-")
+                refuse(request, 413, TOO_LARGE_TEXT.format(limit=limit))
                 raise PayloadTooLarge(f"body {length} > {limit}")
         if stream is not None:
             stream.request_max_size = limit
@@ -390,6 +407,7 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
             client = request_client(request)
             verdict = await check_address(client, rule.channel, poll=rule.rate_scope == "poll")
             if not verdict.allowed:
+                refuse(request, 429, too_many_text(verdict), {"Retry-After": verdict.retry_after_header})
                 raise TooManyRequests(verdict)
         if stream is not None and stream.request_body and handler is not None \
                 and not getattr(getattr(route, "ctx", None), "ignore_body", False) \
@@ -400,9 +418,37 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
                 stream.request_body = None  # do not try to drain the rest of a slow body
                 stream.keep_alive = False
                 count_refusal("body_timeout", rule.channel if rule else "-")
+                refuse(request, 408, TOO_SLOW_TEXT, {"Connection": "close"})
                 raise RequestTimeout("body timeout")
+            except PayloadTooLarge:  # a chunked body (no Content-Length) went over the limit
+                stream.keep_alive = False
+                count_refusal("too_large", rule.channel if rule else "-")
+                refuse(request, 413, TOO_LARGE_TEXT.format(limit=limit))
+                raise
 
     app.signal("http.routing.after")(edge)
+
+    async def answer_refusal(request: Any) -> Any:
+        refusal = getattr(request.ctx, "zwzx_refusal", None)
+        if refusal is None:
+            return None
+        page = getattr(app.ctx, "zwzx_refusal_page", None)
+        if page is not None:
+            resp = page(request, refusal)
+            if asyncio.iscoroutine(resp):
+                resp = await resp
+            if resp is not None:
+                return resp
+        return json_error(refusal.status, refusal.message, refusal.headers)
+
+    # first of the request middleware, so that nothing else (sessions, CSRF) looks at a body
+    # that was refused and never read
+    app.register_middleware(answer_refusal, "request")
+    try:
+        app.request_middleware.remove(answer_refusal)
+        app.request_middleware.appendleft(answer_refusal)
+    except (AttributeError, ValueError):  # pragma: no cover - other Sanic versions
+        pass
 
     async def too_large(request: Any, exception: Exception) -> Any:
         limit = getattr(request.ctx, "zwzx_limit", None) if request is not None else None
