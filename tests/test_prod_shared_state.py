@@ -106,7 +106,8 @@ def stack(tmp_path_factory):
                ZWZX_REDIS_HOST=REDIS_HOST, ZWZX_REDIS_PORT=str(REDIS_PORT), ZWZX_REDIS_PREFIX=prefix,
                ZWZX_HTTP_PORT=str(ports[0]), ZWZX_ACTIONS_LB_PORT=str(ports[1]),
                ZWZX_RASA_BASE_PORT=str(ports[2]), ZWZX_ACTION_BASE_PORT=str(ports[4]),
-               ZWZX_RASA_SERVERS="2", ZWZX_ACTION_SERVERS="2", ZWZX_RUN_DIR=str(tmp / "run"),
+               ZWZX_RASA_SERVERS="2", ZWZX_ACTION_SERVERS="2", ZWZX_CONSOLE_SERVERS="0",
+               ZWZX_RUN_DIR=str(tmp / "run"),
                ZWZX_MODEL=str(MODEL), ZWZX_CREDENTIALS=str(credentials), ZWZX_HANDOFF_CONFIG=str(handoff),
                ZWZX_WIDGET_SECRET="zwzx-test-widget-secret-" + uuid.uuid4().hex)
     cluster = Cluster(environ=env, log=lambda m: print(f"[cluster] {m}", flush=True))

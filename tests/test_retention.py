@@ -89,3 +89,32 @@ def test_cli_prints_a_report(tmp_path, capsys):
     assert retention.main(["--days", "180", "--db-url", url, "--dry-run"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["conversations"] == 1 and out["dry_run"] is True
+
+
+def test_console_index_forgets_what_retention_removed(tmp_path):
+    """The console's conversation index (shared by its workers, in the database) holds the
+    citizens' texts too: anonymising resets it, and a worker that had read it — and one that
+    had not — show the anonymised conversation, never the old texts."""
+    from bot.console.conversations import ConversationIndex
+    from bot.console.db import Database
+
+    url, engine = make_db(tmp_path)
+    db = Database(url)
+    worker_a = ConversationIndex(db)
+    assert "我的电话是13812345678，请回电" in [t.text for t in worker_a.get("old-citizen").turns]
+    report = retention.run(url, days=180, anonymise=True)
+    assert report["console_index"] == "reset"
+    worker_b = ConversationIndex(db)
+    for worker in (worker_a, worker_b):
+        assert worker.get("old-citizen") is None
+        anon = worker.get(retention.anon_id("old-citizen"))
+        assert [t.text for t in anon.turns] == [retention.ANON_TEXT]
+        assert {c.sender_id for c in worker.all()} == {"new-citizen", "mixed-citizen",
+                                                       retention.anon_id("old-citizen")}
+    with engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT sender_id, summary FROM console_conv_index")).all())
+    assert set(stored) == {"new-citizen", "mixed-citizen", retention.anon_id("old-citizen")}
+    assert "13812345678" not in stored[retention.anon_id("old-citizen")]
+    retention.run(url, days=180)  # delete: gone from the index of both workers
+    assert worker_a.get(retention.anon_id("old-citizen")) is None
+    db.engine.dispose()

@@ -46,7 +46,7 @@ REASON_LABELS = {"requested": "市民要求", "complaint": "投诉", "repeated_f
                  "negative_feedback": "多次差评"}
 STATUS_LABELS = {"waiting": "等待中", "active": "处理中", "callback": "待回电", "closed": "已关闭",
                  "cancelled": "已取消"}
-PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico", "/healthz")
+PUBLIC_PATHS = ("/login", "/static/", "/favicon.ico", "/healthz", "/readyz")
 
 _app_counter = itertools.count(1)
 
@@ -272,6 +272,19 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
     @app.get("/healthz")
     async def healthz(request: Request):
         return response.json({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz(request: Request):
+        """200 when the database (sessions, the shared conversation index) answers."""
+        def ping():
+            import sqlalchemy as sa
+            with db.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        try:
+            await run(ping)
+        except Exception as e:  # noqa: BLE001
+            return response.json({"ready": False, "error": type(e).__name__}, status=503)
+        return response.json({"ready": True})
 
     @app.get("/login")
     async def login_page(request: Request):

@@ -1,8 +1,10 @@
 """Conversations read from Rasa's tracker store (`events` table), summarised for listing,
 filtering, dashboards and the unanswered-questions view.
 
-The index is built incrementally: each refresh reads only events it has not seen (by id), so a
-request costs one cheap query once the index is warm. A conversation is one sender_id.
+The index is built incrementally: each refresh reads only events no console worker has read yet
+(by id), so a request costs a few cheap queries once the index is warm. It is kept in the
+database (console_conv_index, console_index_state), shared by every console worker, with a copy
+of the rows in each worker (see ConversationIndex). A conversation is one sender_id.
 
 A *turn* is one citizen message and what the bot answered to it: the first answer card
 (`data.custom` of a bot event) after the message gives the turn's kind, citations and
@@ -17,13 +19,14 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bot.console.db import Database, events
+from bot.console.db import Database, conversation_index, events, index_state
 from bot.user_display import OfferedButtons
 
 logger = logging.getLogger(__name__)
@@ -210,16 +213,149 @@ class Conversation:
             self._rated_turn = len(self.turns) - 1
 
 
+# ------------------------------------------------------------------ the shared index
+def summary_json(conv: Conversation) -> str:
+    """A conversation's summary as stored in console_conv_index (everything `Conversation.add`
+    builds, so a worker can continue it with later events)."""
+    return json.dumps({
+        "v": 1, "first_ts": conv.first_ts, "last_ts": conv.last_ts, "n_citizen": conv.n_citizen,
+        "n_bot": conv.n_bot, "n_staff": conv.n_staff, "channels": sorted(conv.channels),
+        "intents": sorted(conv.intents), "kinds": sorted(conv.kinds), "items": conv.items,
+        "departments": sorted(conv.departments), "feedback_up": conv.feedback_up,
+        "feedback_down": conv.feedback_down, "min_confidence": conv.min_confidence,
+        "rated_turn": conv._rated_turn,
+        "turns": [[t.event_id, t.ts, t.text, t.intent, t.confidence, t.channel, t.kind,
+                   [list(i) for i in t.items], t.departments, t.feedback] for t in conv.turns],
+    }, ensure_ascii=False, separators=(",", ":"))
+
+
+def summary_from_json(sender_id: str, raw: str) -> Conversation:
+    d = json.loads(raw)
+    conv = Conversation(sender_id, first_ts=d["first_ts"], last_ts=d["last_ts"], n_citizen=d["n_citizen"],
+                        n_bot=d["n_bot"], n_staff=d["n_staff"], channels=set(d["channels"]),
+                        intents=set(d["intents"]), kinds=set(d["kinds"]), items=dict(d["items"]),
+                        departments=set(d["departments"]), feedback_up=d["feedback_up"],
+                        feedback_down=d["feedback_down"], min_confidence=d["min_confidence"])
+    conv._rated_turn = d.get("rated_turn")
+    conv.turns = [Turn(t[0], sender_id, t[1], t[2], t[3], t[4], t[5], t[6], [tuple(i) for i in t[7]], t[8], t[9])
+                  for t in d["turns"]]
+    return conv
+
+
+BATCH_EVENTS = 5000        # events read per index transaction (bounds how long the state row is held)
+DELETION_CHECK_SECONDS = 60.0
+
+
 class ConversationIndex:
-    """All conversations of the tracker store, kept up to date by `refresh()`."""
+    """All conversations of the tracker store, kept up to date by `refresh()`.
+
+    The index lives in the database (tables console_conv_index and console_index_state,
+    bot/console/db.py), not in one process: every console worker — several processes behind
+    nginx in the production profile — reads and extends the same index. `refresh()`
+
+    1. looks for events no worker has read yet (ids above the shared high-water mark, plus ids
+       within RESCAN_WINDOW below it that were committed late — PostgreSQL hands out ids before
+       commit); if there are any, it takes the state row (FOR UPDATE; SQLite: the write lock),
+       adds them to the summaries of their conversations and writes those rows with a new
+       revision — in batches of BATCH_EVENTS, so no worker waits long for another;
+    2. copies into this worker's `conversations` the rows whose revision is newer than the
+       last one it copied (a cache of the shared rows, replaced whenever a row changes).
+
+    A conversation stored through any Rasa server is therefore visible on every worker at its
+    next request, without a restart. Events deleted behind the index's back (retention resets
+    the index itself, see :func:`reset_index`) are noticed by comparing how many events the
+    index has read with how many are left, at most every DELETION_CHECK_SECONDS per worker;
+    the index is then rebuilt.
+    """
 
     def __init__(self, db: Database):
         self.db = db
-        self.conversations: Dict[str, Conversation] = {}
-        self.high_water = 0
-        self.seen_recent: Set[int] = set()
+        self.conversations: Dict[str, Conversation] = {}   # this worker's copy of the shared rows
+        self.rev = 0                                        # newest revision copied
+        self.generation: Optional[int] = None
         self._has_events = False
+        self._last_deletion_check = 0.0
         self._lock = threading.Lock()
+
+    # -------------------------------------------------------------- shared state
+    def _state(self, conn) -> Any:
+        return conn.execute(sa.select(index_state).where(index_state.c.id == 1)).first()
+
+    def _ensure_state(self) -> None:
+        with self.db.engine.connect() as conn:
+            if self._state(conn) is not None:
+                return
+        try:
+            with self.db.engine.begin() as conn:
+                conn.execute(index_state.insert().values(id=1, generation=1, rev=0, high_water=0,
+                                                         seen_recent="[]", n_read=0, updated_at=time.time()))
+        except sa.exc.IntegrityError:
+            pass  # another worker created it first
+
+    @staticmethod
+    def _unread(conn, state) -> Tuple[List[int], int]:
+        """(ids of events not read yet in ascending order — at most BATCH_EVENTS —, how many
+        ids at or below the high-water mark are unread: late commits)."""
+        seen = set(json.loads(state.seen_recent or "[]"))
+        low = max(0, int(state.high_water) - RESCAN_WINDOW)
+        rows = conn.execute(sa.select(events.c.id).where(events.c.id > low).order_by(events.c.id)
+                            .limit(BATCH_EVENTS + RESCAN_WINDOW + 1))
+        unread = [r[0] for r in rows if r[0] > 0 and r[0] not in seen]
+        late = sum(1 for i in unread if i <= state.high_water)
+        return unread[:BATCH_EVENTS], late
+
+    def _lock_state(self, conn) -> Any:
+        """Take the state row for this transaction (serialises writers across processes)."""
+        if conn.dialect.name == "postgresql":
+            # the profile's statement timeout (PGOPTIONS) is for citizens' requests; a worker may
+            # wait for another worker's batch a little longer
+            conn.execute(sa.text("SET LOCAL statement_timeout = '60s'"))
+        conn.execute(index_state.update().where(index_state.c.id == 1).values(updated_at=time.time()))
+        return self._state(conn)
+
+    def _write_batch(self) -> bool:
+        """Read the next batch of unread events into the shared index; False when none were left."""
+        with self.db.engine.begin() as conn:
+            state = self._lock_state(conn)
+            new_ids, _late = self._unread(conn, state)
+            if not new_ids:
+                return False
+            convs: Dict[str, Conversation] = {}
+            rows = conn.execute(
+                sa.select(events.c.id, events.c.sender_id, events.c.data)
+                .where(events.c.id.in_(new_ids), events.c.type_name.in_(["user", "bot"]))
+                .order_by(events.c.id)).all()
+            senders = sorted({r.sender_id for r in rows})
+            for i in range(0, len(senders), 500):
+                chunk = senders[i:i + 500]
+                for r in conn.execute(sa.select(conversation_index.c.sender_id, conversation_index.c.summary)
+                                      .where(conversation_index.c.sender_id.in_(chunk))):
+                    convs[r.sender_id] = summary_from_json(r.sender_id, r.summary)
+            existing = set(convs)
+            for row in rows:
+                conv = convs.get(row.sender_id)
+                if conv is None:
+                    conv = convs[row.sender_id] = Conversation(row.sender_id)
+                conv.add(row.id, _json(row.data))
+            rev = int(state.rev) + (1 if convs else 0)
+            for sid, conv in convs.items():
+                values = {"rev": rev, "summary": summary_json(conv)}
+                if sid in existing:
+                    conn.execute(conversation_index.update().where(conversation_index.c.sender_id == sid)
+                                 .values(**values))
+                else:
+                    conn.execute(conversation_index.insert().values(sender_id=sid, **values))
+            high_water = max(int(state.high_water), new_ids[-1])
+            seen = {i for i in json.loads(state.seen_recent or "[]") + new_ids if i > high_water - RESCAN_WINDOW}
+            conn.execute(index_state.update().where(index_state.c.id == 1).values(
+                rev=rev, high_water=high_water, seen_recent=json.dumps(sorted(seen)),
+                n_read=int(state.n_read) + len(new_ids), updated_at=time.time()))
+            return True
+
+    def _deleted_behind_our_back(self, conn, state, late: int) -> bool:
+        present = conn.execute(sa.select(sa.func.count()).select_from(events)
+                               .where(events.c.id <= state.high_water)).scalar() or 0
+        return present - late < int(state.n_read)
 
     def refresh(self) -> None:
         with self._lock:
@@ -228,26 +364,39 @@ class ConversationIndex:
                 self._has_events = self.db.has_events_table()
                 if not self._has_events:
                     return
-            low = max(0, self.high_water - RESCAN_WINDOW)
+            self.db.ensure_tables()
+            self._ensure_state()
+            now = time.time()
+            deleted = False
             with self.db.engine.connect() as conn:
-                ids = [r[0] for r in conn.execute(sa.select(events.c.id).where(events.c.id > low))]
-                new_ids = sorted(i for i in ids if i not in self.seen_recent and i > 0)
-                for chunk_start in range(0, len(new_ids), 2000):
-                    chunk = new_ids[chunk_start:chunk_start + 2000]
-                    rows = conn.execute(
-                        sa.select(events.c.id, events.c.sender_id, events.c.type_name, events.c.data)
-                        .where(events.c.id.in_(chunk), events.c.type_name.in_(["user", "bot"]))
-                        .order_by(events.c.id))
-                    for row in rows:
-                        conv = self.conversations.get(row.sender_id)
-                        if conv is None:
-                            conv = self.conversations[row.sender_id] = Conversation(row.sender_id)
-                        conv.add(row.id, _json(row.data))
-            if new_ids:
-                self.seen_recent.update(new_ids)
-                self.high_water = max(self.high_water, new_ids[-1])
-            floor = self.high_water - RESCAN_WINDOW
-            self.seen_recent = {i for i in self.seen_recent if i > floor}
+                state = self._state(conn)
+                unread, late = self._unread(conn, state)
+                if now - self._last_deletion_check >= DELETION_CHECK_SECONDS:
+                    self._last_deletion_check = now
+                    deleted = self._deleted_behind_our_back(conn, state, late)
+            if deleted:
+                with self.db.engine.begin() as conn:
+                    locked = self._lock_state(conn)
+                    if (locked.generation, locked.n_read) == (state.generation, state.n_read):
+                        logger.info("console index: events were deleted; rebuilding the index")
+                        reset_index(conn)
+            if unread or deleted:
+                while self._write_batch():
+                    pass
+            self._copy_changes()
+
+    def _copy_changes(self) -> None:
+        with self.db.engine.connect() as conn:
+            generation = conn.execute(sa.select(index_state.c.generation)
+                                      .where(index_state.c.id == 1)).scalar()
+            if generation != self.generation:  # reset (retention, deletions): start over
+                self.conversations, self.rev, self.generation = {}, 0, generation
+            rows = conn.execute(sa.select(conversation_index.c.sender_id, conversation_index.c.rev,
+                                          conversation_index.c.summary)
+                                .where(conversation_index.c.rev > self.rev)).all()
+        for r in rows:
+            self.conversations[r.sender_id] = summary_from_json(r.sender_id, r.summary)
+            self.rev = max(self.rev, int(r.rev))
 
     def all(self) -> List[Conversation]:
         self.refresh()
@@ -258,11 +407,25 @@ class ConversationIndex:
         return self.conversations.get(sender_id)
 
 
+def reset_index(conn) -> None:
+    """Empty the shared index in this transaction (every worker rebuilds it from `events` at its
+    next refresh). For changes to `events` the index cannot notice by itself: retention's
+    anonymising rewrites texts and conversation ids in place."""
+    if not sa.inspect(conn).has_table(index_state.name):
+        return
+    # the state row first: it is the writers' lock
+    conn.execute(index_state.update().where(index_state.c.id == 1).values(
+        generation=index_state.c.generation + 1, high_water=0, seen_recent="[]", n_read=0,
+        updated_at=time.time()))
+    conn.execute(conversation_index.delete())
+
+
 _indexes: Dict[str, ConversationIndex] = {}
 _indexes_lock = threading.Lock()
 
 
 def get_index(db: Database) -> ConversationIndex:
+    """This process's handle on the shared index of `db` (one per database URL)."""
     with _indexes_lock:
         idx = _indexes.get(db.url)
         if idx is None:

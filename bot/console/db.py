@@ -86,6 +86,30 @@ reviewed = sa.Table(
     sa.Column("reviewed_at", sa.Float, nullable=False),
 )
 
+# The conversation index (bot/console/conversations.py), shared by every console worker: one
+# summary per conversation, built incrementally from Rasa's `events` by whichever worker sees new
+# events first, and `rev` (the index revision that last wrote it) so that each worker copies only
+# the rows changed since it last looked. Derived data: deleting these rows only costs a rebuild.
+conversation_index = sa.Table(
+    "console_conv_index", metadata,
+    sa.Column("sender_id", sa.String(255), primary_key=True),
+    sa.Column("rev", sa.BigInteger, nullable=False, index=True),
+    sa.Column("summary", sa.Text, nullable=False),              # JSON (conversations.summary_json)
+)
+
+# One row (id 1): how far the shared index has read `events`. Writers take it FOR UPDATE, so
+# index updates are serialised across workers and revisions are committed in order.
+index_state = sa.Table(
+    "console_index_state", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("generation", sa.Integer, nullable=False),        # bumped by a reset (retention)
+    sa.Column("rev", sa.BigInteger, nullable=False),
+    sa.Column("high_water", sa.BigInteger, nullable=False),     # largest events.id read
+    sa.Column("seen_recent", sa.Text, nullable=False),          # JSON: ids read within the rescan window
+    sa.Column("n_read", sa.BigInteger, nullable=False),         # events read (to notice deletions)
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+
 # Rasa's tracker-store table, declared here only to read it (schema of
 # rasa.core.tracker_store.SQLTrackerStore.SQLEvent). Never created by the console.
 events_meta = sa.MetaData()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -61,6 +62,7 @@ class Proc:
     started_at: float = 0.0
     wanted: bool = False          # the supervisor restarts it when it exits
     log_path: Optional[Path] = None
+    env: Optional[Dict[str, str]] = None   # None: the cluster's environment
 
     @property
     def pid(self) -> Optional[int]:
@@ -99,6 +101,18 @@ class Cluster:
                               "--endpoints", self._path("ZWZX_ENDPOINTS"),
                               "--credentials", self._path("ZWZX_CREDENTIALS")],
                 f"http://127.0.0.1:{port}/ready")
+        # staff console processes: every one serves every staff member (sessions, CSRF tokens
+        # and the conversation index are in PostgreSQL), nginx round-robins between them
+        self.console_env = dict(self.env)
+        self.console_env.update(
+            ZWZX_RASA_URL=self.public_url,                       # staff API (/webhooks/staff/)
+            ZWZX_RASA_API_URLS=",".join(self.rasa_url(i) for i in range(len(t.rasa_ports))),
+            ZWZX_RASA_TOKEN=self.token,                          # 知识库 publish: PUT /model
+            ZWZX_CONSOLE_PROXIES="1")                            # client address from nginx
+        for k, port in enumerate(t.console_ports):
+            self.procs[f"console-{k}"] = Proc(
+                f"console-{k}", [py, "-m", "bot.console", "serve", "--host", "127.0.0.1", "--port", str(port)],
+                f"http://127.0.0.1:{port}/readyz", env=self.console_env)
         nginx = nginx_binary() or "nginx"
         self.nginx_conf = self.run_dir / "nginx" / "nginx.conf"
         self.procs["nginx"] = Proc(
@@ -131,6 +145,18 @@ class Cluster:
     def action_names(self) -> List[str]:
         return [n for n in self.procs if n.startswith("actions-")]
 
+    @property
+    def console_names(self) -> List[str]:
+        return [n for n in self.procs if n.startswith("console-")]
+
+    def console_url(self, k: int) -> str:
+        return f"http://127.0.0.1:{self.topology.console_ports[k]}"
+
+    @property
+    def console_public_url(self) -> str:
+        host = "127.0.0.1" if self.topology.console_bind in ("0.0.0.0", "") else self.topology.console_bind
+        return f"http://{host}:{self.topology.console_http_port}"
+
     # ------------------------------------------------------------------ preparation
     def render_nginx(self) -> Path:
         t = self.topology
@@ -139,11 +165,17 @@ class Cluster:
             return "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in ports)
 
         text = TEMPLATE.read_text(encoding="utf-8")
+        if not t.console_ports:  # no console processes: no console server block
+            text = re.sub(r"# @@CONSOLE_BEGIN@@.*?# @@CONSOLE_END@@\n", "", text, flags=re.S)
         for key, value in {"RUN_DIR": str(self.run_dir), "BIND": t.bind, "HTTP_PORT": str(t.http_port),
                            "ACTIONS_LB_PORT": str(t.actions_lb_port),
                            "RASA_SERVERS": servers(t.rasa_ports),
-                           "ACTION_SERVERS": servers(t.action_ports)}.items():
+                           "ACTION_SERVERS": servers(t.action_ports),
+                           "CONSOLE_SERVERS": servers(t.console_ports),
+                           "CONSOLE_BIND": t.console_bind,
+                           "CONSOLE_HTTP_PORT": str(t.console_http_port)}.items():
             text = text.replace(f"@@{key}@@", value)
+        text = "\n".join(line for line in text.split("\n") if not line.startswith("# @@CONSOLE_"))
         for d in ("nginx/tmp", "logs"):
             (self.run_dir / d).mkdir(parents=True, exist_ok=True)
         self.nginx_conf.write_text(text, encoding="utf-8")
@@ -186,7 +218,7 @@ class Cluster:
             with open(p.log_path, "ab") as log:
                 log.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} start {' '.join(p.argv)}\n".encode())
                 log.flush()
-                p.popen = subprocess.Popen(p.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                p.popen = subprocess.Popen(p.argv, cwd=ROOT, env=p.env or self.env, stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, start_new_session=True)
             p.started_at = time.time()
             p.wanted = True
@@ -278,9 +310,9 @@ class Cluster:
     def start_all(self, timeout: float = 420.0) -> None:
         self.prepare()
         try:
-            for name in self.action_names + self.rasa_names:
+            for name in self.action_names + self.console_names + self.rasa_names:
                 self.start(name)
-            self.wait_ready(self.action_names, timeout)
+            self.wait_ready(self.action_names + self.console_names, timeout)
             self.start("nginx")
             self.wait_ready(["nginx"] + self.rasa_names, timeout)
             self.wait_actions_reachable()
@@ -289,7 +321,7 @@ class Cluster:
             raise
 
     def stop_all(self) -> None:
-        order = self.rasa_names + ["nginx"] + self.action_names  # finish messages, then the rest
+        order = self.rasa_names + ["nginx"] + self.action_names + self.console_names  # finish messages first
         for name in order:
             try:
                 self.stop(name, timeout=20)
@@ -345,7 +377,9 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"  REST 接口   {cluster.public_url}/webhooks/rest/webhook\n"
           f"  Rasa 服务   {', '.join(cluster.rasa_url(i) for i in range(len(t.rasa_ports)))}  (/ready /metrics)\n"
           f"  动作服务    {', '.join(cluster.action_url(j) for j in range(len(t.action_ports)))}  (/ready /metrics)\n"
-          f"  日志        {cluster.run_dir / 'logs'}\n"
+          + (f"  工作人员控制台 {cluster.console_public_url}/  （{len(t.console_ports)} 个进程："
+             f"{', '.join(cluster.console_url(k) for k in range(len(t.console_ports)))}）\n" if t.console_ports else "")
+          + f"  日志        {cluster.run_dir / 'logs'}\n"
           f"  API 令牌    {cluster.run_dir / 'rasa_auth_token'}", flush=True)
     try:
         cluster.supervise(stop_event)

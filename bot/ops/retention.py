@@ -20,7 +20,9 @@ PostgreSQL URL is what ``bot.ops.settings.db_url()`` builds).
   and summaries are cleared; ``wechat_users`` rows are deleted.
 
 Safe to repeat; schedule it daily (cron / systemd timer). Prints what it did as JSON.
-A running staff console keeps its in-memory conversation index until it next refreshes.
+The staff console's conversation index (shared by its workers, in the same database) is reset
+in the same transaction when anything changed; every console worker rebuilds it from the events
+that are left at its next request.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ import sqlalchemy as sa
 ANON_TEXT = "〔已匿名〕"
 DIGITS_RE = re.compile(r"\d{7,}")
 BATCH = 500
+INDEX_TABLE = "console_conv_index"
 
 
 def _mask(value: Any) -> Any:
@@ -110,7 +113,9 @@ def run(db_url: Optional[str] = None, days: float = 180, anonymise: bool = False
         senders = [s for s in old_conversations(conn, events, cutoff)
                    if not (anonymise and str(s).startswith("anon-"))]
         report["conversations"] = len(senders)
-        with_sender = [t for t in meta.sorted_tables if "sender_id" in t.c]
+        # the console's shared conversation index is derived from `events`: emptied below and
+        # rebuilt by the console (it holds texts that anonymising must not leave behind)
+        with_sender = [t for t in meta.sorted_tables if "sender_id" in t.c and t.name != INDEX_TABLE]
         for table in with_sender:
             n = 0
             for chunk in _chunks(senders):
@@ -122,6 +127,11 @@ def run(db_url: Optional[str] = None, days: float = 180, anonymise: bool = False
                 else:
                     n += _anonymise_rows(conn, table, cond)
             report["rows"][table.name] = n
+        if senders and not dry_run and INDEX_TABLE in meta.tables:
+            from bot.console.conversations import reset_index
+
+            reset_index(conn)
+            report["console_index"] = "reset"
         users = meta.tables.get("wechat_users")
         if users is not None and "last_message_at" in users.c:
             cond = users.c.last_message_at < cutoff

@@ -40,6 +40,10 @@ DEFAULTS: Dict[str, str] = {
     "ZWZX_RASA_BASE_PORT": "5710",            # Rasa server i listens on base + i
     "ZWZX_ACTION_BASE_PORT": "5730",          # action server j listens on base + j
     "ZWZX_BIND": "127.0.0.1",                 # interface nginx listens on
+    "ZWZX_CONSOLE_SERVERS": "2",              # staff console processes (0: none)
+    "ZWZX_CONSOLE_BASE_PORT": "5720",         # console process k listens on base + k (127.0.0.1)
+    "ZWZX_CONSOLE_HTTP_PORT": "5707",         # nginx, staff console side
+    "ZWZX_CONSOLE_BIND": "127.0.0.1",         # interface of nginx's console side (the staff network)
     "ZWZX_MODEL": "models/zhengwu.tar.gz",
     "ZWZX_ENDPOINTS": "endpoints.prod.yml",
     "ZWZX_CREDENTIALS": "credentials.yml",
@@ -98,6 +102,9 @@ class Topology:
     http_port: int = 5705
     actions_lb_port: int = 5706
     bind: str = "127.0.0.1"
+    console_ports: List[int] = field(default_factory=list)
+    console_http_port: int = 5707
+    console_bind: str = "127.0.0.1"
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "Topology":
@@ -105,11 +112,18 @@ class Topology:
         m = int(env("ZWZX_ACTION_SERVERS", environ))
         if n < 1 or m < 1:
             raise ValueError("ZWZX_RASA_SERVERS and ZWZX_ACTION_SERVERS must be at least 1")
+        c = int(env("ZWZX_CONSOLE_SERVERS", environ))
+        if c < 0:
+            raise ValueError("ZWZX_CONSOLE_SERVERS must be 0 or more")
         rb, ab = int(env("ZWZX_RASA_BASE_PORT", environ)), int(env("ZWZX_ACTION_BASE_PORT", environ))
+        cb = int(env("ZWZX_CONSOLE_BASE_PORT", environ))
         return cls(rasa_ports=[rb + i for i in range(n)], action_ports=[ab + j for j in range(m)],
                    http_port=int(env("ZWZX_HTTP_PORT", environ)),
                    actions_lb_port=int(env("ZWZX_ACTIONS_LB_PORT", environ)),
-                   bind=env("ZWZX_BIND", environ))
+                   bind=env("ZWZX_BIND", environ),
+                   console_ports=[cb + k for k in range(c)],
+                   console_http_port=int(env("ZWZX_CONSOLE_HTTP_PORT", environ)),
+                   console_bind=env("ZWZX_CONSOLE_BIND", environ))
 
 
 def served_tracker_store_type(endpoints: Optional[Path] = None) -> str:
