@@ -26,6 +26,7 @@ WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
 CLEAR_MARGIN = 2.5       # ... this many times better ranked than every other item
+DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and strong): offer both
 MAX_ANSWER_CHARS = 300
 MAX_INPUT_CHARS = 500
 
@@ -43,6 +44,10 @@ HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。"
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|该项|它|此项|这一项|上面|刚才)")
+# "这个文件", "这份文件里", "该文件", "上面那个文件", "刚才那份要点": the document in context
+DOC_REF_RE = re.compile(r"(这|那|该|此|本|上面|上述|刚才|前面|之前)(一)?(个|份)?(那个|那份|这个|这份)?"
+                        r"(文件|要点|通知|文档)(里面|里|中|上)?")
+DOC_UNITS_RE = re.compile(r"(责任|牵头|负责|承办|相关)(单位|部门)|哪些(单位|部门)|涉及.{0,2}(单位|部门)")
 
 
 TAG_RE = re.compile(r"<[^<>]{0,200}>|&[a-zA-Z]{2,8};|&#\d{1,6};")
@@ -66,6 +71,7 @@ class Query:
     current_doc: Optional[str] = None
     current_item: Optional[int] = None
     scoring: str = ""  # the text without greetings and fillers (bot.nlp.normalize.scoring_text)
+    doc_scope: Optional[str] = None  # "这个文件…" with several documents: only current_doc's items
 
 
 class Answerer:
@@ -106,6 +112,7 @@ class Answerer:
                                       "请精简后分条发送，或回复“转人工”由工作人员处理。"],
                          buttons=[HUMAN_BUTTON])
         q.tokens = strip_markup_tokens(text, q.tokens)
+        self._scope_to_document(q)
         departments = [d for d in (self.kb.canonical_department(x) for x in q.departments) if d]
         departments += [d for d in self.kb.find_departments(text) if d not in departments]
         if LATIN_WORD_RE.search(text):
@@ -123,6 +130,8 @@ class Answerer:
                 doc, item, _ = named[0]
                 mode = "responsible" if RESPONSIBLE_RE.search(text) and intent == "ask_responsible" else "policy"
                 return self._answer_item(doc.doc_id, item, q, mode)
+        if q.doc_scope and self._asks_document_units(q):  # "这个文件的责任单位有哪些"
+            return self.document_units(q)
         if intent == "ask_document_info" and self._topic_words(q):
             intent = "ask_policy"  # "文件库是什么": a topic of an item, not the document's metadata
         if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
@@ -134,6 +143,13 @@ class Answerer:
                 return self.department_duties(departments[0], q)
         if intent == "ask_full_text" or (FULL_TEXT_RE.search(text) and q.current_item):
             ctx = self._context_item(q)
+            if ctx and q.doc_scope:  # "这个文件里关于预算的内容": the item of the document that has it
+                words = (q.scoring or q.text, q.tokens, q.departments)
+                scoped = [h for h in self.index.search(*words, doc=q.doc_scope) if h.coverage >= ANSWER_COVERAGE]
+                if scoped:
+                    ctx = (scoped[0].doc, self.kb.item(scoped[0].doc, scoped[0].item))
+                elif any(h.coverage >= ANSWER_COVERAGE for h in self.index.search(*words)):
+                    return self.fallback(q)  # only another document has it: say so, offer it
             if ctx:
                 return self._answer_item(ctx[0], ctx[1], q, mode="full")
         mode = {"ask_responsible": "responsible", "ask_deadline": "deadline",
@@ -171,6 +187,26 @@ class Answerer:
                 and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那")]
         return not rest or bool(DUTIES_RE.search(q.text)) and len(rest) <= 1
 
+    def _scope_to_document(self, q: Query) -> None:
+        """With several documents loaded, a question that points at the document in context
+        ("这个文件里关于预算的内容", "该文件的责任单位有哪些") is searched in that document only;
+        the words of the reference itself are not part of what is asked."""
+        m = DOC_REF_RE.search(q.text)
+        if not m or len(self.kb.documents) < 2 or not q.current_doc or not self.kb.document(q.current_doc):
+            return
+        q.doc_scope = q.current_doc
+        ref = m.group(0)
+        q.tokens = [t for t in q.tokens if t not in ref]
+        q.scoring = (q.scoring or q.text).replace(ref, "")
+
+    def _asks_document_units(self, q: Query) -> bool:
+        """The units of the whole document, no item's topic named."""
+        if not DOC_UNITS_RE.search(q.text):
+            return False
+        rest = DOC_UNITS_RE.sub("", q.scoring or q.text)
+        return not [w for w in content_words(q.tokens) if w in rest and len(w) > 1
+                    and w not in self.DOC_GENERIC and self.index.is_topic_word(w)]
+
     def _context_item(self, q: Query):
         if q.current_doc and q.current_item:
             item = self.kb.item(q.current_doc, int(q.current_item))
@@ -180,18 +216,22 @@ class Answerer:
 
     # --------------------------------------------------------------- answers
     def retrieve(self, q: Query, mode: str) -> Reply:
-        hits = self.index.search(q.scoring or q.text, q.tokens, q.departments)
+        scope = q.doc_scope
+        hits = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope)
         if not hits and not content_words(q.tokens):
-            hits = self.index.literal_hits(q.scoring or q.text, q.tokens)
+            hits = [h for h in self.index.literal_hits(q.scoring or q.text, q.tokens) if not scope or h.doc == scope]
             if len(hits) > 1:  # several items write the phrase: let the citizen choose
                 return self.clarify(hits[:3], q)
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
         # a topic of its own: a word that singles out a few items ("推进", used by most, does not)
         own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")
-                          and self.index.is_topic_word(w)]) and not ANAPHORA_RE.search(q.text)
+                          and self.index.is_topic_word(w)]) and not (ANAPHORA_RE.search(q.text) and not scope)
+        # "这个文件里关于预算的…": a topic of its own, asked of the document in context, not the item
+        topic_in_doc = bool(scope) and own_topic
         # Follow-up without a topic of its own ("那由哪个部门负责？", "有什么时间要求吗")
-        if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic):
+        if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic) \
+                and not topic_in_doc:
             return self._answer_item(ctx[0], ctx[1], q, mode)
         top_cov = hits[0].coverage if hits else 0.0
         if mode == "policy" and (top_cov < ANSWER_COVERAGE or top_cov < 0.7 or DOC_SELF_RE.search(q.text)):
@@ -201,12 +241,14 @@ class Answerer:
             tokens = [t for t in q.tokens if t not in ("文件", "通知", "份", "这份", "该文件")
                       and not any(t in title for title in own)]
             passage = self.index.passage_search(q.scoring or q.text, tokens)
+            if passage and scope and passage.doc != scope:
+                passage = None
             if passage and passage.coverage >= PASSAGE_COVERAGE and (
                     passage.coverage > top_cov + (0.1 if top_cov < ANSWER_COVERAGE else 0.3)
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
         if not hits or hits[0].coverage < WEAK_COVERAGE:
-            if ctx and mode != "policy":
+            if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
             return self.fallback(q)
         top = hits[0]
@@ -219,6 +261,15 @@ class Answerer:
         if generic and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
             # "平台建设", "信息公开": only words most items use, several items fit: let the citizen choose
             return self.clarify(candidates[:3], q)
+        if top.coverage >= ANSWER_COVERAGE:
+            # another document answers it about as well ("政务公开培训"): do not pick one silently
+            per_doc = [top]
+            for h in hits[1:]:
+                if h.doc not in {p.doc for p in per_doc} and h.coverage >= ANSWER_COVERAGE \
+                        and h.rank >= DOC_CHOICE_RANK * top.rank:
+                    per_doc.append(h)
+            if len(per_doc) > 1:
+                return self.choose_document(per_doc[:3], q)
         if top.coverage >= ANSWER_COVERAGE or clearly_best:
             reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
             if not decisive:
@@ -283,6 +334,8 @@ class Answerer:
     def department_duties(self, department: str, q: Query) -> Reply:
         data = self.kb.departments.get(department)
         refs = self.kb.department_items(department)
+        if q.doc_scope and any(d.doc_id == q.doc_scope for d, _, _ in refs):
+            refs = [r for r in refs if r[0].doc_id == q.doc_scope]  # "这个文件里县财政局负责什么"
         if data is None or not refs:
             return Reply("fallback", [f"在现有政策文件中没有查到{department}承担的政务公开工作。{HANDOFF_HINT}"],
                          departments=[department] if data else [], buttons=[HUMAN_BUTTON],
@@ -303,6 +356,26 @@ class Answerer:
             {"item_ref": f"{d.doc_id}#{i.number}"}, ensure_ascii=False)} for d, i in refs_sorted[:5]]
         return Reply("answer", ["\n".join(lines), "点击条目可查看该项全文。"], cites, [department],
                      buttons=buttons, slots=slots)
+
+    def document_units(self, q: Query) -> Reply:
+        """The lead units of every item of the document in context, then the other units."""
+        doc = self.kb.document(q.doc_scope)
+        lead, others = {}, []
+        for item in doc.items:
+            for u in item.lead_units:
+                lead.setdefault(u, []).append(item.label.split(" ")[0][1:-1])  # 第（五）项 → （五）
+            others += [u for u in item.responsible_units if u not in others]
+        parts = [f"{u}（第{'、'.join(nums)}项）" for u, nums in lead.items()]
+        first = f"《{doc.title}》共{len(doc.items)}项工作"
+        first += ("，牵头单位：" + "、".join(parts)) if parts else ""
+        rest = [u for u in others if u not in lead]
+        first += ("；按职责分工负责：" + "、".join(rest)) if rest else ""
+        first += "。"
+        if len(first) > MAX_ANSWER_CHARS:
+            first = first[:MAX_ANSWER_CHARS - 1] + "…"
+        units = list(lead) + rest
+        return Reply("answer", [first, "问具体某项工作由谁负责，可直接说出事项名称。"], [doc_citation(doc)], units,
+                     slots={"current_doc": doc.doc_id})
 
     def document_info(self, q: Query) -> Reply:
         doc = None
@@ -335,19 +408,42 @@ class Answerer:
         return Reply("answer", [first[:MAX_ANSWER_CHARS]], [doc_citation(doc)], lead_units,
                      slots={"current_doc": doc.doc_id})
 
-    def clarify(self, hits: List[Hit], q: Query) -> Reply:
+    def clarify(self, hits: List[Hit], q: Query, name_docs: bool = False) -> Reply:
         buttons, candidates = [], []
+        several = name_docs or len({h.doc for h in hits}) > 1
         for h in hits:
             doc, item = self.kb.document(h.doc), self.kb.item(h.doc, h.item)
             candidates.append(citation(doc, item))
-            buttons.append({"title": item.label, "payload": "/ask_policy" + json.dumps(
-                {"item_ref": f"{h.doc}#{h.item}"}, ensure_ascii=False)})
+            buttons.append({"title": f"《{doc.title}》{item.label}" if several else item.label,
+                            "payload": "/ask_policy" + json.dumps({"item_ref": f"{h.doc}#{h.item}"},
+                                                                  ensure_ascii=False)})
         buttons.append(HUMAN_BUTTON)
         # Candidates are not citations: nothing has been answered yet.
         return Reply("clarify", ["我不太确定您问的是哪一项工作，您想了解的是下面哪一项？"], [],
                      buttons=buttons, extra={"candidates": candidates})
 
+    def choose_document(self, hits: List[Hit], q: Query) -> Reply:
+        """Several documents answer the question: one button per document (its title and the
+        item that answers), the citizen chooses; "这个文件…" follow-ups then stay on it."""
+        reply = self.clarify(hits, q)
+        reply.texts = [f"{len(hits)}份文件中都有相关内容：" + "；".join(
+            f"《{self.kb.document(h.doc).title}》{self.kb.item(h.doc, h.item).label}" for h in hits)
+            + "。您想了解哪一份文件的规定？"]
+        reply.extra["reason"] = "several_documents"
+        return reply
+
     def fallback(self, q: Query) -> Reply:
+        if q.doc_scope:  # "这个文件里关于预算的内容", and the document has none
+            doc = self.kb.document(q.doc_scope)
+            text = f"在《{doc.title}》中没有找到与您的问题相关的内容。"
+            elsewhere = [h for h in self.index.search(q.scoring or q.text, q.tokens, q.departments)
+                         if h.doc != doc.doc_id and h.coverage >= ANSWER_COVERAGE][:2]
+            if elsewhere:
+                reply = self.clarify(elsewhere, q, name_docs=True)
+                reply.texts = [text + "其他文件中有相关内容，您可以点击查看。"]
+                return reply
+            return Reply("fallback", [text + "您可以换个说法再问。" + HANDOFF_HINT], buttons=[HUMAN_BUTTON],
+                         slots={"current_doc": doc.doc_id})
         return Reply("fallback", ["抱歉，我在政务公开政策文件中没有找到与您的问题相关的内容。"
                                   "您可以换个说法再问，比如说明具体的事项或部门。" + HANDOFF_HINT],
                      buttons=[HUMAN_BUTTON])
