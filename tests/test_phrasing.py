@@ -362,3 +362,13 @@ def test_an_unsure_greeting_that_asks_something_is_not_small_talk(text):
 ])
 def test_small_talk_keeps_its_intent(text, intent, confidence):
     assert _arbitrated(text, intent, confidence)["name"] == intent
+
+
+@pytest.mark.parametrize("text", ["以前的计划能在网上查吗", "政府网站能用新的地址访问吗"])
+def test_can_questions_naming_a_document_subject_are_not_about_the_assistant(text):
+    assert _arbitrated(text, "ask_capabilities", 0.45)["name"] in ("nlu_fallback", "ask_policy")
+
+
+@pytest.mark.parametrize("text, confidence", [("可以帮我做什么", 0.7), ("你能查计划吗", 0.7), ("能查什么", 0.97)])
+def test_questions_to_the_assistant_stay_about_the_assistant(text, confidence):
+    assert _arbitrated(text, "ask_capabilities", confidence)["name"] == "ask_capabilities"

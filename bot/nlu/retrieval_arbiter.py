@@ -164,8 +164,14 @@ class RetrievalArbiter(GraphComponent):
         if not strength:
             if intent in SMALL_TALK and confidence < UNSURE_SMALL_TALK and content_words(tokens) \
                     and ASKS_RE.search(scoring):
-                self._set(message, {"name": "nlu_fallback", "confidence": 1.0 - confidence},
+                self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                           {"by": "question_not_small_talk", "overridden": intent})
+            elif intent in ABOUT_THE_BOT and confidence < CONFIDENT and not ADDRESSED_TO_BOT_RE.search(scoring) \
+                    and any(len(w) >= 2 and w in index.words.idf and index.is_topic_word(w) for w in content_words(tokens)):
+                # "以前的计划能在网上查吗": 能…吗 is not a question about the assistant when it names
+                # a subject of the documents; the answerer asks which item or says it found none
+                self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
+                          {"by": "topic_not_about_the_bot", "overridden": intent})
             return
         from bot.answering.answerer import Answerer
 
