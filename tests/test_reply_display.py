@@ -486,6 +486,7 @@ def test_console_transcript_shows_every_bot_reply(browser, servers):
                 assert oos.count() == 1
                 said = oos.locator("xpath=preceding-sibling::div[1]")
                 assert "bot" in said.get_attribute("class") and said.locator(".text").inner_text().strip()
+                page.screenshot(path=screenshot_path("console-transcript-out-of-scope.png"), full_page=True)
             if label == "handoff":
                 assert page.locator(".msg.staff .text").first.inner_text() == "您好，我是热线工作人员<b>赵敏</b>。"
                 page.screenshot(path=screenshot_path("console-transcript-handoff.png"), full_page=True)
