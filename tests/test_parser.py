@@ -162,3 +162,51 @@ def test_numbering_that_restarts_in_each_section():
     assert doc.item(1).lead_units == ["市财政局"] and doc.item(1).responsible_units == ["市直各单位"]
     assert doc.item(2).lead_units == ["市自然资源局"]
     assert doc.item(3).label == "第二部分第（一）项 加强考核" and doc.item(3).lead_units == ["市政府办"]
+
+
+TITLE_FIRST = """某某县2022年政务公开工作要点
+
+某政办函〔2022〕15号
+
+各乡镇人民政府，县直各单位：
+　　经县人民政府同意，现将《某某县2022年政务公开工作要点》印发给你们，请认真贯彻落实。
+
+一、围绕稳住经济大盘加强信息公开
+{a}加强助企纾困政策公开。及时发布减税降费、稳岗就业等政策，开设专栏集中公开。2022年6月底前完成专栏建设。
+责任单位：县发改局、县税务局、县人社局
+{b}做好重大项目信息公开。依据《国务院办公厅关于推进重大建设项目批准和实施领域政府信息公开的意见》（国办发〔2017〕94号）公开项目审批信息。
+牵头单位：县发改局；责任单位：县住建局、各乡镇人民政府
+二、加强政务公开平台建设
+{c}推进政府网站集约化。完成县政府门户网站IPv6改造，整合部门网站。
+责任单位：县数据资源局
+
+附件：1.某某县政务公开任务分工表
+      2.政务公开联络员名单
+"""
+
+
+@pytest.mark.parametrize("marks", [("【1】", "【2】", "【3】"), ("[1]", "[2]", "[3]"), ("1）", "2）", "3）"),
+                                   ("〔一〕", "〔二〕", "〔三〕"), ("【一】", "【二】", "【三】"), ("1.", "2.", "3.")])
+def test_title_first_layout_and_other_number_marks(marks):
+    """The main title as the first line (as portal pages print it), items marked 【1】 / [1] /
+    1） / 〔一〕, units on 责任单位： lines, attachments at the end."""
+    doc = parse_document(TITLE_FIRST.format(a=marks[0], b=marks[1], c=marks[2]), "other")
+    assert doc.title == "某某县2022年政务公开工作要点"
+    assert doc.doc_number == "某政办函〔2022〕15号" and doc.recipients == ["各乡镇人民政府", "县直各单位"]
+    assert doc.notice.startswith("经县人民政府同意") and "某政办函" not in doc.preamble
+    assert [i.title for i in doc.items] == ["加强助企纾困政策公开", "做好重大项目信息公开", "推进政府网站集约化"]
+    assert doc.items[0].responsible_units == ["县发改局", "县税务局", "县人社局"]
+    assert doc.items[1].lead_units == ["县发改局"] and "国办发〔2017〕94号" in doc.items[1].references
+    assert doc.items[0].deadlines and "2022年6月底前" in doc.items[0].deadlines
+    assert "附件" not in doc.items[2].body and doc.attachments[0].startswith("附件")
+    assert [s.items for s in doc.sections] == [[1, 2], [3]]
+
+
+def test_units_label_closing_the_items_paragraph():
+    doc = parse_document("某某县2022年政务公开工作要点\n\n一、加强信息公开\n"
+                         "1.加强助企纾困政策公开。及时发布减税降费政策。责任单位：县发改局、县税务局\n"
+                         "2.做好重大项目信息公开。公开项目审批信息。牵头单位：县发改局；配合单位：县住建局\n", "o")
+    first, second = doc.items
+    assert first.responsible_units == ["县发改局", "县税务局"] and "责任单位" not in first.body
+    assert first.sentences == ["加强助企纾困政策公开。", "及时发布减税降费政策。"]
+    assert second.lead_units == ["县发改局"] and second.responsible_units == ["县住建局"]

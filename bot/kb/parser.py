@@ -27,11 +27,13 @@ CN_DIGITS = {"零": 0, "一": 1, "二": 2, "三": 3, "四": 4, "五": 5, "六": 
 CN_NUMERAL = r"[一二三四五六七八九十百零]+"
 
 SECTION_RE = re.compile(rf"^({CN_NUMERAL})、(.+)$")
-ITEM_RE = re.compile(rf"^[（(]\s*({CN_NUMERAL})\s*[）)]\s*(.+)$", re.S)
-ARABIC_ITEM_RE = re.compile(r"^(?:(\d{1,2})\s*[.．、](?!\d)|[（(](\d{1,2})[）)])\s*(.+)$", re.S)
+OPEN, CLOSE = "[（(【\\[〔［]", "[）)】\\]〕］]"   # （一） (一) 【一】 [一] 〔一〕 ［一］
+ITEM_RE = re.compile(rf"^{OPEN}\s*({CN_NUMERAL})\s*{CLOSE}\s*(.+)$", re.S)
+ARABIC_ITEM_RE = re.compile(rf"^(?:(\d{{1,2}})\s*[.．、）)](?!\d)|{OPEN}\s*(\d{{1,2}})\s*{CLOSE})\s*(.+)$", re.S)
 TOP_ITEM_RE = re.compile(rf"^({CN_NUMERAL})、(.+[。；].*)$", re.S)
 DOC_NUMBER_RE = re.compile(r"^\S+?[〔\[\(（【［]\s*\d{4}\s*[〕\]\)）】］]\s*第?\d+号$")
 UNIT_LINE_RE = re.compile(r"^[（(〔\[【]?\s*(?:(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)|责任人)\s*[:：]")
+INLINE_UNITS_RE = re.compile(r"(?<=[。；;])\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：][^。]+)$")
 UNIT_LABEL_RE = re.compile(r"^\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门))\s*[:：]\s*")
 ATTACHMENT_RE = re.compile(r"^附\s*件\s*\d*\s*[:：]?")
 DATE_RE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
@@ -290,6 +292,8 @@ def parse_document(text: str, doc_id: str) -> Document:
     recipients: List[str] = []
     notice_parts: List[str] = []
     title = ""
+    title_first = False    # the main title above the cover letter (portal pages, some counties)
+    header: set = set()    # paragraphs read as header fields: never preamble
     idx = 0
     # Header block: everything before the first paragraph that ends with "工作要点"
     # after the date line (the main title) or before the first section heading.
@@ -299,16 +303,25 @@ def parse_document(text: str, doc_id: str) -> Document:
             break
         if DOC_NUMBER_RE.match(p) and not doc_number:
             doc_number = p
+            header.add(p)
         elif p.startswith("关于") and not notice_title:
             notice_title = p
+            header.add(p)
         elif p.endswith("：") and not recipients:
             recipients = [r for r in re.split(r"[，,、]", p[:-1]) if r]
+            header.add(p)
         elif DATE_RE.fullmatch(p) and not date:
             date = p
+            header.add(p)
+        elif p.endswith("工作要点") and not title and not p.startswith("关于"):
+            title = p  # the main title, wherever the header puts it (first line, after the date)
+            title_first = not recipients
         elif not issuer and not doc_number and not p.endswith("。"):
             issuer = p
-        elif p.endswith("。") and recipients and not title:
-            notice_parts.append(p)  # the cover letter's text, between its addressees and the title
+            header.add(p)
+        elif p.endswith("。") and recipients and (not title or (title_first and not date)):
+            notice_parts.append(p)  # the cover letter's text, between its addressees and the title (or date)
+            header.add(p)
         elif p.endswith("工作要点") or (date and not title and len(p) < 40 and not p.endswith("。")
                                        and re.search(r"要点|计划|方案", p)):
             title = p
@@ -329,7 +342,8 @@ def parse_document(text: str, doc_id: str) -> Document:
         if p == title:
             start = j + 1
     for p in paras[start:idx]:
-        preamble_parts.append(p)
+        if p not in header:
+            preamble_parts.append(p)
 
     body_paras = paras[idx:]
     attachments: List[str] = []
@@ -353,6 +367,12 @@ def parse_document(text: str, doc_id: str) -> Document:
         text_paras = [p for p in current["paras"] if not UNIT_LINE_RE.match(p)]
         full = "\n".join(text_paras)
         body, content = _trailing_bracket(full)
+        if not content:
+            # "……政策。责任单位：县发改局、县税务局" — the units' label closing the item's last sentence
+            m = INLINE_UNITS_RE.search(body)
+            if m:
+                unit_lines.append(m.group(1))
+                body = body[:m.start(1)].rstrip()
         lead, responsible = split_units(content) if content else ([], [])
         for line in unit_lines:
             more_lead, more_resp = split_units(line.strip("（()）〔〕[]【】"))
