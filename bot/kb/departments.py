@@ -21,16 +21,44 @@ def auto_aliases(name: str) -> List[str]:
     return out
 
 
+def _prefix(name: str) -> str:
+    m = PREFIX_RE.match(name)
+    return m.group(1) if m else ""
+
+
+def aliases_for(name: str, configured: Dict[str, List[str]]) -> List[str]:
+    """The configured aliases of ``name``; for a unit of another city or county (县发改局) those
+    of the configured unit of the same kind (市发改局), their 市 prefix read as 县 (市发改委 →
+    县发改委): the alias table is written once, not per county."""
+    if name in configured:
+        return list(configured[name])
+    family = PREFIX_RE.sub("", name, count=1)
+    own = _prefix(name)
+    for other, aliases in configured.items():
+        if other != name and PREFIX_RE.sub("", other, count=1) == family and own:
+            theirs = _prefix(other)
+            out = []
+            for a in aliases:
+                if theirs and a.startswith(theirs):
+                    a = own + a[len(theirs):]
+                elif theirs and a.startswith(theirs[0]) and PREFIX_RE.match(a):
+                    a = own[0] + a[1:]    # 市网信办 → 县网信办
+                out.append(a)
+            return out
+    return []
+
+
 def build_department_index(documents: Iterable, config: dict) -> Dict[str, dict]:
     """Return {canonical: {"aliases": [...], "generic": bool, "items": [{doc,item,role}]}}."""
     configured: Dict[str, List[str]] = config.get("departments", {}) or {}
     generic = set(config.get("generic_units", []) or [])
     generic_aliases: Dict[str, List[str]] = config.get("generic_aliases", {}) or {}
     index: Dict[str, dict] = {}
+    documents = list(documents)
 
     def entry(name: str) -> dict:
         if name not in index:
-            aliases = list(configured.get(name, [])) + list(generic_aliases.get(name, []))
+            aliases = aliases_for(name, configured) + list(generic_aliases.get(name, []))
             for a in ([] if name in generic else auto_aliases(name)):
                 if a not in aliases:
                     aliases.append(a)
@@ -43,9 +71,12 @@ def build_department_index(documents: Iterable, config: dict) -> Dict[str, dict]
                 for unit in units:
                     entry(unit)["items"].append({"doc": doc.doc_id, "item": item.number, "role": role})
     # Departments named in the configuration are known even if no item names them as a unit
-    # (e.g. 市人民政府办公室 in an item body): citizens may still ask about them.
+    # (e.g. 市人民政府办公室 in an item body): citizens may still ask about them, as long as a
+    # document mentions them (another county's documents do not bring 宁乡's offices along).
+    texts = [doc.preamble + doc.notice + "".join(i.text for i in doc.items) for doc in documents]
     for name in configured:
-        entry(name)
+        if any(name in t for t in texts):
+            entry(name)
     return index
 
 

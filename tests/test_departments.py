@@ -1,0 +1,30 @@
+"""The department alias table is written once (data/kb_config/departments.yml, 宁乡's 市… names)
+and serves another county's documents (县…) with no edit."""
+import yaml
+
+from bot.kb.departments import alias_map, build_department_index, find_departments
+from bot.kb.parser import parse_document
+from tests.conftest import ROOT
+
+CONFIG = yaml.safe_load((ROOT / "data" / "kb_config" / "departments.yml").read_text(encoding="utf-8"))
+
+COUNTY = """某某县2022年政务公开工作要点
+
+一、加强信息公开
+1.做好重大项目信息公开。公开项目审批信息。牵头单位：县发改局；配合单位：县委网信办、县税务局
+"""
+
+
+def test_another_countys_units_inherit_the_aliases_of_the_same_kind_of_unit():
+    index = build_department_index([parse_document(COUNTY, "county")], CONFIG)
+    assert "发改委" in index["县发改局"]["aliases"] and "县发展和改革局" in index["县发改局"]["aliases"]
+    assert "县网信办" in index["县委网信办"]["aliases"] and "市网信办" not in index["县委网信办"]["aliases"]
+    assert index["县税务局"]["aliases"] == ["税务局"]           # not configured: prefix stripped only
+    assert find_departments("县发改委负责什么", index) == ["县发改局"]
+    assert find_departments("发展和改革局有哪些任务", index) == ["县发改局"]
+
+
+def test_configured_units_no_document_mentions_are_not_listed():
+    index = build_department_index([parse_document(COUNTY, "county")], CONFIG)
+    assert not [name for name in index if name.startswith("市")]
+    assert alias_map(index)["发改局"] == "县发改局"
