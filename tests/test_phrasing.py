@@ -372,3 +372,15 @@ def test_can_questions_naming_a_document_subject_are_not_about_the_assistant(tex
 @pytest.mark.parametrize("text, confidence", [("可以帮我做什么", 0.7), ("你能查计划吗", 0.7), ("能查什么", 0.97)])
 def test_questions_to_the_assistant_stay_about_the_assistant(text, confidence):
     assert _arbitrated(text, "ask_capabilities", confidence)["name"] == "ask_capabilities"
+
+
+# ------------------------------------ "which body" asked about a detail the item's text names
+def test_which_body_for_a_detail_answers_with_the_sentence_naming_it(env):
+    reply = ask(env, "文件库是在哪个单位统一部署下建设的", intent="ask_responsible")
+    assert reply.kind == "answer" and "长沙市数据资源管理局" in reply.texts[0]
+    assert "牵头" in reply.texts[0]            # the item's units are still named
+
+
+def test_which_department_of_an_item_stays_the_units_sentence(env):
+    reply = ask(env, "财政预决算公开由哪个部门负责", intent="ask_responsible")
+    assert reply.kind == "answer" and reply.texts[0].startswith("“做好财政信息公开”")

@@ -37,6 +37,10 @@ DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|�
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
+# a public body named in a sentence: 长沙市数据资源管理局, 省政府办公厅, 市委网信办
+BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
+                          r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
+BOOK_TITLE_RE = re.compile(r"《[^《》]*》")
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
 FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
@@ -310,6 +314,9 @@ class Answerer:
                 first = f"“{item.title}”这项工作由{lead}牵头" + (f"，{resp}按职责分工负责。" if resp else "。")
             else:
                 first = f"“{item.title}”这项工作未指定牵头单位，由{resp}按职责分工负责。"
+            detail = self._sentence_naming_another_body(doc_id, item, q, hits)
+            if detail and len(detail) + len(first) < MAX_ANSWER_CHARS:
+                first = f"{detail}\n{first}"  # "要听哪个上级部门的统一部署": the sentence says it
             texts = [first[:MAX_ANSWER_CHARS], source_line(doc, item)]
         elif mode == "deadline":
             timed = [s for s in item.sentences if any(d in s for d in item.deadlines)]
@@ -330,6 +337,27 @@ class Answerer:
         texts.append(FULL_TEXT_HINT)
         # the card (widget) shows the source, units and the way to the full text itself
         return Reply("answer", texts, cites, depts, slots=slots, card_texts=texts[1:])
+
+    def _sentence_naming_another_body(self, doc_id: str, item, q: Query, hits: Sequence[Hit]) -> str:
+        """The item's sentence that answers a "which body" question about a detail of the item
+        when that sentence names a body other than the item's units ("在长沙市数据资源管理局统一
+        部署下完善……智能咨询功能"): the question's own words beyond the item's heading must be in it."""
+        hit = next((h for h in hits if h.doc == doc_id and h.item == item.number), None) or \
+            Hit(doc_id, item.number, 0.0, 0.0)
+        best = self.index.best_sentences(hit, q.scoring or q.text, q.tokens, limit=MAX_ANSWER_CHARS, max_sentences=1)
+        if not best:
+            return ""
+        sentence = best[0]
+        units = set(item.lead_units) | set(item.responsible_units)
+        bodies = [b for b in BODY_NAME_RE.findall(BOOK_TITLE_RE.sub("", sentence))
+                  if not any(b in u or u in b for u in units)]
+        if not bodies:
+            return ""
+        title_words = next((self.index.title_sets[k] for k, it in enumerate(self.index.items)
+                            if it["doc"] == doc_id and it["item"] == item.number), set())
+        detail_words = [w for w in content_words(q.tokens) if len(w) >= 2 and w not in title_words
+                        and w not in ("部门", "单位", "哪个", "哪些", "负责", "牵头") and w in sentence]
+        return sentence if detail_words else ""
 
     def department_duties(self, department: str, q: Query) -> Reply:
         data = self.kb.departments.get(department)
