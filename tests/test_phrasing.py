@@ -384,3 +384,18 @@ def test_which_body_for_a_detail_answers_with_the_sentence_naming_it(env):
 def test_which_department_of_an_item_stays_the_units_sentence(env):
     reply = ask(env, "财政预决算公开由哪个部门负责", intent="ask_responsible")
     assert reply.kind == "answer" and reply.texts[0].startswith("“做好财政信息公开”")
+
+
+@pytest.mark.parametrize("text, department", [
+    ("Which tasks does the cyberspace office have?", "市委网信办"),        # 市委 is not in the English name
+    ("What is the optimization office in charge of?", "市优化办"),         # 办 glossed "handle": still an office
+])
+def test_english_names_without_the_place_and_with_a_body_character(env, text, department):
+    answerer, _ = env
+    assert answerer.index.departments_in_english(text) == [department]
+
+
+@pytest.mark.parametrize("text", ["What does the office do?", "What does the administration do?", "What does China do?"])
+def test_an_english_body_word_alone_names_no_department(env, text):
+    answerer, _ = env
+    assert answerer.index.departments_in_english(text) == []

@@ -97,6 +97,10 @@ def build_english_map(vocabulary: Iterable[str], path: Optional[Path] = None) ->
 
 
 UNIT_PREFIX_CHARS = set("市县区省委和及的")
+# the place a unit belongs to is not part of what it is called in English ("Cyberspace Affairs Office")
+UNIT_PREFIX_RE = re.compile(r"^(?:市委|县委|区委|市|县|区)(?=[\u4e00-\u9fff]{2,})")
+# a name ending in one of these names a kind of public body, whatever CC-CEDICT glosses the character
+BODY_SUFFIXES = ("办公室", "委员会", "中心", "局", "办", "委", "厅")
 # what kind of public body a name ends in; CC-CEDICT glosses 局 "office", citizens write "bureau"
 BODY_WORDS = {"bureau", "office", "department", "administration", "commission", "committee", "center",
               "centre", "agency", "authority"}
@@ -136,6 +140,7 @@ def build_department_glosses(forms: Dict[str, List[str]], path: Optional[Path] =
     for dept, names in forms.items():
         parsed = []
         for name in names:
+            name = UNIT_PREFIX_RE.sub("", name, count=1) if len(name) > 3 else name  # 市委网信办: 网信办
             parts: List[List[str]] = []
             i = 0
             while i < len(name):
@@ -149,6 +154,10 @@ def build_department_glosses(forms: Dict[str, List[str]], path: Optional[Path] =
                     if name[i] not in UNIT_PREFIX_CHARS:
                         parts.append([])
                     i += 1
+            if len(parts) == 1 and len(name) >= 3 and name.endswith(BODY_SUFFIXES):
+                parts = [[w for w in parts[0] if w not in BODY_WORDS], sorted(BODY_WORDS)]  # 网信办: "Cyberspace … Office"
+            elif parts and name.endswith(BODY_SUFFIXES):
+                parts[-1] = sorted(set(parts[-1]) | BODY_WORDS)  # 办 "handle" is the 优化办's "office"
             if len(parts) >= 2:
                 parsed.append(parts)
         if parsed:
