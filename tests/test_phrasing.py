@@ -399,3 +399,12 @@ def test_english_names_without_the_place_and_with_a_body_character(env, text, de
 def test_an_english_body_word_alone_names_no_department(env, text):
     answerer, _ = env
     assert answerer.index.departments_in_english(text) == []
+
+
+def test_english_word_forms_meet_their_dictionary_form():
+    from bot.retrieval.english import lemma
+
+    for asked, gloss in [("disclosed", "disclose"), ("phones", "phone"), ("websites", "website"),
+                         ("released", "release"), ("policies", "policy"), ("processing", "process")]:
+        assert lemma(asked) == lemma(gloss), (asked, gloss)
+    assert lemma("business") != lemma("busy") and lemma("status") == "status"

@@ -33,11 +33,19 @@ ENGLISH_STOP = set("""a an the of to in on at for by with about from and or as i
 
 
 def lemma(word: str) -> str:
-    """A rough English lemma: enough to meet a dictionary gloss ("published" → "publish")."""
+    """A rough English lemma, the same for a question's word and a dictionary gloss's
+    ("published" → "publish"; "disclosed" and "disclose" → "disclos"; "phones" → "phon")."""
     w = word.lower()
     for suffix, repl in (("ies", "y"), ("ied", "y"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
         if len(w) > len(suffix) + 3 and w.endswith(suffix):
-            return w[: -len(suffix)] + repl
+            if suffix == "s" and w.endswith(("ss", "us", "is")):
+                break                       # process, status, analysis: no plural s
+            if suffix == "es" and not w[:-2].endswith(("s", "x", "z", "ch", "sh")):
+                suffix, repl = "s", ""      # rules, websites, phones: only the plural s
+            w = w[: -len(suffix)] + repl
+            break
+    if len(w) > 4 and w.endswith("e") and not w.endswith("ee"):
+        w = w[:-1]                          # disclose ~ disclosed, release ~ released
     return w
 
 
@@ -102,8 +110,8 @@ UNIT_PREFIX_RE = re.compile(r"^(?:市委|县委|区委|市|县|区)(?=[\u4e00-\u
 # a name ending in one of these names a kind of public body, whatever CC-CEDICT glosses the character
 BODY_SUFFIXES = ("办公室", "委员会", "中心", "局", "办", "委", "厅")
 # what kind of public body a name ends in; CC-CEDICT glosses 局 "office", citizens write "bureau"
-BODY_WORDS = {"bureau", "office", "department", "administration", "commission", "committee", "center",
-              "centre", "agency", "authority"}
+BODY_WORDS = {lemma(w) for w in {"bureau", "office", "department", "administration", "commission", "committee", "center",
+              "centre", "agency", "authority"}}
 
 
 def _same_word(a: str, b: str) -> bool:
