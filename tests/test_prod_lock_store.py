@@ -81,3 +81,62 @@ def test_lock_lets_one_message_through_at_a_time_in_ticket_order(prefix):
     assert max_inside[0] == 1
     assert entered == list(range(12))
     assert stores[0].get_lock(conversation) is None
+
+
+def _hold_forever(prefix, conversation, ready):
+    async def main():
+        async with make_store(prefix).lock(conversation):
+            ready.set()
+            await asyncio.sleep(3600)
+
+    asyncio.run(main())
+
+
+def test_tickets_are_leases_renewed_while_held_and_lapsing_when_the_server_dies(prefix, monkeypatch):
+    """A lock held longer than its lease stays held (renewed); a server killed while holding it
+    blocks the conversation for one lease (here 1.5 s), not Rasa's 60 s lifetime."""
+    import signal
+    import time
+
+    monkeypatch.setenv("ZWZX_LOCK_LEASE_SECONDS", "1.5")
+    conversation = "c-" + uuid.uuid4().hex[:6]
+    a, b = make_store(prefix), make_store(prefix)
+    order = []
+
+    async def long_holder():
+        async with a.lock(conversation):
+            order.append("a in")
+            await asyncio.sleep(4.0)  # > 2 leases
+            order.append("a out")
+
+    async def waiter():
+        await asyncio.sleep(0.2)
+        async with b.lock(conversation):
+            order.append("b in")
+
+    async def main():
+        await asyncio.gather(long_holder(), waiter())
+
+    asyncio.run(main())
+    assert order == ["a in", "a out", "b in"]
+
+    ctx = multiprocessing.get_context("fork")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_hold_forever, args=(prefix, conversation, ready))
+    proc.start()
+    try:
+        assert ready.wait(10)
+        time.sleep(2.0)  # renewed past its first lease
+        assert a.get_lock(conversation) is not None
+        os.kill(proc.pid, signal.SIGKILL)                     # the server dies holding the lock
+        killed = time.time()
+
+        async def next_message():
+            async with b.lock(conversation):
+                return time.time() - killed
+
+        waited = asyncio.run(next_message())
+    finally:
+        proc.kill()
+        proc.join(5)
+    assert waited < 1.5 + 1.0, waited                         # one lease (+ polling), not 60 s

@@ -14,6 +14,13 @@ It also checks the queue every ``ZWZX_LOCK_POLL_SECONDS`` (default 0.05 s) inste
 1 s, so a message that waits behind another of the same conversation is not delayed by up
 to a second.
 
+Tickets are leases: issued for ``ZWZX_LOCK_LEASE_SECONDS`` (default 8 s) and renewed every
+quarter of that by the server holding or waiting with them, for at most Rasa's lock lifetime
+(``TICKET_LOCK_LIFETIME``, 60 s) in all. A server that is killed stops renewing, so the next
+message of a conversation it was answering waits at most one lease (8 s) instead of the whole
+lifetime (60 s) before another server takes the conversation. ``ZWZX_LOCK_LEASE_SECONDS=0``
+turns renewal off (Rasa's fixed lifetime).
+
 endpoints.prod.yml::
 
     lock_store:
@@ -26,6 +33,7 @@ endpoints.prod.yml::
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -43,6 +51,14 @@ logger = logging.getLogger(__name__)
 KEY_TTL_MARGIN_SECONDS = 5.0
 REDIS_KWARGS = ("port", "db", "username", "password", "use_ssl", "ssl_certfile", "ssl_keyfile",
                 "ssl_ca_certs", "key_prefix", "socket_timeout")
+
+
+def lease_seconds() -> float:
+    try:
+        value = float(os.environ.get("ZWZX_LOCK_LEASE_SECONDS", "8"))
+    except ValueError:
+        return 8.0
+    return 0.0 if value <= 0 else max(1.0, value)
 
 
 def poll_seconds() -> float:
@@ -99,6 +115,29 @@ class AtomicRedisLockStore(RedisLockStore):
 
         return self._atomic(conversation_id, mutate)
 
+    def extend_ticket(self, conversation_id: Text, ticket_number: int, seconds: float) -> bool:
+        """Move a ticket's expiry to now + seconds; False when it is gone (expired)."""
+        def mutate(lock: Optional[TicketLock]) -> Tuple[bool, Optional[TicketLock]]:
+            for t in (lock.tickets if lock is not None else []):
+                if t.number == ticket_number:
+                    t.expires = time.time() + seconds
+                    return True, lock
+            return False, lock
+
+        return self._atomic(conversation_id, mutate)
+
+    async def _renew(self, conversation_id: Text, ticket: int, lease: float, lifetime: float) -> None:
+        deadline = time.time() + max(0.0, lifetime - lease)
+        try:
+            while time.time() < deadline:
+                await asyncio.sleep(lease / 4)
+                if not self.extend_ticket(conversation_id, ticket, min(lease, deadline + lease - time.time())):
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 — the ticket then expires with its lease
+            logger.warning("could not renew lock ticket %s of %s", ticket, conversation_id)
+
     def update_lock(self, conversation_id: Text) -> None:
         def mutate(lock: Optional[TicketLock]) -> Tuple[None, Optional[TicketLock]]:
             if lock is not None:
@@ -130,10 +169,15 @@ class AtomicRedisLockStore(RedisLockStore):
     async def lock(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME,
                    wait_time_in_seconds: Optional[float] = None) -> AsyncGenerator[TicketLock, None]:
         wait = poll_seconds() if wait_time_in_seconds in (None, 1) else wait_time_in_seconds
-        ticket = self.issue_ticket(conversation_id, lock_lifetime)
+        lease = lease_seconds()
+        ticket = self.issue_ticket(conversation_id, min(lease, lock_lifetime) if lease else lock_lifetime)
+        renew = asyncio.ensure_future(self._renew(conversation_id, ticket, lease, lock_lifetime)) \
+            if lease and lease < lock_lifetime else None
         try:
             yield await self._acquire_lock(conversation_id, ticket, wait)
         finally:
+            if renew is not None:
+                renew.cancel()
             try:
                 self.cleanup(conversation_id, ticket)
             except LockError:
