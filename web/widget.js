@@ -125,6 +125,24 @@
   var socket = null;
   var everConnected = false;
   var dropped = false;
+  // The message sent last whose turn_done has not come yet. Every message carries an id of its
+  // own; after a reconnect (e.g. the server holding the socket died mid-turn) it is sent again
+  // with the same id, and the server answers it once (bot/ops/idempotency.py).
+  var pending = null;
+  var pendingResent = false;
+
+  function newMessageId() {
+    var hex = '';
+    try {
+      var bytes = new Uint8Array(16);
+      window.crypto.getRandomValues(bytes);
+      for (var i = 0; i < bytes.length; i++) { hex += (bytes[i] < 16 ? '0' : '') + bytes[i].toString(16); }
+      return hex;
+    } catch (e) {
+      for (var j = 0; j < 32; j++) { hex += Math.floor(Math.random() * 16).toString(16); }
+      return hex;
+    }
+  }
   var typingTimer = null;
   var currentBotTurn = null;   // the bot block that receives the rest of this turn
   var lastFeedbackBar = null;
@@ -444,7 +462,10 @@
     if (!socket) { addSystem('正在连接咨询服务，请稍候再试。'); return false; }
     if (!opts.hidden) { addUser(display || message); }
     if (!socket.connected) { addSystem('当前连接已断开，消息将在重新连接后发送。'); }
-    socket.emit('user_uttered', { message: message, session_id: sessionId, session_token: sessionToken, metadata: metadata });
+    pending = { message: message, session_id: sessionId, session_token: sessionToken, metadata: metadata,
+      message_id: newMessageId() };
+    pendingResent = false;
+    socket.emit('user_uttered', pending);
     showTyping();
     return true;
   }
@@ -521,8 +542,16 @@
         reconnectBtn.hidden = true;
         statusBar.classList.add('zw-status--ok');
         setTimeout(function () { if (socket.connected) { hideStatus(); } }, 2500);
-        // catch up on anything said while the connection was down
-        loadHistory();
+        if (pending) {
+          // the last message got no turn_done: send it again (same id: answered once); its
+          // turn_done redraws the conversation from the history
+          pendingResent = true;
+          socket.emit('user_uttered', pending);
+          showTyping();
+        } else {
+          // catch up on anything said while the connection was down
+          loadHistory();
+        }
       } else {
         hideStatus();
       }
@@ -571,7 +600,17 @@
         addBot(msg);
       }
     });
-    socket.on('turn_done', function () { hideTyping(); currentBotTurn = null; });
+    socket.on('turn_done', function (d) {
+      hideTyping();
+      currentBotTurn = null;
+      var id = d && typeof d === 'object' ? d.message_id : null;
+      if (pending && (!id || id === pending.message_id)) {
+        var resent = pendingResent || (d && d.replayed);
+        pending = null;
+        pendingResent = false;
+        if (resent) { loadHistory(); }
+      }
+    });
     socket.on('widget_error', function (e) {
       hideTyping();
       addSystem(e && e.text ? String(e.text) : '消息发送失败，请稍后再试。');

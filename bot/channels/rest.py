@@ -12,6 +12,12 @@ read from the tracker store, so nothing is lost if the client is offline for a w
 Enabled in credentials.yml as `bot.channels.rest.RestInput:` (replaces `rest:`); name() is
 still "rest", so the URLs stay the same. Malformed requests get a 400 JSON error in Chinese
 instead of Rasa's 500.
+
+Retries: a client may give a message its own id, ``{"sender", "message", "message_id": "<uuid>"}``
+(8–64 characters ``A–Z a–z 0–9 _ - . :``). Sending it again with the same id — after a 502/503, a
+timeout or a dropped connection — never processes it twice: the reply of the first attempt comes
+back (header ``X-Zwzx-Replayed: 1``), or the retry waits for the attempt still being answered, on
+any server (bot/ops/idempotency.py). Without a message_id every request is a new message.
 """
 from __future__ import annotations
 
@@ -33,9 +39,12 @@ from rasa.core.channels.rest import RestInput as RasaRestInput
 
 from bot.handoff import delivery, takeover
 from bot.handoff.conversation import outbox
-from bot.ops import limits
+from bot.ops import idempotency, limits
 
 logger = logging.getLogger(__name__)
+
+
+BUSY_RETRY_TEXT = "您的这条消息仍在处理中，请稍后用同一 message_id 重新发送。"
 
 
 def error(status: int, message: str) -> HTTPResponse:
@@ -61,28 +70,51 @@ class RestInput(RasaRestInput):
             takeover.configure(db_url)
         takeover.install()
         delivery.register(self.name(), deliver_to_outbox)
+        self.message_ids = idempotency.MessageIds(self.name())
 
     async def _handle(self, request: Request, on_new_message: Callable[[UserMessage], Awaitable[None]],
                       sender_id: str, text: str, input_channel: str,
-                      metadata: Optional[Dict[str, Any]]) -> Union[ResponseStream, HTTPResponse]:
-        if limits.is_too_long(text):
-            collector = CollectingOutputChannel()
-            await limits.refuse_too_long(getattr(request.app.ctx, "agent", None), sender_id, text,
-                                         collector, input_channel, metadata)
+                      metadata: Optional[Dict[str, Any]],
+                      message_id: Optional[str] = None) -> Union[ResponseStream, HTTPResponse]:
+        if message_id is None and rasa.utils.endpoints.bool_arg(request, "stream", default=False):
+            if not limits.is_too_long(text):
+                return response.stream(
+                    self.stream_response(on_new_message, text, sender_id, input_channel, metadata),
+                    content_type="text/event-stream")
+        agent = getattr(request.app.ctx, "agent", None)
+        collector = CollectingOutputChannel()
+
+        async def process() -> Optional[list]:
+            if limits.is_too_long(text):
+                await limits.refuse_too_long(agent, sender_id, text, collector, input_channel, metadata)
+                return collector.messages
+            try:
+                await on_new_message(UserMessage(text, collector, sender_id, input_channel=input_channel,
+                                                 metadata=metadata, message_id=message_id))
+            except CancelledError:
+                logger.error("rest message timed out: %s", copy.deepcopy(text)[:100])
+                return None
+            except Exception:
+                logger.exception("rest message failed: %s", copy.deepcopy(text)[:100])
+                return None
+            from bot.ops.rasa_app import message_failed
+
+            return None if message_failed() else collector.messages
+
+        if message_id is None:
+            await process()
             return response.json(collector.messages)
 
-        if rasa.utils.endpoints.bool_arg(request, "stream", default=False):
-            return response.stream(
-                self.stream_response(on_new_message, text, sender_id, input_channel, metadata),
-                content_type="text/event-stream")
-        collector = CollectingOutputChannel()
-        try:
-            await on_new_message(UserMessage(text, collector, sender_id,
-                                             input_channel=input_channel, metadata=metadata))
-        except CancelledError:
-            logger.error("rest message timed out: %s", copy.deepcopy(text)[:100])
-        except Exception:
-            logger.exception("rest message failed: %s", copy.deepcopy(text)[:100])
+        async def stored() -> Optional[list]:
+            return await idempotency.stored_reply(getattr(agent, "tracker_store", None), sender_id, message_id,
+                                                  CollectingOutputChannel, lambda out: out.messages)
+
+        outcome = await self.message_ids.handle(sender_id, message_id, process, stored)
+        if outcome.status == "busy":
+            return limits.json_error(503, BUSY_RETRY_TEXT, {"Retry-After": "2"})
+        if outcome.status == "replayed":
+            return response.json(outcome.messages, headers={"X-Zwzx-Replayed": "1"})
+        # processed, or failed (the production profile turns a failure into 503: bot/ops/rasa_app.py)
         return response.json(collector.messages)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
@@ -120,6 +152,9 @@ class RestInput(RasaRestInput):
             input_channel = body.get("input_channel") or self.name()
             if not isinstance(input_channel, str):
                 return error(400, "input_channel 必须是字符串")
+            message_id = body.get("message_id")
+            if message_id is not None and not idempotency.valid(message_id):
+                return error(400, idempotency.INVALID_TEXT)
 
             # bounded work before any NLU: per-sender rate limit, messages of this conversation
             # already in flight, then the message length
@@ -131,7 +166,8 @@ class RestInput(RasaRestInput):
             if not limits.enter_conversation(self.name(), sender_id, client):
                 return limits.json_error(429, limits.BUSY_CONVERSATION_TEXT, {"Retry-After": "1"})
             try:
-                return await self._handle(request, on_new_message, sender_id, text, input_channel, metadata)
+                return await self._handle(request, on_new_message, sender_id, text, input_channel, metadata,
+                                          message_id)
             finally:
                 limits.leave_conversation(self.name(), sender_id)
 

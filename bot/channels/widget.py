@@ -36,6 +36,13 @@ messages during a handoff as ``{"text", "metadata": {"from": "staff", "staff": <
 channel, so that rasa-webchat (which classifies a message by its exact top-level keys) shows
 the text and the quick replies too.
 
+A ``user_uttered`` may carry the client's own ``message_id`` (8–64 characters ``A–Z a–z 0–9 _ - . :``):
+the widget gives every message one and, after a reconnect, sends a message again whose
+``turn_done`` it never got (its server died mid-turn). A message id is processed once on any
+server (bot/ops/idempotency.py): sent again, the socket gets the recorded reply and
+``turn_done`` ``{"message_id", "replayed": true}``; ``turn_done`` and ``widget_error`` of a
+message with an id carry that id.
+
 A user message shows as what the server decides (bot.user_display), not as the client's
 ``metadata.display``; every ``user_uttered`` ends with the bot's replies then ``turn_done``, or
 ``widget_error`` then ``turn_done``, also for frames above engine.io's limit.
@@ -62,7 +69,7 @@ from socketio import AsyncServer
 
 from bot.ops.widget_session import SessionSigner
 from bot.user_display import MAX_TITLE, OfferedButtons
-from bot.ops import limits
+from bot.ops import idempotency, limits
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ STATIC_TYPES = {
 # Keys of the answer card the widget may see (the card is built by bot.answering.cards).
 CARD_KEYS = ("kind", "citations", "departments", "candidates", "ticket")
 CHANNEL_NAME = "widget"
+BUSY_TEXT = "抱歉，系统暂时无法处理您的消息，请稍后再试，或拨打12345政务服务便民热线。"
 STAFF_LABEL = "工作人员"
 # A frame above the engine.io limit reaches the socket.io layer as this event instead (see
 # _WidgetEngineServer); the channel answers it with widget_error (+ turn_done).
@@ -309,6 +317,24 @@ class WidgetOutput(OutputChannel):
         await self._emit(recipient_id, {"text": str(attachment)})
 
 
+class RecordingWidgetOutput(WidgetOutput):
+    """WidgetOutput that also records every payload (emitting it too unless ``emit`` is False):
+    the reply of a message is kept for a client that sends the same message_id again
+    (bot/ops/idempotency.py), and re-rendered from a stored turn the same way."""
+
+    def __init__(self, sio: Optional[AsyncServer], bot_message_evt: Text, namespace: Optional[Text] = None,
+                 emit: bool = True):
+        super().__init__(sio, bot_message_evt, namespace)
+        self.emit = emit
+        self.payloads: List[Dict[Text, Any]] = []
+
+    async def _emit(self, recipient_id: Text, payload: Dict[Text, Any]) -> None:
+        payload.setdefault("metadata", {}).setdefault("timestamp", time.time())
+        self.payloads.append(payload)
+        if self.emit:
+            await self.sio.emit(self.bot_message_evt, payload, room=recipient_id, namespace=self.namespace)
+
+
 def turns_from_events(events: Iterable[Dict[Text, Any]], limit: int = 300) -> List[Dict[Text, Any]]:
     """The citizen-visible part of a tracker: user, bot and staff turns plus feedback."""
     turns: List[Dict[Text, Any]] = []
@@ -404,6 +430,7 @@ class WidgetInput(SocketIOInput):
         self.max_message_length = max_message_length
         self.web_dir = Path(web_dir).resolve() if web_dir else WEB_DIR.resolve()
         self._signer: Optional[SessionSigner] = None
+        self.message_ids = idempotency.MessageIds(CHANNEL_NAME)
 
     @property
     def signer(self) -> SessionSigner:
@@ -728,16 +755,70 @@ class WidgetInput(SocketIOInput):
                 return
             if display != text:
                 metadata["display"] = display  # server-derived; the tracker keeps the real text
-            output = WidgetOutput(sio, self.bot_message_evt, ns)
-            message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata)
+            message_id = data.get("message_id")
+            if message_id is not None and not idempotency.valid(message_id):
+                await refuse(sid, "消息编号（message_id）格式不正确，请刷新页面后重试。")
+                return
+            if message_id is None:
+                output = WidgetOutput(sio, self.bot_message_evt, ns)
+                message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata)
+                try:
+                    await on_new_message(message)
+                except Exception:
+                    logger.exception("处理网页组件消息失败")
+                    await sio.emit("widget_error", {"text": BUSY_TEXT}, room=sid, namespace=ns)
+                finally:
+                    await sio.emit("turn_done", {"timestamp": time.time()}, room=session_id, namespace=ns)
+                return
+            await self._handle_with_id(sid, session_id, text, metadata, message_id, on_new_message)
+
+        return bp
+
+    async def _handle_with_id(self, sid: Text, session_id: Text, text: Text, metadata: Dict[Text, Any],
+                              message_id: Text, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """A message with the client's own id: processed once however often it is sent (a widget
+        re-sends a message whose turn_done it never got, e.g. after its server died). A message
+        sent again gets the recorded reply, on this socket only, then turn_done with replayed."""
+        sio, ns = self.sio, self.namespace
+        output = RecordingWidgetOutput(sio, self.bot_message_evt, ns)
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+
+        async def process() -> Optional[List[Dict[Text, Any]]]:
+            message = UserMessage(text, output, session_id, input_channel=self.name(), metadata=metadata,
+                                  message_id=message_id)
             try:
                 await on_new_message(message)
             except Exception:
                 logger.exception("处理网页组件消息失败")
-                await sio.emit("widget_error", {
-                    "text": "抱歉，系统暂时无法处理您的消息，请稍后再试，或拨打12345政务服务便民热线。"},
-                    room=sid, namespace=ns)
-            finally:
-                await sio.emit("turn_done", {"timestamp": time.time()}, room=session_id, namespace=ns)
+                return None
+            from bot.ops.rasa_app import message_failed
 
-        return bp
+            return None if message_failed() else output.payloads
+
+        async def stored() -> Optional[List[Dict[Text, Any]]]:
+            return await idempotency.stored_reply(
+                getattr(agent, "tracker_store", None), session_id, message_id,
+                lambda: RecordingWidgetOutput(sio, self.bot_message_evt, ns, emit=False), lambda o: o.payloads)
+
+        try:
+            outcome = await self.message_ids.handle(session_id, message_id, process, stored)
+        except Exception:
+            logger.exception("处理网页组件消息失败")
+            outcome = idempotency.Outcome("failed")
+        if outcome.status == "processed":
+            await sio.emit("turn_done", {"timestamp": time.time(), "message_id": message_id},
+                           room=session_id, namespace=ns)
+        elif outcome.status == "replayed":
+            for payload in outcome.messages:
+                await sio.emit(self.bot_message_evt, payload, room=sid, namespace=ns)
+            await sio.emit("turn_done", {"timestamp": time.time(), "message_id": message_id, "replayed": True},
+                           room=sid, namespace=ns)
+        elif outcome.status == "busy":
+            await sio.emit("widget_error", {"text": "您的上一条消息还在处理中，请稍候。", "message_id": message_id},
+                           room=sid, namespace=ns)
+            await sio.emit("turn_done", {"timestamp": time.time(), "error": True, "message_id": message_id},
+                           room=sid, namespace=ns)
+        else:
+            await sio.emit("widget_error", {"text": BUSY_TEXT, "message_id": message_id}, room=sid, namespace=ns)
+            await sio.emit("turn_done", {"timestamp": time.time(), "error": True, "message_id": message_id},
+                           room=session_id, namespace=ns)

@@ -116,6 +116,11 @@ def harden_agent(agent: Any) -> None:
     agent._zwzx_hardened = True
 
 
+def message_failed() -> bool:
+    """True when the message being handled in this request failed inside Rasa (see harden_agent)."""
+    return bool(_FAILURES.get())
+
+
 def _record(failure: str) -> None:
     holder = _FAILURES.get()
     if holder is not None:
