@@ -29,6 +29,7 @@ an unset variable means "empty" instead of a start-up error):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import os
@@ -61,6 +62,9 @@ logger = logging.getLogger(__name__)
 
 CHANNEL_NAME = "wechat"
 SENDER_PREFIX = "wechat:"
+# The message being processed in this task: its id for the tracker ("wx-<MsgId>") and whether this
+# server took it over from one that died (then a turn already stored is answered from the tracker).
+_TURN: contextvars.ContextVar[Dict[str, Any]] = contextvars.ContextVar("zwzx_wechat_turn", default={})
 DEFAULT_API_BASE = "https://api.weixin.qq.com"
 
 MSG_PROMPT_TYPE = "您好，目前仅支持文字咨询。请您直接输入想咨询的问题，例如：“财政预决算信息会公开吗？”"
@@ -325,10 +329,11 @@ class WeChatEndpoint:
         raw = getattr(msg, "_data", {}) or {}
         return f"evt:{msg.source}:{raw.get('CreateTime')}:{raw.get('Event', '')}:{raw.get('EventKey', '')}"
 
-    async def _answer(self, key: str, claim: str, msg) -> Optional[str]:
-        """The first request of a message (this server claimed it): process it, and decide how
-        the answer goes out — in this HTTP reply (returned XML), or via the API (None)."""
-        task = asyncio.ensure_future(self._process(msg))
+    async def _answer(self, key: str, claim: str, msg, taken_over: bool = False) -> Optional[str]:
+        """The first request of a message (this server claimed it, or took it over from a server
+        that died): process it, and decide how the answer goes out — in this HTTP reply
+        (returned XML), or via the API (None)."""
+        task = asyncio.ensure_future(self._process(msg, taken_over))
         self._spawn(self._keep_claim_alive(claim, task))
         try:
             try:
@@ -367,18 +372,25 @@ class WeChatEndpoint:
             logger.exception("WeChat: could not renew the claim of a message being answered")
 
     async def _await_outcome(self, key: str, value: str, msg) -> Optional[str]:
-        """A retry (or replay) of a message claimed before, maybe on another server: wait up to
-        the passive deadline for its outcome; the same passive reply, else "success" (None)."""
+        """A retry (or replay) of a message claimed before, maybe on another server: wait for its
+        outcome; the same passive reply, else "success" (None).
+
+        While the claiming server is alive, its own passive deadline decides (passive reply or
+        API) within `passive_reply_seconds` of its start, so this waits for that decision rather
+        than deciding for it: a server that was killed cannot send an answer someone else
+        promised in its name. Its lease lapses `lease` seconds after it died; then this request
+        (or, if WeChat hung up meanwhile, its next retry) takes the message over."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.config.passive_reply_seconds
+        deadline = loop.time() + self.config.passive_reply_seconds + 2 * self.claims.lease
         while value is not None and value.startswith(PROCESSING):
             if not await self.claims.owner_alive(value):
                 taken = await self.claims.take_over(key, value)
                 if taken:
                     logger.warning("WeChat message %s: the server answering it is gone; answering here", key)
-                    return await self._answer(key, taken, msg)
+                    return await self._answer(key, taken, msg, taken_over=True)
             elif loop.time() >= deadline:
-                # too late for a passive reply: the owner sends the answer through the API
+                # alive but undecided for this long (should not happen): the owner answers via the API
+                logger.warning("WeChat message %s: still undecided by a live server; answering success", key)
                 if await self.claims.decide(key, value, API):
                     return None
             else:
@@ -411,8 +423,9 @@ class WeChatEndpoint:
         return Reply(200, xml, content_type="application/xml; charset=utf-8")
 
     # ---------------------------------------------------------------- processing
-    async def _process(self, msg) -> List[str]:
+    async def _process(self, msg, taken_over: bool = False) -> List[str]:
         """Everything a message leads to, as the list of texts to send (never raises)."""
+        _TURN.set({"message_id": f"wx-{msg.id}" if getattr(msg, "id", None) else None, "taken_over": taken_over})
         try:
             return await self._process_inner(msg)
         except Exception:
@@ -471,7 +484,10 @@ class WeChatEndpoint:
         return await self._ask(openid, text, kind)
 
     async def _ask(self, openid: str, text: str, kind: str) -> List[str]:
-        metadata = {"wechat": {"openid": openid, "msg_type": kind}}
+        metadata: Dict[str, Any] = {"wechat": {"openid": openid, "msg_type": kind}}
+        turn = _TURN.get()
+        if turn.get("message_id"):
+            metadata["_zwzx"] = dict(turn)  # taken off again by ask_bot (WeChatInput); not stored
         messages = await self.ask_bot(SENDER_PREFIX + openid, text, metadata)
         rendered = render_messages(messages)
         self._db(self.users.set_choices, openid, rendered.choices)
@@ -546,18 +562,30 @@ class WeChatInput(InputChannel):
     def make_endpoint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> WeChatEndpoint:
         async def ask_bot(sender_id: str, text: str, metadata: Dict[str, Any]) -> List[Dict[str, Any]]:
             collector = CollectingOutputChannel()
+            turn = metadata.pop("_zwzx", None) or {}
+            message_id = turn.get("message_id")
+            app = getattr(getattr(getattr(self, "_bp", None), "ctx", None), "zwzx_app", None)
+            agent = getattr(getattr(app, "ctx", None), "agent", None)
+            if turn.get("taken_over") and message_id:
+                # the server that died may have stored this turn already: its answer, not a second turn
+                from bot.ops.idempotency import stored_reply
+
+                stored = await stored_reply(getattr(agent, "tracker_store", None), sender_id, message_id,
+                                            CollectingOutputChannel, lambda out: out.messages)
+                if stored is not None:
+                    logger.warning("WeChat message %s was stored by the server that died: answering from it",
+                                   message_id)
+                    return stored
             # bounded work before any NLU (bot/ops/limits.py): a limited user gets a short text
             # at once (within WeChat's 5 s), an over-long message the 请精简 reply
             verdict = await limits.check_sender(self.name(), sender_id, limits.current_client())
             if not verdict.allowed:
                 return [{"text": limits.too_many_text(verdict)}]
             if limits.is_too_long(text):
-                app = getattr(getattr(getattr(self, "_bp", None), "ctx", None), "zwzx_app", None)
-                await limits.refuse_too_long(getattr(getattr(app, "ctx", None), "agent", None), sender_id,
-                                             text, collector, self.name(), metadata)
+                await limits.refuse_too_long(agent, sender_id, text, collector, self.name(), metadata)
                 return collector.messages
             await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
-                                             metadata=metadata))
+                                             metadata=metadata, message_id=message_id))
             return collector.messages
 
         from bot.ops.shared_state import shared_state
