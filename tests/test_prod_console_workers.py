@@ -11,7 +11,7 @@ later (through Rasa's own SQLTrackerStore, as a Rasa server would) is visible on
 without a restart.
 
 Skipped when PostgreSQL (127.0.0.1:5432) or Redis (127.0.0.1:6379) is not reachable or nginx is
-not installed. Ports: a block of 10 in 6200-6249; its own database zwzx_test_cw_<random> (dropped
+not installed. Ports: a block of 10 in 6200-6229; its own database zwzx_test_cw_<random> (dropped
 afterwards). No Rasa server is started (the console only reads the `events` table).
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ SUPERVISOR = ("周敏", "supervisor-pass-cw1")
 AGENT = ("吴强", "agent-pass-cw12345")
 
 
-def port_block(lo=6200, hi=6249, n=10):
+def port_block(lo=6200, hi=6229, n=10):
     for base in range(lo, hi - n + 2):
         if all(port_free(p) for p in range(base, base + n)):
             return list(range(base, base + n))
