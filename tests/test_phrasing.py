@@ -408,3 +408,9 @@ def test_english_word_forms_meet_their_dictionary_form():
                          ("released", "release"), ("policies", "policy"), ("processing", "process")]:
         assert lemma(asked) == lemma(gloss), (asked, gloss)
     assert lemma("business") != lemma("busy") and lemma("status") == "status"
+
+
+@pytest.mark.parametrize("text", ["医保局在里头搞些么子名堂", "司法局在这里头干啥"])
+def test_dialect_duties_questions(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and "牵头" in reply.texts[0] and "项" in reply.texts[0], reply.texts

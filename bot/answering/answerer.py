@@ -33,7 +33,7 @@ MAX_INPUT_CHARS = 500
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
                          r"几月|几号|哪一天|哪年|下发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
-DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干)(什么|哪些|啥)|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
+DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干|搞|弄)些?(什么|哪些|啥|么子|名堂)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
