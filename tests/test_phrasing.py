@@ -414,3 +414,15 @@ def test_english_word_forms_meet_their_dictionary_form():
 def test_dialect_duties_questions(env, text):
     reply = ask(env, text)
     assert reply.kind == "answer" and "牵头" in reply.texts[0] and "项" in reply.texts[0], reply.texts
+
+
+# ------------------------------------------- a personal errand is not what the documents answer
+@pytest.mark.parametrize("text", ["个体户的医保怎么自己缴", "身份证丢了去哪里补办", "How can I renew my driving licence?"])
+def test_errands_get_the_service_hotline_not_an_item(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "fallback" and not reply.citations and "12345" in reply.texts[0]
+
+
+@pytest.mark.parametrize("text, item", [("依申请公开怎么申请", 15), ("社保信息会公开吗", 4)])
+def test_questions_about_published_information_are_still_answered(env, text, item):
+    assert first_item(ask(env, text)) == item

@@ -41,6 +41,14 @@ DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
                           r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
 BOOK_TITLE_RE = re.compile(r"《[^《》]*》")
+# a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
+SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换)"
+                        r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开)"
+                        r"|\bhow (?:do|can|should) i (?:apply|get|pay|renew|register|replace|obtain)\b", re.I)
+# ... unless the question is about information being published or found
+DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
+                           r"\b(?:publish|disclos|public|information|open|transparen|release)", re.I)
+SERVICE_COVERAGE = 0.75  # an item covering this much of an errand question is still its answer
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
 FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
@@ -251,6 +259,10 @@ class Answerer:
                     passage.coverage > top_cov + (0.1 if top_cov < ANSWER_COVERAGE else 0.3)
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
+        if mode == "policy" and hits and hits[0].coverage < SERVICE_COVERAGE and SERVICE_RE.search(q.text) \
+                and not DISCLOSURE_RE.search(q.text) and not scope:
+            # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
+            return self.service_fallback(q)
         if not hits or hits[0].coverage < WEAK_COVERAGE:
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
@@ -459,6 +471,12 @@ class Answerer:
             + "。您想了解哪一份文件的规定？"]
         reply.extra["reason"] = "several_documents"
         return reply
+
+    def service_fallback(self, q: Query) -> Reply:
+        note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""
+        return Reply("fallback", [note + "您问的是具体事项怎么办理。我解答的是政务公开工作（哪些信息公开、在哪里查、由哪个部门负责），"
+                                  "具体办事流程和材料请拨打12345政务服务便民热线，或到政务服务大厅、政务服务网咨询。"
+                                  "如需人工帮助，请回复“转人工”。"], buttons=[HUMAN_BUTTON])
 
     def fallback(self, q: Query) -> Reply:
         if q.doc_scope:  # "这个文件里关于预算的内容", and the document has none
