@@ -426,3 +426,14 @@ def test_errands_get_the_service_hotline_not_an_item(env, text):
 @pytest.mark.parametrize("text, item", [("依申请公开怎么申请", 15), ("社保信息会公开吗", 4)])
 def test_questions_about_published_information_are_still_answered(env, text, item):
     assert first_item(ask(env, text)) == item
+
+
+def test_an_item_far_ahead_of_the_rest_is_answered_not_offered(env):
+    """Modest coverage (everyday words around the topic) but one item ranked far ahead."""
+    reply = ask(env, "政务公开想搞点创新，上面有什么讲究")
+    assert reply.kind == "answer" and first_item(reply) == 18
+
+
+def test_personal_records_are_errands(env):
+    reply = ask(env, "我的公积金缴费记录在哪里打印")
+    assert reply.kind == "fallback" and "12345" in reply.texts[0]

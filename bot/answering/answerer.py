@@ -25,7 +25,8 @@ PASSAGE_COVERAGE = 0.55  # a notice/preamble clause must cover this much of the 
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
-CLEAR_MARGIN = 2.5       # ... this many times better ranked than every other item
+CLEAR_MARGIN = 2.2       # ... this many times better ranked than every other item
+FAR_MARGIN = 3.0         # ... or, from WEAK_COVERAGE up, this many times better than the runner-up
 DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and strong): offer both
 MAX_ANSWER_CHARS = 300
 MAX_INPUT_CHARS = 500
@@ -43,6 +44,7 @@ BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务�
 BOOK_TITLE_RE = re.compile(r"《[^《》]*》")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换)"
+                        r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)"
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开)"
                         r"|\bhow (?:do|can|should) i (?:apply|get|pay|renew|register|replace|obtain)\b", re.I)
 # ... unless the question is about information being published or found
@@ -271,7 +273,8 @@ class Answerer:
         runner = hits[1] if len(hits) > 1 else None
         decisive = runner is None or top.rank >= CLARIFY_MARGIN * runner.rank or \
             top.coverage - runner.coverage >= 0.3
-        clearly_best = top.coverage >= CLEAR_COVERAGE and (runner is None or top.rank >= CLEAR_MARGIN * runner.rank)
+        clearly_best = (top.coverage >= CLEAR_COVERAGE and (runner is None or top.rank >= CLEAR_MARGIN * runner.rank)) \
+            or (top.coverage >= WEAK_COVERAGE and runner is not None and top.rank >= FAR_MARGIN * runner.rank)
         generic = (runner is not None and top.rank < CLEAR_MARGIN * runner.rank
                    and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
         if generic and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
