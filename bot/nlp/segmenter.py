@@ -18,6 +18,8 @@ import unicodedata
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
+from bot.retrieval.english import ENGLISH_STOP
+
 ROOT = Path(__file__).resolve().parents[2]
 LATIN_RE = re.compile(r"[A-Za-z0-9]+(?:[.\-_][A-Za-z0-9]+)*")
 # Runs handed to pkuseg: CJK characters plus the CJK punctuation that can sit inside a term
@@ -42,6 +44,7 @@ STOPWORDS = set(
 STOPWORDS |= set("""the a an of is are was be been to in on at for by with about from and or not no do does did
     what where when which who whom whose why how can could will would shall should may might must i me my we our you
     your it its this that these those there here please tell know want like find get any some information info""".split())
+STOPWORDS |= ENGLISH_STOP  # the English bridge's function words (bot.retrieval.english): one list
 
 
 def _normalize_char(ch: str) -> str:

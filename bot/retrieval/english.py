@@ -29,7 +29,8 @@ MAX_TRANSLATIONS = 6     # per English word, exact one-word senses first
 ENGLISH_STOP = set("""a an the of to in on at for by with about from and or as is are be been was were it its
     this that these those there here what where when which who whom whose why how can could will would shall should
     may might must do does did not no yes i me my we our you your he she they them their his her one sb sth etc
-    something someone please tell know want like find get any some also very more most much many such other""".split())
+    something someone please tell know want like find get any some also very more most much many such other
+    m s t d ll ve re than just into being while then so if but all only has have had got each us am""".split())
 
 
 def lemma(word: str) -> str:
