@@ -437,3 +437,13 @@ def test_an_item_far_ahead_of_the_rest_is_answered_not_offered(env):
 def test_personal_records_are_errands(env):
     reply = ask(env, "我的公积金缴费记录在哪里打印")
     assert reply.kind == "fallback" and "12345" in reply.texts[0]
+
+
+def test_how_long_an_errand_takes_is_an_errand(env):
+    reply = ask(env, "不动产证办下来要多长时间", intent="ask_deadline")
+    assert reply.kind == "fallback" and not reply.citations
+
+
+def test_frequency_words_do_not_pick_the_item(env):
+    """多久/一次 say how often, not which item: the subject (债务) decides."""
+    assert first_item(ask(env, "政府债务多久公开一次", intent="ask_deadline")) == 5

@@ -44,6 +44,7 @@ BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务�
 BOOK_TITLE_RE = re.compile(r"《[^《》]*》")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换)"
+                        r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)"
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开)"
                         r"|\bhow (?:do|can|should) i (?:apply|get|pay|renew|register|replace|obtain)\b", re.I)
@@ -261,7 +262,7 @@ class Answerer:
                     passage.coverage > top_cov + (0.1 if top_cov < ANSWER_COVERAGE else 0.3)
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
-        if mode == "policy" and hits and hits[0].coverage < SERVICE_COVERAGE and SERVICE_RE.search(q.text) \
+        if mode in ("policy", "deadline") and hits and hits[0].coverage < SERVICE_COVERAGE and SERVICE_RE.search(q.text) \
                 and not DISCLOSURE_RE.search(q.text) and not scope:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)
