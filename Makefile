@@ -78,7 +78,8 @@ run-prod: install kb train deploy-deps
 	deploy/run-prod.sh
 
 test-prod: install kb train deploy-deps
-	$(PY) -m pytest -q tests/test_prod_lock_store.py tests/test_prod_profile.py
+	$(PY) -m pytest -q tests/test_prod_lock_store.py tests/test_prod_profile.py tests/test_prod_shared_state.py \
+	  tests/test_prod_console_workers.py tests/test_prod_failover.py
 
 eval: install kb train
 	$(PY) -m bot.eval ../shared/eval/dev.jsonl

@@ -841,6 +841,14 @@ async def run_load(url: str, users: int, duration: float, think: float = 0.0, me
         near = [r for r in results if r.started <= k <= r.started + r.latency]
         later = [r for r in results if k < r.started <= k + 10.0]
         report.around_fault["first_10_s_after_kill"] = summarise(later, 10.0) if later else {}
+        restarts = [f for f in report.faults if str(f["what"]).startswith("restart") and "done_s" in f]
+        back = t0 + float(restarts[0]["done_s"]) if restarts else t0 + report.wall_s
+        for label, lo, hi in (("before_the_kill", t0, k), ("one_server_down", k, back),
+                              ("after_the_restart_was_ready", back, t0 + report.wall_s)):
+            rs = [r for r in results if lo <= r.started < hi]
+            if rs and hi > lo:
+                report.around_fault.setdefault("phases", {})[label] = dict(
+                    summarise(rs, hi - lo), from_s=round(lo - t0, 1), to_s=round(hi - t0, 1))
         report.around_fault.update({
             "in_flight_at_kill": len(near),
             "in_flight_by_channel": {ch: sum(r.channel == ch for r in near) for ch in CHANNELS},
