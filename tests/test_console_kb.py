@@ -283,3 +283,30 @@ def test_an_over_limit_upload_is_refused_from_its_length_before_the_body_is_sent
                                "Accept": "application/json"})
     assert r.status_code == 413 and "文件过大" in r.json()["error"], r.text[:300]
     assert _live_state(console) == before
+
+
+def test_one_job_at_a_time_across_console_processes(live):
+    """Two console processes on one host: a job held by the other process refuses this one."""
+    import subprocess
+    import sys
+    import time as _time
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from bot.kb.publish import JobLock;"
+         "l = JobLock(Path(sys.argv[1])); assert l.acquire(); print('held', flush=True); time.sleep(30)",
+         str(live.build_dir / "kb_job.lock")],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        meta = live.upload("taojiang-2022.txt", SECOND.read_bytes(), "王芳")
+        assert live.busy()
+        with pytest.raises(PublishError, match="正在进行"):
+            live.publish(meta["id"], "taojiang-2022", "王芳", background=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = _time.time() + 5
+    while live.busy() and _time.time() < deadline:
+        _time.sleep(0.05)
+    assert not live.busy()  # a process that dies takes its lock with it

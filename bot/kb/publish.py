@@ -18,6 +18,7 @@ One job at a time (a lock); its state is in ``build/kb_job.json`` for the progre
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +42,51 @@ from bot.kb.validate import failed_report, format_report, validate_document
 DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
 
 
+class JobLock:
+    """One publish/withdraw at a time on this host, whichever console process asks: a thread
+    lock for this process plus ``flock`` on ``build/kb_job.lock`` for the others (the policy
+    files and build/ are this host's; the lock goes away with a process that dies)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._thread = threading.Lock()
+        self._fh = None
+
+    def acquire(self, blocking: bool = False) -> bool:
+        if not self._thread.acquire(blocking=blocking):
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except OSError:
+            fh.close()
+            self._thread.release()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        fh, self._fh = self._fh, None
+        if fh is not None:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+        self._thread.release()
+
+    def locked(self) -> bool:
+        if self._thread.locked():
+            return True
+        if not self.path.exists():
+            return False
+        with open(self.path, "a+") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return True
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
 class PublishError(ValueError):
     pass
 
@@ -61,7 +107,7 @@ class KbManager:
         self.rasa_url = (rasa_url or os.environ.get("ZWZX_RASA_URL") or "http://127.0.0.1:5005").rstrip("/")
         self.model_dir = Path(model_dir or ROOT / "models")
         self.train = train or default_train
-        self._lock = threading.Lock()
+        self._lock = JobLock(self.build_dir / "kb_job.lock")
 
     # ---------------------------------------------------------------- documents
     def documents(self) -> List[dict]:
