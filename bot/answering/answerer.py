@@ -14,6 +14,7 @@ from typing import List, Optional, Sequence
 
 from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
                                  units_sentence)
+from bot.kb.parser import BOOK_TITLE_RE
 from bot.kb.store import KnowledgeBase
 from bot.nlp.normalize import normalize_text, scoring_text
 from bot.nlp.segmenter import CJK_RE, content_words
@@ -41,7 +42,6 @@ DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文
 # a public body named in a sentence: 长沙市数据资源管理局, 省政府办公厅, 市委网信办
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
                           r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
-BOOK_TITLE_RE = re.compile(r"《[^《》]*》")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
@@ -369,8 +369,7 @@ class Answerer:
                   if not any(b in u or u in b for u in units)]
         if not bodies:
             return ""
-        title_words = next((self.index.title_sets[k] for k, it in enumerate(self.index.items)
-                            if it["doc"] == doc_id and it["item"] == item.number), set())
+        title_words = self.index.title_sets[self.index.position(doc_id, item.number)]
         detail_words = [w for w in content_words(q.tokens) if len(w) >= 2 and w not in title_words
                         and w not in ("部门", "单位", "哪个", "哪些", "负责", "牵头") and w in sentence]
         return sentence if detail_words else ""

@@ -20,6 +20,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set
 
+from bot.kb.departments import PREFIX_RE  # 市委/市/县…: the unit's place, not its name
+
 LATIN_WORD_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PAREN_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 MAX_GLOSS_WORDS = 4      # "to make public", "manufacturing industry": short senses only
@@ -106,8 +108,6 @@ def build_english_map(vocabulary: Iterable[str], path: Optional[Path] = None) ->
 
 
 UNIT_PREFIX_CHARS = set("市县区省委和及的")
-# the place a unit belongs to is not part of what it is called in English ("Cyberspace Affairs Office")
-UNIT_PREFIX_RE = re.compile(r"^(?:市委|县委|区委|市|县|区)(?=[\u4e00-\u9fff]{2,})")
 # a name ending in one of these names a kind of public body, whatever CC-CEDICT glosses the character
 BODY_SUFFIXES = ("办公室", "委员会", "中心", "局", "办", "委", "厅")
 # what kind of public body a name ends in; CC-CEDICT glosses 局 "office", citizens write "bureau"
@@ -149,7 +149,7 @@ def build_department_glosses(forms: Dict[str, List[str]], path: Optional[Path] =
     for dept, names in forms.items():
         parsed = []
         for name in names:
-            name = UNIT_PREFIX_RE.sub("", name, count=1) if len(name) > 3 else name  # 市委网信办: 网信办
+            name = PREFIX_RE.sub("", name, count=1) if len(name) > 3 else name  # 市委网信办: 网信办
             parts: List[List[str]] = []
             i = 0
             while i < len(name):

@@ -190,6 +190,10 @@ class PolicyIndex:
             df = sum(word in t for t in self.texts)
         return 0 < df <= max(1, 0.4 * len(self.word_sets)) or df == 0
 
+    def position(self, doc: str, item: int) -> int:
+        """Index of an item in ``self.items`` (and ``title_sets``, ``texts``…)."""
+        return next(k for k, it in enumerate(self.items) if it["doc"] == doc and it["item"] == item)
+
     def translations(self, word: str) -> List[str]:
         return self.english.get(lemma(word)) or self.english.get(word) or [] if self.english else []
 
@@ -342,7 +346,7 @@ class PolicyIndex:
         weights = self.expand(text, words)
         query = list(weights)
         qbigrams = set(bigrams_of_words(query))
-        i = next(k for k, it in enumerate(self.items) if it["doc"] == hit.doc and it["item"] == hit.item)
+        i = self.position(hit.doc, hit.item)
         item = self.kb.item(hit.doc, hit.item)
         scored = []
         wants_ref = bool(REFERENCE_Q_RE.search(text))
