@@ -12,7 +12,8 @@ PKUSEG_COMPACT := build/pkuseg/meta.json
 TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -name 'generated_kb.yml' 2>/dev/null) \
 	$(wildcard bot/nlu/*.py) bot/nlp/segmenter.py bot/nlp/normalize.py
 KB_INPUTS := $(wildcard data/policies/*.txt data/policies/*.docx data/policies/*.pdf data/policies/*.html data/policies/*.htm) $(wildcard data/kb_config/*.yml) $(wildcard bot/kb/*.py) \
-	bot/nlp/segmenter.py bot/retrieval/search.py bot/retrieval/english.py bot/retrieval/general_words.py
+	bot/nlp/segmenter.py bot/retrieval/search.py bot/retrieval/english.py bot/retrieval/general_words.py \
+	bot/retrieval/dense.py
 
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3

@@ -77,6 +77,10 @@ def query_from_tracker(tracker) -> Query:
         current_doc=tracker.get_slot("current_doc"),
         current_item=int(current_item) if current_item else None,
     )
+    if text and msg.get("dense"):  # the items' dense scores from the NLU (bot.retrieval.dense)
+        from bot.retrieval.dense import DenseHit
+
+        q.dense = [DenseHit.from_dict(d) for d in msg["dense"] if isinstance(d, dict)]
     if not text and not item_ref and tracker.get_slot("department") and intent == "ask_department_duties":
         q.departments = [tracker.get_slot("department")]
     return q

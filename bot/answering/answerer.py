@@ -45,7 +45,7 @@ BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务�
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
-                        r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)"
+                        r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开)"
                         r"|\bhow (?:do|can|should) i (?:apply|get|pay|renew|register|replace|obtain)\b", re.I)
 # ... unless the question is about information being published or found
@@ -87,6 +87,7 @@ class Query:
     current_item: Optional[int] = None
     scoring: str = ""  # the text without greetings and fillers (bot.nlp.normalize.scoring_text)
     doc_scope: Optional[str] = None  # "这个文件…" with several documents: only current_doc's items
+    dense: Optional[list] = None  # items' dense scores (bot.retrieval.dense.DenseHit), best first
 
 
 class Answerer:
@@ -267,6 +268,9 @@ class Answerer:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)
         if not hits or hits[0].coverage < WEAK_COVERAGE:
+            meant = self._dense_alone(q, hits)
+            if meant is not None:  # no word matched, the meaning does: "供水供电公司" → 公共企事业单位
+                return self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
             return self.fallback(q)
@@ -280,7 +284,7 @@ class Answerer:
                    and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
         if generic and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
             # "平台建设", "信息公开": only words most items use, several items fit: let the citizen choose
-            return self.clarify(candidates[:3], q)
+            return self._clarify_or_pick(candidates[:3], q, mode, hits)
         if top.coverage >= ANSWER_COVERAGE:
             # another document answers it about as well ("政务公开培训"): do not pick one silently
             per_doc = [top]
@@ -301,6 +305,34 @@ class Answerer:
                             {"item_ref": f"{h.doc}#{h.item}"}, ensure_ascii=False)})
             return reply
         candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
+        return self._clarify_or_pick(candidates, q, mode, hits)
+
+    def _dense_alone(self, q: Query, lexical: List[Hit]):
+        """The item the question's meaning singles out when words matched none well: clearly
+        on its own, or as the clear favourite among the items the words matched weakly."""
+        from bot.retrieval.dense import agreeing, confident_alone
+
+        hits = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+        top = confident_alone(hits, self.mostly_foreign(q.text)) or agreeing(lexical, hits)
+        return top if top is not None and self.kb.item(top.doc, top.item) else None
+
+    def _clarify_or_pick(self, candidates: List[Hit], q: Query, mode: str, hits: List[Hit]) -> Reply:
+        """Several items share the question's words: the one its meaning singles out is
+        answered; otherwise the citizen chooses (the meaning's best item among the buttons)."""
+        from bot.retrieval.dense import Z_PICK, pick_among
+
+        dense = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+        pick = pick_among(dense, [(h.doc, h.item) for h in candidates])
+        if pick is not None:
+            ordered = [h for h in hits if (h.doc, h.item) == (pick.doc, pick.item)] + \
+                [h for h in hits if (h.doc, h.item) != (pick.doc, pick.item)]
+            return self._answer_item(pick.doc, self.kb.item(pick.doc, pick.item), q, mode, ordered)
+        if dense and dense[0].z >= Z_PICK and candidates and \
+                (dense[0].doc, dense[0].item) not in [(h.doc, h.item) for h in candidates] and \
+                self.kb.item(dense[0].doc, dense[0].item):
+            # the meaning's clear favourite takes the last button
+            top = dense[0]
+            candidates = candidates[:2] + [Hit(top.doc, top.item, 0.0, 0.0)]  # at most three buttons
         return self.clarify(candidates, q)
 
     def _answer_passage(self, passage) -> Reply:

@@ -32,8 +32,11 @@ def write_artifacts(kb: KnowledgeBase, kb_file: Path, nlu_out: Path) -> dict:
     dict_tmp.replace(build / "pkuseg_user_dict.txt")
     index = build_index(kb, Segmenter(words))
     _atomic_text(build / "index.json", json.dumps(index, ensure_ascii=False))
+    from bot.retrieval.dense import build_dense
+
+    build_dense(kb, build)  # the items' sentence vectors (meaning, not words)
     nlu_tmp = nlu_out.with_name(f".{nlu_out.name}.{os.getpid()}.tmp")
     write_nlu_files(kb, nlu_tmp)
     nlu_tmp.replace(nlu_out)
     save_kb(kb, kb_file)
-    return {"kb": kb_file, "index": build / "index.json", "nlu": nlu_out}
+    return {"kb": kb_file, "index": build / "index.json", "dense": build / "dense.npy", "nlu": nlu_out}

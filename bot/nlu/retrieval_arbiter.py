@@ -65,6 +65,11 @@ ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|怎么|怎样|如何|�
 CONFIDENT = 0.8          # a classifier this sure ...
 STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
 TARGET_INTENT = "ask_policy"
+NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
+DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
+DENSE_KEEP = 5            # how many items' scores travel to the answerer
+DENSE_ABOVE = 0.7         # words covering this much need no vector
+Z_OVER_SURE = 3.3         # a sure out_of_scope / small-talk intent yields to meaning only this clear
 ARBITRATION_KEY = "arbitration"
 
 _lock = threading.Lock()
@@ -86,6 +91,20 @@ def _index():
             kb = load_kb(path)
             _cached.update(stamp=stamp, kb=kb, index=PolicyIndex.load(kb, path.parent / "index.json"))
         return _cached["kb"], _cached["index"]
+
+
+def _dense_index():
+    """The dense index of the current build (None when disabled or not built)."""
+    from bot.kb.store import kb_path
+    from bot.retrieval.dense import DenseIndex
+
+    loaded = _index()
+    if loaded is None:
+        return None
+    with _lock:
+        if _cached.get("dense_stamp") != _cached.get("stamp"):
+            _cached.update(dense=DenseIndex.load(loaded[0], Path(kb_path()).parent), dense_stamp=_cached.get("stamp"))
+        return _cached.get("dense")
 
 
 def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
@@ -145,13 +164,15 @@ class RetrievalArbiter(GraphComponent):
                           {"by": "english_complaint", "overridden": intent})
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
-        # an unsure "complaint" ("创新做法要总结上报吗": 上报) is a question when an item covers it
-        if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT):
-            return
         scoring = message.get("text_scoring")
         if scoring is None:
             scoring = message.get(TEXT) or ""
         tokens = message.get("tokens_zh") or []
+        # an unsure "complaint" ("创新做法要总结上报吗": 上报) is a question when an item covers it
+        if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT):
+            if intent not in NO_TOPIC:
+                self._dense(message, scoring, tokens)  # for the answerer, when the words are unsure
+            return
         if intent in ABOUT_THE_BOT and ADDRESSED_TO_BOT_RE.search(scoring) and confidence >= 0.6:
             return  # "你有哪些功能": a question to the assistant, not about a policy's 功能
         if not scoring.strip():
@@ -161,6 +182,19 @@ class RetrievalArbiter(GraphComponent):
             return
         kb, index = loaded
         strength = policy_strength(kb, index, scoring, tokens)
+        if not strength and content_words(tokens):
+            # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
+            from bot.answering.answerer import Answerer
+            from bot.retrieval.dense import agreeing, confident_alone
+
+            foreign = Answerer.mostly_foreign(scoring)
+            dense = self._dense(message, scoring, tokens, weak=True) or []
+            top = confident_alone(dense, foreign)
+            unsure = confidence < CONFIDENT or foreign  # (the classifier has hardly seen English)
+            if top is None and unsure:  # the meaning's favourite is among the items the words matched weakly
+                top = agreeing(index.search(scoring, tokens, kb.find_departments(scoring)), dense)
+            if top and (unsure or top.z >= Z_OVER_SURE):
+                strength = {"doc": top.doc, "item": top.item, "coverage": 0.0, "by": "dense", "z": round(top.z, 2)}
         if not strength:
             if intent in SMALL_TALK and confidence < UNSURE_SMALL_TALK and content_words(tokens) \
                     and ASKS_RE.search(scoring):
@@ -182,6 +216,28 @@ class RetrievalArbiter(GraphComponent):
 
         new = {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)}
         self._set(message, new, dict(strength, overridden=intent))
+
+    def _dense(self, message: Message, scoring: str, tokens: List[str], weak: bool = False) -> Optional[list]:
+        """The items' dense scores (bot.retrieval.dense) when the words found no sure answer,
+        kept in the parse data (top few, a few hundred bytes) for the answerer."""
+        from bot.retrieval.dense import enabled
+
+        if not enabled() or not content_words(tokens) or not scoring.strip():
+            return None
+        loaded = _index()
+        if loaded is None:
+            return None
+        kb, index = loaded
+        if not weak:
+            hits = index.search(scoring, tokens, kb.find_departments(scoring))
+            if hits and hits[0].coverage >= DENSE_ABOVE:
+                return None  # the words are sure: no vector needed
+        dense = _dense_index()
+        if dense is None:
+            return None
+        hits = dense.item_scores(scoring)
+        message.set(DENSE_KEY, [h.as_dict() for h in hits[:DENSE_KEEP]], add_to_output=True)
+        return hits
 
     @staticmethod
     def _set(message: Message, new: dict, why: dict) -> None:

