@@ -15,7 +15,8 @@ in-process rate-limit counters, every limit at its default) on ports 6430/6431, 
 * the attacker, each attack from its own forwarded address and with bounded concurrency:
   2 MB JSON bodies, 200 000-character messages and 20 000-character messages that fit the body
   limit (60 KB UTF-8, a new sender each) at 5 requests/s each, a one-sender flood at 50 msg/s,
-  and 20 slow-body connections (headers, then one byte per second; reopened when cut off).
+  and 20 slow-body connections (headers, then one byte per second; reopened when cut off, at most
+  once a second, each from its own address so that only the body pace rule can refuse them).
 
 First ``--baseline`` seconds (default 15) of honest traffic alone, for comparison.
 
@@ -196,13 +197,15 @@ async def flood(session, url, deadline: float, stats: Stats, sender: str, rate: 
         await asyncio.gather(*tasks)
 
 
-async def slow_body(port: int, deadline: float, stats: Stats) -> None:
+async def slow_body(port: int, i: int, deadline: float, stats: Stats) -> None:
+    """One slowloris connection after another (each from its own address, 10.66.1.<i+1>, so the
+    per-address rate limit never answers it before its body is read; at most one a second)."""
     while time.time() < deadline:
         t0 = time.perf_counter()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(b"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"X-Forwarded-For: 10.66.0.5\r\nContent-Length: 1000\r\n\r\n{")
+                         b"X-Forwarded-For: 10.66.1.%d\r\nContent-Length: 1000\r\n\r\n{" % (i + 1))
             await writer.drain()
             status = "closed"
             while time.time() < deadline + 15:
@@ -217,7 +220,9 @@ async def slow_body(port: int, deadline: float, stats: Stats) -> None:
             writer.close()
         except (OSError, ConnectionError):
             status = "closed"
-        stats.add(status, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        stats.add(status, elapsed)
+        await asyncio.sleep(max(0.0, 1.0 - elapsed))
 
 
 def attacker_db_bytes(db: str, prefix: str = "attack-") -> Tuple[int, int]:
@@ -274,7 +279,7 @@ async def phase(url: str, port: int, duration: float, attack: bool, db: str, pid
                 paced(deadline, ATTACK_RATE, lambda: post(session, url, long_msg(), "10.66.0.4",
                                                           st["20k-char message"])),
                 flood(session, url, deadline, st["flood 50 msg/s (one sender)"], "attack-flood"),
-            ] + [slow_body(port, deadline, st["slow body"]) for _ in range(20)]
+            ] + [slow_body(port, i, deadline, st["slow body"]) for i in range(20)]
         await asyncio.gather(*jobs)
         await asyncio.sleep(1.0)
         m1 = await metrics(session, url)
@@ -323,7 +328,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         Path(args.json).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     a = report["attack"]
     h = a["clients"]["honest"]
+    attacks = [v for k, v in a["clients"].items() if k != "honest"]
     ok = (h["p95_ms"] <= 200 and not [k for k in h["outcomes"] if k != "200"]
+          and all(v["max_ms"] <= 1000 for v in attacks)  # every attacker request answered/refused ≤ 1 s
           and a["attacker_db"]["bytes"] <= 2 ** 20 and a["rss_mb"]["growth"] <= 50)
     return 0 if ok else 1
 

@@ -1,5 +1,6 @@
 """Issue 16: bounded work per request — body limits before anything is read, over-long messages
-answered without NLU, lean storage, body deadline. Real Rasa + action servers (tests/servers.py)
+answered without NLU, lean storage, body pace (slow bodies: 408 within ~1 s, honest ones pass).
+Real Rasa + action servers (tests/servers.py)
 and a real staff console; the NLU is spied on through ZWZX_NLU_SPY_FILE (one line per NLU run,
 written by bot.ops.limits.install_nlu_counter in the server process)."""
 from __future__ import annotations
@@ -35,7 +36,7 @@ def bot(tmp_path_factory):
         '  app_secret: "x"\n  encoding_aes_key: ""\n  encrypt_mode: plain\n'
         '  api_base: "http://127.0.0.1:9"\n', encoding="utf-8")
     spy = tmp / "nlu_spy.txt"
-    env = {"ZWZX_NLU_SPY_FILE": str(spy), "ZWZX_BODY_TIMEOUT": "2"}
+    env = {"ZWZX_NLU_SPY_FILE": str(spy)}  # every limit at its default (the body pace too)
     env.update({k: None for k in ("WECHAT_TOKEN", "WECHAT_ENCODING_AES_KEY", "WECHAT_ENCRYPT_MODE")})
     with running_bot(rasa_port, action_port, tmp, credentials=credentials, extra_env=env) as servers:
         servers.spy = spy
@@ -212,36 +213,141 @@ def test_wechat_over_long_message_gets_a_passive_polite_reply_without_nlu(bot):
 
 
 # ------------------------------------------------------------------ slow clients
-def test_a_slow_body_is_cut_off_with_408(bot):
-    """A client that trickles its body (one byte every 0.5 s, which Sanic's idle timeout never
-    catches) gets 408 after ZWZX_BODY_TIMEOUT (2 s in this server) and the connection closes."""
-    s = socket.create_connection(("127.0.0.1", bot.port), timeout=10)
+SLOW_TEXT = "请求发送超时"
+
+
+def paced_request(port: int, head: bytes, pieces, give_up: float = 10.0):
+    """Send ``head`` (request line + headers) on a raw socket, then each ``(at, data)`` of
+    ``pieces`` at ``at`` seconds after the headers — until the server answers or closes. Returns
+    (status, response headers, response body, seconds from the headers to the whole response)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=give_up)
+    got = b""
     try:
-        s.sendall(b"POST /webhooks/rest/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 1000\r\n\r\n{")
+        s.sendall(head)
         t0 = time.perf_counter()
-        got = b""
-        s.settimeout(0.5)
-        while time.perf_counter() - t0 < 8:
+        pieces = list(pieces)
+        while time.perf_counter() - t0 < give_up:
+            if pieces and time.perf_counter() - t0 >= pieces[0][0]:
+                try:
+                    s.sendall(pieces.pop(0)[1])
+                except OSError:  # the server closed after answering
+                    pieces = []
+                continue
+            wait = pieces[0][0] - (time.perf_counter() - t0) if pieces else 0.5
+            s.settimeout(max(0.001, min(wait, 0.5)))
             try:
-                s.sendall(b" ")
+                data = s.recv(65536)
+            except socket.timeout:
+                continue
             except OSError:
                 break
-            try:
-                data = s.recv(4096)
-                if not data:
+            if not data:
+                break
+            got += data
+            if b"\r\n\r\n" in got:
+                headers, body = got.split(b"\r\n\r\n", 1)
+                length = [int(line.split(b":")[1]) for line in headers.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")]
+                if length and len(body) >= length[0]:
                     break
-                got += data
-                if b"\r\n\r\n" in got:
-                    break
-            except socket.timeout:
-                pass
         elapsed = time.perf_counter() - t0
     finally:
         s.close()
-    assert got.startswith(b"HTTP/1.1 408"), got[:200]
-    assert "请求发送超时".encode() in got
-    assert 1.5 < elapsed < 5, elapsed
+    assert b"\r\n\r\n" in got, f"no answer: {got[:200]!r}"
+    headers, body = got.split(b"\r\n\r\n", 1)
+    return int(headers.split()[1]), headers.decode("latin-1").lower(), body, elapsed
+
+
+def post_head(path: str, length: int, content_type: str = "application/json") -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {length}\r\n\r\n").encode()
+
+
+def wechat_path() -> str:
+    from urllib.parse import urlencode
+
+    return "/webhooks/wechat/webhook?" + urlencode(wechat_params())
+
+
+def one_byte_a_second(body: bytes, seconds: int = 8):
+    """A slowloris body: one byte now, then one more every second."""
+    return [(float(i), body[i:i + 1]) for i in range(min(seconds, len(body)))]
+
+
+@pytest.mark.parametrize("route", ["rest", "wechat"])
+def test_a_slow_body_is_refused_with_408_chinese_json_within_a_second(bot, route):
+    """Headers, then one byte per second (Sanic's idle timeout never fires: every byte resets it):
+    refused by the body pace rule — the body lags more than 0.8 s behind 16 KB/s — with 408 and
+    the Chinese JSON error, about a second after the headers, and the connection is closed."""
+    if route == "rest":
+        path, ctype = "/webhooks/rest/webhook", "application/json"
+        body = json.dumps({"sender": "edge-slow-" + uuid.uuid4().hex[:6], "message": "政府债务信息会公开吗？"},
+                          ensure_ascii=False).encode()
+    else:
+        path, ctype = wechat_path(), "text/xml"
+        body = wechat_text("oslow" + uuid.uuid4().hex[:20], "政府债务信息会公开吗？")
+    status, headers, reply, elapsed = paced_request(bot.port, post_head(path, len(body), ctype),
+                                                    one_byte_a_second(body))
+    assert status == 408, (status, reply[:200])
+    assert "application/json" in headers and "connection: close" in headers, headers
+    assert SLOW_TEXT in json.loads(reply.decode("utf-8"))["error"]
+    assert elapsed < 1.5, elapsed  # refused 0.8 s after the headers; generous for a busy machine
+
+
+@pytest.mark.parametrize("route", ["rest", "wechat"])
+def test_an_honest_body_in_two_pieces_300_ms_apart_is_answered(bot, route):
+    """A mobile client whose body arrives in two pieces 300 ms apart is not cut off."""
+    question = "政府债务信息会公开吗？"
+    if route == "rest":
+        path, ctype = "/webhooks/rest/webhook", "application/json"
+        body = json.dumps({"sender": "edge-2pc-" + uuid.uuid4().hex[:6], "message": question},
+                          ensure_ascii=False).encode()
+    else:
+        path, ctype = wechat_path(), "text/xml"
+        body = wechat_text("o2pc" + uuid.uuid4().hex[:20], question)
+    half = len(body) // 2
+    status, _, reply, elapsed = paced_request(bot.port, post_head(path, len(body), ctype),
+                                              [(0.0, body[:half]), (0.3, body[half:])], give_up=30)
+    assert status == 200, (status, reply[:300])
+    assert elapsed >= 0.3
+    if route == "rest":
+        messages = json.loads(reply.decode("utf-8"))
+        assert any(m.get("custom", {}).get("kind") == "answer" for m in messages), messages
+    else:
+        content = xmltodict.parse(reply.decode("utf-8"))["xml"]["Content"]
+        assert content and SLOW_TEXT not in content, content
+
+
+def test_a_body_that_stops_half_way_is_refused_after_the_longest_pause(bot):
+    """60 KB of a declared 65 000-byte body at once, then nothing: the bytes that arrived would buy
+    it 0.8 + 60 000 / 16 384 ≈ 4.5 s at the minimum rate, but a pause longer than 2 s ends it."""
+    body = b'{"sender": "edge-stall", "message": "' + b"a" * 64_900
+    status, _, reply, elapsed = paced_request(bot.port, post_head("/webhooks/rest/webhook", 65_000),
+                                              [(0.0, body[:60_000])])
+    assert status == 408 and SLOW_TEXT in json.loads(reply.decode("utf-8"))["error"], (status, reply[:200])
+    assert 1.5 < elapsed < 3.8, elapsed
+
+
+def test_the_body_pace_rule():
+    """bot.ops.limits.body_due: when more of a body must have arrived, and why not."""
+    from bot.ops.limits import Limits, body_due
+
+    cfg = Limits()  # the defaults: 0.8 s grace, 16 384 bytes/s, 2 s pause, 300 s in all
+    assert (cfg.body_grace, cfg.body_min_rate, cfg.body_max_gap, cfg.body_timeout) == (0.8, 16384, 2.0, 300)
+    # nothing yet: 0.8 s after the headers
+    assert body_due(100.0, 100.0, 0, cfg) == (100.8, "body_slow")
+    # a trickle of 5 bytes keeps ~0.8 s
+    assert body_due(100.0, 104.0, 5, cfg)[1] == "body_slow" and body_due(100.0, 104.0, 5, cfg)[0] < 100.81
+    # 1 MB after 1.5 s (700 KB/s): 64 s of credit, so the pause rule decides: 2 s after the latest bytes
+    assert body_due(100.0, 101.5, 2 ** 20, cfg) == (103.5, "body_stalled")
+    # a 20 MB upload at the minimum rate would need ~21 minutes: the 300 s cap ends it
+    assert body_due(100.0, 399.0, 19 * 2 ** 20, cfg) == (400.0, "body_timeout")
+    # each rule can be switched off with 0
+    off = Limits(body_min_rate=0, body_max_gap=0, body_timeout=0)
+    assert body_due(100.0, 100.0, 0, off)[0] == float("inf")
+    env = Limits.from_env({"ZWZX_BODY_GRACE_SECONDS": "2", "ZWZX_BODY_MIN_RATE": "1000",
+                           "ZWZX_BODY_MAX_GAP_SECONDS": "5", "ZWZX_BODY_TIMEOUT": "60"})
+    assert body_due(0.0, 0.0, 500, env) == (2.5, "body_slow")
 
 
 def test_event_loop_lag_is_measured():

@@ -120,7 +120,7 @@ class RestInput(RasaRestInput):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         module = inspect.getmodule(self)
         # registering it installs the edge limits on the app (bot/ops/limits.py): body size,
-        # per-address rate limit and body deadline before the handlers below run
+        # per-address rate limit and body pace (408 for a trickle) before the handlers below run
         webhook = limits.blueprint_installing_edge()("custom_webhook_{}".format(type(self).__name__),
                                                     module.__name__ if module else None)
 

@@ -145,7 +145,8 @@ def create_app(config: Optional[ConsoleConfig] = None) -> Sanic:
     app = Sanic(f"zwzx_console_{next(_app_counter)}")
     app.config.REQUEST_MAX_SIZE = 2 * 1024 * 1024
     app.config.FALLBACK_ERROR_FORMAT = "json"
-    # 413/408 as Chinese JSON, /login bodies at most 16 KB, whole bodies within 10 s (bot/ops/limits.py)
+    # 413/408 as Chinese JSON, /login bodies at most 16 KB, bodies at the minimum pace (16 KB/s after
+    # 0.8 s, no 2 s pause: a 20 MB upload gets time in proportion to its size; bot/ops/limits.py)
     from bot.console import kb_admin
     limits.install_edge(app, [limits.Rule(kb_admin.UPLOAD_PATH, kb_admin.UPLOAD_MAX_BODY, ("POST",))]
                         + limits.console_rules(), start_monitor=False, default_max=limits.CONSOLE_MAX_BODY)

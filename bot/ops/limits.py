@@ -15,9 +15,17 @@ and *before its body is read*:
    bot.ops.shared_state: process memory or Redis) keyed by the client
    address — the socket peer, or the address in ``X-Forwarded-For`` / ``X-Real-IP`` when the
    peer is a trusted proxy (``ZWZX_TRUSTED_PROXIES``). Refused → ``429`` + ``Retry-After``.
-3. **Body deadline**: the whole body must arrive within ``ZWZX_BODY_TIMEOUT`` seconds (Sanic's
-   own ``REQUEST_TIMEOUT`` is an *idle* timeout, reset by every byte, so a client sending one
-   byte per second would never hit it) → ``408`` and the connection is closed.
+3. **Body pace** (:func:`body_due`, read by :func:`read_body`), measured from the end of the
+   headers: a body may lag at most ``ZWZX_BODY_GRACE_SECONDS`` (0.8 s) behind a minimum rate of
+   ``ZWZX_BODY_MIN_RATE`` bytes/s (16 KB/s) — the *n*-th byte must have arrived by
+   ``grace + n / rate`` — with no pause longer than ``ZWZX_BODY_MAX_GAP_SECONDS`` (2 s) between
+   arrivals, and no body takes longer than ``ZWZX_BODY_TIMEOUT`` (300 s) whatever its size.
+   Otherwise → ``408`` Chinese JSON and the connection is closed. A chat message (≤ 64 KB, usually
+   ≤ 2 KB, which arrives with its headers) therefore has ~1 s; a slowloris client trickling one byte
+   per second is refused 0.8 s after its headers; a large body has time in proportion to its size
+   (a 1 MB console upload ~65 s at the minimum rate; a 20 MB one would have ~21 minutes, so the
+   300 s cap applies: ≥ 70 KB/s on average) and any pause under 2 s. Sanic's own
+   ``REQUEST_TIMEOUT`` is an *idle* timeout, reset by every byte, so it would never catch a trickle.
 
 The channels then check, before any NLU: the message length (``ZWZX_MAX_MESSAGE_CHARS``, 500 →
 the polite 请精简 reply from :func:`refuse_too_long`, which stores only the first
@@ -54,7 +62,10 @@ DEFAULTS: Dict[str, str] = {
     "ZWZX_MAX_MESSAGE_CHARS": "500",             # longer messages: 请精简, no NLU
     "ZWZX_REFUSED_KEEP_CHARS": "200",            # characters of a refused message kept in the tracker
     "ZWZX_MAX_EVENT_BYTES": "8192",              # user events above this are stored lean
-    "ZWZX_BODY_TIMEOUT": "10",                   # seconds for a whole request body
+    "ZWZX_BODY_GRACE_SECONDS": "0.8",            # a body may lag this far behind the minimum rate...
+    "ZWZX_BODY_MIN_RATE": "16384",               # ... of this many bytes/s (from the end of the headers)
+    "ZWZX_BODY_MAX_GAP_SECONDS": "2",            # longest pause between two arrivals of a body
+    "ZWZX_BODY_TIMEOUT": "300",                  # seconds for any whole body, whatever its size
     "ZWZX_REQUEST_TIMEOUT": "10",                # Sanic REQUEST_TIMEOUT (idle, headers/body)
     "ZWZX_KEEP_ALIVE_TIMEOUT": "5",              # Sanic KEEP_ALIVE_TIMEOUT
     "ZWZX_RATE_LIMITS": "1",                     # 0: no rate limits at all
@@ -108,7 +119,10 @@ class Limits:
     max_message_chars: int = 500
     refused_keep_chars: int = 200
     max_event_bytes: int = 8192
-    body_timeout: float = 10.0
+    body_grace: float = 0.8
+    body_min_rate: float = 16384.0
+    body_max_gap: float = 2.0
+    body_timeout: float = 300.0
     request_timeout: float = 10.0
     keep_alive_timeout: float = 5.0
     rate_limits: bool = True
@@ -129,6 +143,9 @@ class Limits:
             max_message_chars=int(e("ZWZX_MAX_MESSAGE_CHARS")),
             refused_keep_chars=int(e("ZWZX_REFUSED_KEEP_CHARS")),
             max_event_bytes=int(e("ZWZX_MAX_EVENT_BYTES")),
+            body_grace=float(e("ZWZX_BODY_GRACE_SECONDS")),
+            body_min_rate=float(e("ZWZX_BODY_MIN_RATE")),
+            body_max_gap=float(e("ZWZX_BODY_MAX_GAP_SECONDS")),
             body_timeout=float(e("ZWZX_BODY_TIMEOUT")),
             request_timeout=float(e("ZWZX_REQUEST_TIMEOUT")),
             keep_alive_timeout=float(e("ZWZX_KEEP_ALIVE_TIMEOUT")),
@@ -294,6 +311,65 @@ def too_many_text(verdict: Verdict) -> str:
     return TOO_MANY_TEXT.format(seconds=verdict.retry_after_header)
 
 
+# --------------------------------------------------------------------------- body pace
+def body_due(start: float, last: float, arrived: int, cfg: Limits) -> Tuple[float, str]:
+    """When more of a body must have arrived, and the refusal reason if it has not.
+
+    ``start``: end of the headers; ``last``: the latest arrival of body bytes (``start`` before
+    the first); ``arrived``: body bytes so far. The rules (each off when its setting is 0):
+    ``body_slow`` — the body lags more than ``body_grace`` seconds behind ``body_min_rate``
+    bytes/s, i.e. ``arrived`` bytes buy time until ``start + grace + arrived / rate``;
+    ``body_stalled`` — nothing for ``body_max_gap`` seconds; ``body_timeout`` — ``body_timeout``
+    seconds after the headers, whatever the rate. The earliest applies."""
+    due: List[Tuple[float, str]] = []
+    if cfg.body_min_rate > 0:
+        due.append((start + cfg.body_grace + arrived / cfg.body_min_rate, "body_slow"))
+    if cfg.body_max_gap > 0:
+        due.append((last + cfg.body_max_gap, "body_stalled"))
+    if cfg.body_timeout > 0:
+        due.append((start + cfg.body_timeout, "body_timeout"))
+    return min(due) if due else (math.inf, "")
+
+
+class BodyTooSlow(Exception):
+    def __init__(self, reason: str, arrived: int, elapsed: float):
+        super().__init__(f"{reason}: {arrived} bytes in {elapsed:.2f} s")
+        self.reason = reason
+
+
+async def read_body(request: Any, cfg: Limits, start: Optional[float] = None) -> None:
+    """``request.receive_body()`` under the body pace rule (:func:`body_due`): reads the body
+    chunk by chunk (Sanic's ``Http.read``, as ``receive_body`` does) into ``request.body``; raises
+    :class:`BodyTooSlow` when a rule is broken. Bytes already received by the connection but not
+    yet read (the event loop was busy) count as arrived, with the connection's own time of the
+    latest arrival, so a late loop never refuses a client that was in time."""
+    stream = request.stream
+    clock = time.monotonic  # the clock of Sanic's protocol (`_time`) and of asyncio's loop
+    start = clock() if start is None else start
+    last, received = start, 0
+    chunks: List[bytes] = []
+    protocol = getattr(stream, "protocol", None)
+    while stream.request_body:
+        pending = len(getattr(stream, "recv_buffer", b"") or b"")
+        if pending:
+            last = max(last, getattr(protocol, "_time", last) or last)
+        due, reason = body_due(start, last, received + pending, cfg)
+        now = clock()
+        if now >= due:
+            raise BodyTooSlow(reason, received + pending, now - start)
+        try:
+            # a timed-out read is cancelled where it waits for the socket (Http._receive_more),
+            # before it takes anything from the buffer; the loop then re-checks with what arrived
+            data = await asyncio.wait_for(stream.read(), due - now)
+        except asyncio.TimeoutError:
+            continue
+        if data:
+            chunks.append(data)
+            received += len(data)
+            last = max(clock(), last)
+    request.body = b"".join(chunks)
+
+
 # --------------------------------------------------------------------------- edge (Sanic)
 class TooManyRequests(Exception):
     def __init__(self, verdict: Verdict):
@@ -357,7 +433,7 @@ def _match(rules: List[Rule], path: str, method: str) -> Optional[Rule]:
 
 def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bool = True,
                  default_max: Optional[int] = None) -> bool:
-    """Body limits, per-address rate limits, body deadline and Sanic timeouts on ``app``
+    """Body limits, per-address rate limits, body pace and Sanic timeouts on ``app``
     (once per app). Returns False if it was already installed."""
     if getattr(app.ctx, "zwzx_edge", False):
         return False
@@ -384,6 +460,7 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
 
     async def edge(request: Any, route: Any = None, kwargs: Any = None, handler: Any = None,
                    **_: Any) -> None:
+        headers_done = time.monotonic()  # the body pace is measured from here
         CLIENT.set(request_client(request))
         rule = _match(rules, request.path, request.method)
         limit = rule.max_body if rule else default_max
@@ -413,13 +490,13 @@ def install_edge(app: Any, rules: Optional[List[Rule]] = None, start_monitor: bo
                 and not getattr(getattr(route, "ctx", None), "ignore_body", False) \
                 and not hasattr(handler, "is_stream"):
             try:
-                await asyncio.wait_for(request.receive_body(), cfg.body_timeout)
-            except asyncio.TimeoutError:
+                await read_body(request, cfg, headers_done)
+            except BodyTooSlow as slow:
                 stream.request_body = None  # do not try to drain the rest of a slow body
                 stream.keep_alive = False
-                count_refusal("body_timeout", rule.channel if rule else "-")
+                count_refusal(slow.reason, rule.channel if rule else "-")
                 refuse(request, 408, TOO_SLOW_TEXT, {"Connection": "close"})
-                raise RequestTimeout("body timeout")
+                raise RequestTimeout(str(slow))
             except PayloadTooLarge:  # a chunked body (no Content-Length) went over the limit
                 stream.keep_alive = False
                 count_refusal("too_large", rule.channel if rule else "-")

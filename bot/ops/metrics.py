@@ -89,7 +89,8 @@ def count_stored_events(events: Iterable[Any]) -> None:
 REFUSED = Counter(
     "zwzx_refused_total",
     "Requests or messages refused before any NLU, by reason (too_large: 413, too_long: 请精简 "
-    "reply, rate_sender / rate_address: 429 or polite reply, body_timeout: 408)",
+    "reply, rate_sender / rate_address: 429 or polite reply, body_slow / body_stalled / body_timeout: "
+    "408, see bot.ops.limits.body_due)",
     ["reason", "channel"], registry=REGISTRY)
 NLU_PARSES = Counter(
     "zwzx_nlu_parses_total", "Messages run through the NLU pipeline", registry=REGISTRY)
