@@ -295,6 +295,9 @@ class Answerer:
             if len(per_doc) > 1:
                 return self.choose_document(per_doc[:3], q)
         if top.coverage >= ANSWER_COVERAGE or clearly_best:
+            if not decisive:  # a close call between items the words both cover: the meaning decides
+                hits = self._dense_first(q, hits, [h for h in hits[:3] if h.coverage >= ANSWER_COVERAGE])
+                top = hits[0]
             reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
             if not decisive:
                 # Close call: answer the best match, offer the runners-up as related items.
@@ -316,6 +319,17 @@ class Answerer:
         top = confident_alone(hits, self.mostly_foreign(q.text)) or agreeing(lexical, hits)
         return top if top is not None and self.kb.item(top.doc, top.item) else None
 
+    def _dense_first(self, q: Query, hits: List[Hit], close: List[Hit]) -> List[Hit]:
+        """``hits`` with the meaning's clear favourite among ``close`` moved to the front."""
+        from bot.retrieval.dense import pick_among
+
+        dense = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+        pick = pick_among(dense, [(h.doc, h.item) for h in close]) if len(close) > 1 else None
+        if pick is None:
+            return hits
+        return [h for h in hits if (h.doc, h.item) == (pick.doc, pick.item)] + \
+            [h for h in hits if (h.doc, h.item) != (pick.doc, pick.item)]
+
     def _clarify_or_pick(self, candidates: List[Hit], q: Query, mode: str, hits: List[Hit]) -> Reply:
         """Several items share the question's words: the one its meaning singles out is
         answered; otherwise the citizen chooses (the meaning's best item among the buttons)."""
@@ -324,8 +338,7 @@ class Answerer:
         dense = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
         pick = pick_among(dense, [(h.doc, h.item) for h in candidates])
         if pick is not None:
-            ordered = [h for h in hits if (h.doc, h.item) == (pick.doc, pick.item)] + \
-                [h for h in hits if (h.doc, h.item) != (pick.doc, pick.item)]
+            ordered = self._dense_first(q, hits, candidates)
             return self._answer_item(pick.doc, self.kb.item(pick.doc, pick.item), q, mode, ordered)
         if dense and dense[0].z >= Z_PICK and candidates and \
                 (dense[0].doc, dense[0].item) not in [(h.doc, h.item) for h in candidates] and \

@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 OVERRIDABLE = {"greet", "goodbye", "thank", "bot_identity", "ask_capabilities", "out_of_scope", "nlu_fallback",
                "affirm", "deny", "cancel"}
 ABOUT_THE_BOT = {"bot_identity", "ask_capabilities"}
+SHORT_REPLIES = {"greet", "goodbye", "thank", "affirm", "deny", "cancel"}
 ADDRESSED_TO_BOT_RE = re.compile(r"你|您|机器人|助手|\byou\b", re.I)
 # An English request for a person: the classifier has almost no English examples (adding some
 # pulls every English question to them), so the words decide.
@@ -67,6 +68,7 @@ STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much co
 TARGET_INTENT = "ask_policy"
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
+from bot.nlu.dense_prefetch import WANTED_KEY  # noqa: E402  (a question to embed before parsing again)
 DENSE_KEEP = 5            # how many items' scores travel to the answerer
 DENSE_ABOVE = 0.7         # words covering this much need no vector
 Z_OVER_SURE = 3.3         # a sure out_of_scope / small-talk intent yields to meaning only this clear
@@ -107,6 +109,17 @@ def _dense_index():
         return _cached.get("dense")
 
 
+def _warm_dense() -> None:
+    """Load the embedding model with the index at start-up, not at a citizen's first question."""
+    try:
+        from bot.retrieval.dense import embed_query
+
+        if _dense_index() is not None:
+            embed_query("政务公开")
+    except Exception:
+        logger.exception("dense index not warmed; answering from words alone until it loads")
+
+
 def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
     """How strongly the knowledge base answers the question, or None."""
     from bot.answering.answerer import ANSWER_COVERAGE
@@ -137,6 +150,10 @@ class RetrievalArbiter(GraphComponent):
     @classmethod
     def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> "RetrievalArbiter":
+        from bot.nlu.dense_prefetch import install
+
+        install()  # questions are embedded off the event loop (bot/nlu/dense_prefetch.py)
+        _warm_dense()
         return cls()
 
     def process(self, messages: List[Message]) -> List[Message]:
@@ -182,7 +199,8 @@ class RetrievalArbiter(GraphComponent):
             return
         kb, index = loaded
         strength = policy_strength(kb, index, scoring, tokens)
-        if not strength and content_words(tokens):
+        if not strength and content_words(tokens) and (intent not in SHORT_REPLIES or ASKS_RE.search(scoring)):
+            # (a form answer or small talk that asks nothing — "好的知道了" — has no topic to look up)
             # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
             from bot.answering.answerer import Answerer
             from bot.retrieval.dense import agreeing, confident_alone
@@ -216,13 +234,17 @@ class RetrievalArbiter(GraphComponent):
 
         new = {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)}
         self._set(message, new, dict(strength, overridden=intent))
+        if strength.get("by") == "retrieval" and strength["coverage"] < DENSE_ABOVE and message.get(DENSE_KEY) is None:
+            self._dense(message, scoring, tokens, weak=True)  # the answerer may still have to choose
 
     def _dense(self, message: Message, scoring: str, tokens: List[str], weak: bool = False) -> Optional[list]:
         """The items' dense scores (bot.retrieval.dense) when the words found no sure answer,
         kept in the parse data (top few, a few hundred bytes) for the answerer."""
         from bot.retrieval.dense import enabled
 
-        if not enabled() or not content_words(tokens) or not scoring.strip():
+        from bot.retrieval.dense import worth_embedding
+
+        if not enabled() or not content_words(tokens) or not worth_embedding(scoring):
             return None
         loaded = _index()
         if loaded is None:
@@ -235,7 +257,13 @@ class RetrievalArbiter(GraphComponent):
         dense = _dense_index()
         if dense is None:
             return None
-        hits = dense.item_scores(scoring)
+        from bot.retrieval.dense import DEFER, cached_vector, query_text
+
+        vector = cached_vector(scoring)
+        if vector is None and DEFER.get():  # embedded off the event loop, then parsed again
+            message.set(WANTED_KEY, query_text(scoring), add_to_output=True)
+            return None
+        hits = dense.item_scores(scoring, vector)
         message.set(DENSE_KEY, [h.as_dict() for h in hits[:DENSE_KEEP]], add_to_output=True)
         return hits
 

