@@ -20,13 +20,39 @@ replaced by a plain depth-first evaluation of the same minimal graph: the same n
 with the same inputs, each once, and errors surface as before (``GraphRunError`` for a
 ``RuntimeError``). Training is unaffected (``rasa train`` does not import our channels).
 
+Rasa 3.6 deep-copies the arguments of its structlog *debug* calls before making them
+(``structlogger.debug("…", rasa_events=copy.deepcopy(events))`` in the processor and the
+Rule/Memoization policies: the events of every action, the policies' states), even when debug
+logging is off and the call does nothing: ~0.4 ms a turn here. In those three modules
+``copy.deepcopy`` is answered by :class:`DebugLogCopy`, which copies only when structlog would
+pass debug events on (``rasa run --debug``) and otherwise hands back the object the dropped call
+never reads. tests/test_rasa_speedups.py checks from Rasa's source that every ``copy.deepcopy`` of
+those modules is an argument of a ``structlogger.debug`` call, so a Rasa upgrade that copies for
+another reason fails the test.
+
+``LogisticRegressionClassifier._create_X`` builds the classifier's input for one message through
+Rasa's generic feature combination (a deep copy of the features, then ``hstack``/``csr_matrix``/
+``vstack`` through scipy's block-matrix code: ~0.5 ms a message). For one message whose sentence
+features are all sparse (our CountVectorsFeaturizers) the same matrix is built with one
+``hstack`` to CSR in the dtype Rasa's path produces (the features upcast with float64); anything
+else goes to Rasa's code. Tested against Rasa's method: same shape, dtype, indices, indptr, data.
+
+The Rule and Memoization policies turn the tracker into its past states
+(``DialogueStateTracker.past_states``, a replay of the whole conversation) up to five times a
+message, twice with the same arguments in the RulePolicy (text and intent variants differ only
+afterwards). The states of a tracker are remembered on the tracker for the same domain, arguments
+and the very same event objects (compared by identity, all of them), and a copy is handed out, so
+callers may edit their list as before (Rasa's featurizer deletes the text or intent of the last
+state). Tested against Rasa's method on whole conversations.
+
 Installed when the project's input channels are imported (bot/channels/__init__.py), i.e. in
 every Rasa server we start, whatever the channel.
 """
 from __future__ import annotations
 
+import copy
 import threading
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional, Text, Tuple
 
 _installed = False
 _lock = threading.Lock()
@@ -66,6 +92,9 @@ def install() -> None:
         RemoteAction._validate_action_result = _validate_action_result
         _install_event_lookup()
         _install_graph_runner()
+        _install_debug_log_copies()
+        _install_logreg_input()
+        _install_past_states_cache()
         _installed = True
 
 
@@ -176,3 +205,130 @@ def _install_event_lookup() -> None:
         return cls
 
     Event.resolve_by_type = staticmethod(resolve_by_type)
+
+
+# ----------------------------------------------------------------- deep copies for debug logs
+DEBUG_LOG_COPY_MODULES = ("rasa.core.processor", "rasa.core.policies.rule_policy",
+                          "rasa.core.policies.memoization")
+
+
+def debug_logs_dropped() -> bool:
+    """True when structlog drops debug events without looking at them: the configured bound
+    logger's ``debug`` is structlog's no-op (``make_filtering_bound_logger`` above DEBUG, as
+    ``rasa run`` configures it without ``--debug``). Anything else (debug on, an unknown
+    structlog) counts as not dropped."""
+    try:
+        import structlog
+        from structlog import _native
+
+        wrapper = structlog.get_config()["wrapper_class"]
+        nop = getattr(_native, "_nop", None)
+    except Exception:  # noqa: BLE001 — another structlog: copy as Rasa does
+        return False
+    return nop is not None and getattr(wrapper, "debug", None) is nop
+
+
+class DebugLogCopy:
+    """Stands in for the ``copy`` module in Rasa modules whose only ``copy.deepcopy`` calls
+    build arguments of ``structlogger.debug``: copies when debug events are used, else returns
+    the object (the dropped call never reads it). Every other name is the real module's."""
+
+    def deepcopy(self, x: Any, memo: Optional[Dict[int, Any]] = None, _nil: Any = None) -> Any:
+        if debug_logs_dropped():
+            return x
+        return copy.deepcopy(x, memo)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+
+def _install_debug_log_copies() -> None:
+    import importlib
+
+    shim = DebugLogCopy()
+    for name in DEBUG_LOG_COPY_MODULES:
+        module = importlib.import_module(name)
+        if getattr(module, "copy", None) is copy:
+            module.copy = shim
+
+
+# ----------------------------------------------------------------- logistic regression input
+def _install_logreg_input() -> None:
+    from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
+
+    original = LogisticRegressionClassifier._create_X
+    if getattr(original, "_zwzx_fast", False):
+        return
+
+    def _create_X(self: Any, messages: List[Any]) -> Any:
+        x = logreg_input(messages)
+        return original(self, messages) if x is None else x
+
+    _create_X._zwzx_fast = True  # type: ignore[attr-defined]
+    _create_X.__wrapped__ = original  # type: ignore[attr-defined]
+    LogisticRegressionClassifier._create_X = _create_X
+
+
+def logreg_input(messages: List[Any]) -> Any:
+    """What ``LogisticRegressionClassifier._create_X`` returns for one message whose text
+    sentence features are all sparse, or None (Rasa's code then decides): the sentence features
+    side by side, as CSR, in the dtype of Rasa's ``hstack`` with its empty float64 dense block."""
+    if len(messages) != 1:
+        return None
+    import numpy as np
+    import scipy.sparse
+    from rasa.shared.nlu.constants import FEATURE_TYPE_SENTENCE, TEXT
+
+    blocks = []
+    for f in messages[0].features:
+        if f.attribute != TEXT or f.type != FEATURE_TYPE_SENTENCE:
+            continue
+        if not f.is_sparse():
+            return None  # dense sentence features: Rasa's path
+        blocks.append(f.features)
+    if not blocks:
+        return None
+    dtype = np.result_type(*(b.dtype for b in blocks), np.float64)
+    return scipy.sparse.hstack(blocks, format="csr", dtype=dtype)
+
+
+# ----------------------------------------------------------------- past states of a tracker
+_STATES_KEY = "_zwzx_past_states"
+
+
+def copy_states(states: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
+    """A copy callers may edit as Rasa's own result: new state dicts and sub-state dicts (their
+    values are strings and tuples)."""
+    return [{k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()} for state in states]
+
+
+def _install_past_states_cache() -> None:
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    original = DialogueStateTracker.past_states
+    if getattr(original, "_zwzx_cached", False):
+        return
+
+    def past_states(self: DialogueStateTracker, domain: Any, omit_unset_slots: bool = False,
+                    ignore_rule_only_turns: bool = False,
+                    rule_only_data: Optional[Dict[Text, Any]] = None) -> List[Dict[Text, Any]]:
+        events = self.events
+        key = (bool(omit_unset_slots), bool(ignore_rule_only_turns))
+        cache: Dict[Tuple[bool, bool], Any] = self.__dict__.get(_STATES_KEY)
+        if cache is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                c_domain, c_rule_only, c_events, c_states = hit
+                if (c_domain is domain and c_rule_only == rule_only_data and len(c_events) == len(events)
+                        and all(a is b for a, b in zip(c_events, events))):
+                    return copy_states(c_states)
+        states = original(self, domain, omit_unset_slots=omit_unset_slots,
+                          ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
+        if cache is None:
+            cache = self.__dict__[_STATES_KEY] = {}
+        cache[key] = (domain, copy.deepcopy(rule_only_data), list(events), copy_states(states))
+        return states
+
+    past_states._zwzx_cached = True  # type: ignore[attr-defined]
+    past_states.__wrapped__ = original  # type: ignore[attr-defined]
+    DialogueStateTracker.past_states = past_states

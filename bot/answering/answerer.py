@@ -36,6 +36,10 @@ DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪�
                          r"几月|几号|哪一天|哪年|下发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干|搞|弄)些?(什么|哪些|啥|么子|名堂)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
+# an English who-is-responsible question (the classifier has hardly seen English)
+EN_RESPONSIBLE_RE = re.compile(r"\bwho\b.{0,40}\b(?:leads?|leading|in charge|responsible|handles?|oversees?|manages?|runs?)\b|"
+                               r"\b(?:which|what)\s+(?:government\s+)?(?:department|bureau|unit|agency|office|body|"
+                               r"organi[sz]ation|authority)s?\b", re.I)
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
@@ -58,6 +62,9 @@ FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
 HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。"
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
+# a follow-up asking for more about what was just answered (bot/nlu/retrieval_arbiter.py routes it here)
+FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
+                          r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容)")
 ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|该项|它|此项|这一项|上面|刚才)")
 # "这个文件", "这份文件里", "该文件", "上面那个文件", "刚才那份要点": the document in context
 DOC_REF_RE = re.compile(r"(这|那|该|此|本|上面|上述|刚才|前面|之前)(一)?(个|份)?(那个|那份|这个|这份)?"
@@ -172,6 +179,8 @@ class Answerer:
                 "ask_full_text": "full"}.get(intent, "policy")
         if mode == "policy" and RESPONSIBLE_RE.search(text) and intent != "ask_policy":
             mode = "responsible"
+        if mode == "policy" and self.mostly_foreign(text) and EN_RESPONSIBLE_RE.search(text):
+            mode = "responsible"
         return self.retrieve(q, mode)
 
     # --------------------------------------------------------------- helpers
@@ -249,6 +258,9 @@ class Answerer:
         if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic) \
                 and not topic_in_doc:
             return self._answer_item(ctx[0], ctx[1], q, mode)
+        if ctx and mode == "policy" and not own_topic and not topic_in_doc and FOLLOW_UP_RE.search(q.scoring or q.text):
+            # "这个要求具体是什么", "这些都包括哪些": more about the item in context
+            return self._answer_item(ctx[0], ctx[1], q, mode)
         top_cov = hits[0].coverage if hits else 0.0
         if mode == "policy" and (top_cov < ANSWER_COVERAGE or top_cov < 0.7 or DOC_SELF_RE.search(q.text)):
             # "以什么思想为指导": the notice or preamble, not an item, says it
@@ -274,6 +286,15 @@ class Answerer:
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
             return self.fallback(q)
+        if self.mostly_foreign(q.text):
+            # English words reach the documents through a dictionary, loosely; the meaning's clear
+            # favourite among the items they reach goes first
+            from bot.retrieval.dense import confident_alone
+
+            meant = confident_alone([h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope], True)
+            if meant is not None and (meant.doc, meant.item) in [(h.doc, h.item) for h in hits[:3]
+                                                                 if h.coverage >= WEAK_COVERAGE]:
+                hits = self._dense_first(q, hits, [h for h in hits[:3] if h.coverage >= WEAK_COVERAGE])
         top = hits[0]
         runner = hits[1] if len(hits) > 1 else None
         decisive = runner is None or top.rank >= CLARIFY_MARGIN * runner.rank or \

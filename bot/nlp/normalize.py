@@ -95,6 +95,13 @@ def normalize_text(text: Optional[str]) -> str:
     return SPACE_RE.sub(" ", text).strip()
 
 
+# The frame of an English "who is responsible" question ("Which department is in charge of …"):
+# like 哪个部门/负责 in Chinese it asks who, it names no topic (the answerer reads who-questions
+# from the full text, bot/answering/answerer.py EN_RESPONSIBLE_RE).
+EN_WHO_FRAME_RE = re.compile(r"\b(?:which|what)\s+(?:government\s+)?(?:department|bureau|unit|agency|office|body|"
+                             r"organi[sz]ation|authority|authorities)s?\b|\bin charge(?:\s+of)?\b", re.I)
+
+
 def scoring_text(text: Optional[str]) -> str:
     """The question without greetings, politeness formulas and fillers."""
     t = normalize_text(text)
@@ -102,4 +109,4 @@ def scoring_text(text: Optional[str]) -> str:
     while prev != t:
         prev = t
         t = FILLER_RE.sub("", t).strip(" ，,。！!～~")
-    return t
+    return EN_WHO_FRAME_RE.sub(" ", t).strip() if EN_WHO_FRAME_RE.search(t) else t

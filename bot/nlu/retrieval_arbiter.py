@@ -28,6 +28,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.answering.answerer import EN_RESPONSIBLE_RE, FOLLOW_UP_RE, Answerer  # one definition, the answerer's
 from bot.nlp.segmenter import content_words
 
 logger = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ ENGLISH_COMPLAINT_RE = re.compile(
     r"\breport\s+(?:an?|the|some)\s+(?:\w+\s+)?(?:official|officer|civil servant|employee)\b|\bbrib(?:e|es|ery|ing)\b|\bcorruption\b",
     re.I)
 UNSURE_COMPLAINT = 0.5
+UNSURE_HUMAN = 0.5       # an unsure request for a person with no request in it ("政务公开工作人员的培训")
+# thanks for the assistant's own reply ("谢谢你的解答"): small talk, whatever the reply's words
+THANKS_FOR_REPLY_RE = re.compile(r"(?:你|您)(?:们)?的(?:解答|回答|回复|答复|帮助|耐心|服务|讲解|介绍)")
 # An unsure greeting / thanks / goodbye that asks something ("那个表格在哪里下载") is a question the
 # knowledge base does not answer: the citizen should hear "没有找到" (and reach a person after two),
 # not small talk.
@@ -181,12 +185,32 @@ class RetrievalArbiter(GraphComponent):
                           {"by": "english_complaint", "overridden": intent})
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
+        text = message.get(TEXT) or ""
+        if intent in OVERRIDABLE and EN_RESPONSIBLE_RE.search(text) and Answerer.mostly_foreign(text):
+            # "Who is responsible for that?": the answerer finds the topic, or takes the item in context
+            self._set(message, {"name": "ask_responsible", "confidence": 0.9},
+                      {"by": "english_responsible", "overridden": intent})
+            self._dense(message, message.get("text_scoring") or text, message.get("tokens_zh") or [])
+            return
+        if intent == "request_human" and confidence < UNSURE_HUMAN and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
+                and not ENGLISH_HANDOFF_RE.search(message.get(TEXT) or ""):
+            unsure_human = True  # decided below: a strong match makes it a question
+        else:
+            unsure_human = False
         scoring = message.get("text_scoring")
         if scoring is None:
             scoring = message.get(TEXT) or ""
         tokens = message.get("tokens_zh") or []
         # an unsure "complaint" ("创新做法要总结上报吗": 上报) is a question when an item covers it
-        if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT):
+        if intent in SMALL_TALK and THANKS_FOR_REPLY_RE.search(message.get(TEXT) or "") and not ASKS_RE.search(scoring):
+            return  # "谢谢你的解答": thanks, not a question about 解答
+        if intent in ABOUT_THE_BOT and confidence < CONFIDENT and FOLLOW_UP_RE.search(scoring) \
+                and not ADDRESSED_TO_BOT_RE.search(scoring):
+            self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
+                      {"by": "follow_up_not_about_the_bot", "overridden": intent})
+            return  # the answerer takes the item in context
+        if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT) \
+                and not unsure_human:
             if intent not in NO_TOPIC:
                 self._dense(message, scoring, tokens)  # for the answerer, when the words are unsure
             return
@@ -199,10 +223,14 @@ class RetrievalArbiter(GraphComponent):
             return
         kb, index = loaded
         strength = policy_strength(kb, index, scoring, tokens)
+        if unsure_human:  # a person is what was asked for, unless the words clearly name a topic
+            if strength and strength.get("by") in ("retrieval", "reference") and strength["coverage"] >= STRONG_COVERAGE:
+                self._set(message, {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)},
+                          dict(strength, overridden=intent))
+            return
         if not strength and content_words(tokens) and (intent not in SHORT_REPLIES or ASKS_RE.search(scoring)):
             # (a form answer or small talk that asks nothing — "好的知道了" — has no topic to look up)
             # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
-            from bot.answering.answerer import Answerer
             from bot.retrieval.dense import agreeing, confident_alone
 
             foreign = Answerer.mostly_foreign(scoring)
@@ -225,7 +253,6 @@ class RetrievalArbiter(GraphComponent):
                 self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                           {"by": "topic_not_about_the_bot", "overridden": intent})
             return
-        from bot.answering.answerer import Answerer
 
         # (the classifier has hardly seen English: its confidence on English text says nothing)
         if confidence >= CONFIDENT and strength.get("by") == "retrieval" and strength["coverage"] < STRONG_COVERAGE \

@@ -32,7 +32,10 @@ ENGLISH_STOP = set("""a an the of to in on at for by with about from and or as i
     this that these those there here what where when which who whom whose why how can could will would shall should
     may might must do does did not no yes i me my we our you your he she they them their his her one sb sth etc
     something someone please tell know want like find get any some also very more most much many such other
-    m s t d ll ve re than just into being while then so if but all only has have had got each us am""".split())
+    m s t d ll ve re than just into being while then so if but all only has have had got each us am
+    charge responsible responsibility oversee oversees""".split())
+# (the last line: "in charge of", as 负责/主管 are stopwords in Chinese questions; "lead"/"handle" are
+# kept: an English question has no intent classifier to say it asks who leads)
 
 
 def lemma(word: str) -> str:
