@@ -30,6 +30,7 @@ CLEAR_MARGIN = 2.2       # ... this many times better ranked than every other it
 FAR_MARGIN = 3.0         # ... or, from WEAK_COVERAGE up, this many times better than the runner-up
 DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and strong): offer both
 MAX_ANSWER_CHARS = 300
+DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "完工", "结束", "办完", "做完", "落实"}  # no topic of their own
 MAX_INPUT_CHARS = 500
 
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
@@ -47,7 +48,8 @@ DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
                           r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
-SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换)"
+SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
+                        r"转移|迁移|转入|转出|提取|过户|退费|退款)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开)"
@@ -250,7 +252,7 @@ class Answerer:
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
         # a topic of its own: a word that singles out a few items ("推进", used by most, does not)
-        own_topic = bool([w for w in content_words(q.tokens) if w not in ("时间", "时限", "期限", "时候")
+        own_topic = bool([w for w in content_words(q.tokens) if w not in DEADLINE_WORDS
                           and self.index.is_topic_word(w)]) and not (ANAPHORA_RE.search(q.text) and not scope)
         # "这个文件里关于预算的…": a topic of its own, asked of the document in context, not the item
         topic_in_doc = bool(scope) and own_topic
@@ -445,6 +447,15 @@ class Answerer:
         refs = self.kb.department_items(department)
         if q.doc_scope and any(d.doc_id == q.doc_scope for d, _, _ in refs):
             refs = [r for r in refs if r[0].doc_id == q.doc_scope]  # "这个文件里县财政局负责什么"
+        if data is not None and not refs:
+            # a body no item names among its units, but an item's text gives it a task
+            # ("市人民政府办公室要认真履行……法定职责"): that item answers
+            forms = [f for f in self.kb.department_forms(department) if len(f) >= 3]
+            for doc, item in self.kb.all_items():
+                if q.doc_scope and doc.doc_id != q.doc_scope:
+                    continue
+                if any(f in s for s in item.sentences for f in forms):
+                    return self._answer_item(doc.doc_id, item, q, "policy")
         if data is None or not refs:
             return Reply("fallback", [f"在现有政策文件中没有查到{department}承担的政务公开工作。{HANDOFF_HINT}"],
                          departments=[department] if data else [], buttons=[HUMAN_BUTTON],
