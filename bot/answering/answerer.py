@@ -41,6 +41,11 @@ DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干|搞|弄)些?(什
 EN_RESPONSIBLE_RE = re.compile(r"\bwho\b.{0,40}\b(?:leads?|leading|in charge|responsible|handles?|oversees?|manages?|runs?)\b|"
                                r"\b(?:which|what)\s+(?:government\s+)?(?:department|bureau|unit|agency|office|body|"
                                r"organi[sz]ation|authority)s?\b", re.I)
+EN_DEADLINE_RE = re.compile(r"\b(?:deadlines?|by when|when|how long|timeline|time ?limits?|due|time ?frame|schedule)\b", re.I)
+# an English follow-up pointing back at what was just answered ("Who leads it?", "What about the deadline?")
+EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]*$|^\s*(?:and|what about|how about)\b", re.I)
+EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handling", "manage", "manages", "run", "runs",
+                  "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
@@ -183,6 +188,8 @@ class Answerer:
             mode = "responsible"
         if mode == "policy" and self.mostly_foreign(text) and EN_RESPONSIBLE_RE.search(text):
             mode = "responsible"
+        elif mode == "policy" and self.mostly_foreign(text) and EN_DEADLINE_RE.search(text):
+            mode = "deadline"
         return self.retrieve(q, mode)
 
     # --------------------------------------------------------------- helpers
@@ -252,8 +259,9 @@ class Answerer:
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
         # a topic of its own: a word that singles out a few items ("推进", used by most, does not)
-        own_topic = bool([w for w in content_words(q.tokens) if w not in DEADLINE_WORDS
-                          and self.index.is_topic_word(w)]) and not (ANAPHORA_RE.search(q.text) and not scope)
+        own_topic = bool([w for w in content_words(q.tokens) if w not in DEADLINE_WORDS and w not in EN_FRAME_WORDS
+                          and self.index.is_topic_word(w)]) and not ((ANAPHORA_RE.search(q.text) or (
+                              self.mostly_foreign(q.text) and EN_ANAPHORA_RE.search(q.text))) and not scope)
         # "这个文件里关于预算的…": a topic of its own, asked of the document in context, not the item
         topic_in_doc = bool(scope) and own_topic
         # Follow-up without a topic of its own ("那由哪个部门负责？", "有什么时间要求吗")

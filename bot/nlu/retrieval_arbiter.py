@@ -28,7 +28,8 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.answering.answerer import EN_RESPONSIBLE_RE, FOLLOW_UP_RE, Answerer  # one definition, the answerer's
+from bot.answering.answerer import (EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE,  # one definition
+                                    CLARIFY_MARGIN, Answerer)
 from bot.nlp.segmenter import content_words
 
 logger = logging.getLogger(__name__)
@@ -186,10 +187,13 @@ class RetrievalArbiter(GraphComponent):
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
-        if intent in OVERRIDABLE and EN_RESPONSIBLE_RE.search(text) and Answerer.mostly_foreign(text):
-            # "Who is responsible for that?": the answerer finds the topic, or takes the item in context
-            self._set(message, {"name": "ask_responsible", "confidence": 0.9},
-                      {"by": "english_responsible", "overridden": intent})
+        if intent in OVERRIDABLE and Answerer.mostly_foreign(text) and \
+                (EN_RESPONSIBLE_RE.search(text) or EN_DEADLINE_RE.search(text) and EN_ANAPHORA_RE.search(text)):
+            # "Who is responsible for that?", "What about the deadline?": the answerer finds the
+            # topic, or takes the item in context
+            who = bool(EN_RESPONSIBLE_RE.search(text))
+            self._set(message, {"name": "ask_responsible" if who else "ask_deadline", "confidence": 0.9},
+                      {"by": "english_responsible" if who else "english_deadline", "overridden": intent})
             self._dense(message, message.get("text_scoring") or text, message.get("tokens_zh") or [])
             return
         if intent == "request_human" and confidence < UNSURE_HUMAN and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
@@ -279,8 +283,8 @@ class RetrievalArbiter(GraphComponent):
         kb, index = loaded
         if not weak:
             hits = index.search(scoring, tokens, kb.find_departments(scoring))
-            if hits and hits[0].coverage >= DENSE_ABOVE:
-                return None  # the words are sure: no vector needed
+            if hits and hits[0].coverage >= DENSE_ABOVE and (len(hits) < 2 or hits[0].rank >= CLARIFY_MARGIN * hits[1].rank):
+                return None  # the words are sure and single out one item: no vector needed
         dense = _dense_index()
         if dense is None:
             return None
