@@ -93,9 +93,14 @@ def test_department_duties_by_alias(env, alias, canonical, items):
     assert "（牵头）" in reply.texts[0]
 
 
-def test_department_without_items(env):
+def test_department_named_only_in_an_items_text(env):
+    # no item lists 市人民政府办公室 among its units, but one item's text gives it its task:
+    # that sentence answers, with the item cited
+    kb = env[0].kb
     reply = ask(env, "市人民政府办公室负责什么", "ask_department_duties", departments=["市人民政府办公室"])
-    assert reply.kind == "fallback" and "12345" in reply.texts[0]
+    assert reply.kind == "answer" and "市人民政府办公室" in reply.texts[0]
+    cited = kb.item(reply.citations[0]["doc"], reply.citations[0]["item"])
+    assert "市人民政府办公室" in cited.text and "市人民政府办公室" not in cited.lead_units + cited.responsible_units
 
 
 def test_document_info(env):

@@ -76,7 +76,7 @@ DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retri
 from bot.nlu.dense_prefetch import WANTED_KEY  # noqa: E402  (a question to embed before parsing again)
 DENSE_KEEP = 5            # how many items' scores travel to the answerer
 DENSE_ABOVE = 0.7         # words covering this much need no vector
-Z_OVER_SURE = 3.3         # a sure out_of_scope / small-talk intent yields to meaning only this clear
+Z_OVER_SURE = 4.3         # a sure out_of_scope / small-talk intent yields to meaning only this clear
 ARBITRATION_KEY = "arbitration"
 
 _lock = threading.Lock()

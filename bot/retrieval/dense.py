@@ -9,8 +9,9 @@ owners in ``build/dense.json`` (keyed to the knowledge base's fingerprint). At q
 one query is embedded (≈ 1 ms per token on one core) and each item scores its best passage.
 
 The raw cosine of this model is compressed (unrelated ≈ 0.82, related ≈ 0.90) and differs
-between Chinese and English questions, so confidence is the top item's standing among all
-items: ``z`` = (best − mean) / standard deviation over the items. Lexical retrieval stays
+between Chinese and English questions, so confidence is the top item's standing: ``z`` = (its
+best passage − mean) / standard deviation over all passages of the knowledge base (passages,
+not items, so a short document is judged on the same scale as a long one). Lexical retrieval stays
 first; this signal only decides where words found nothing sure (bot/answering/answerer.py,
 bot/nlu/retrieval_arbiter.py).
 
@@ -44,10 +45,11 @@ MAX_QUERY_CHARS = 96   # a longer question is embedded by its first part (bounde
 CACHE_SIZE = 512       # recent questions' vectors (the NLU may parse a message twice, see below)
 
 # Decisions (measured on the tune sets only, docs/evaluation.md):
-Z_ALONE = 2.8         # words found nothing: the best item must stand this far above the rest ...
+Z_ALONE = 3.8         # words found nothing: the best item must stand this far above the passages ...
 ABS_ALONE = 0.885     # ... and be this close to the question (Chinese) ...
-ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cosines are lower)
-Z_PICK = 2.0          # words offered several items (or matched a few weakly): the dense best
+ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cosines are lower,
+Z_ALONE_FOREIGN = 3.3     # and so are their standings: unrelated English questions stay near 2.3)
+Z_PICK = 2.8          # words offered several items (or matched a few weakly): the dense best
 AGREE_FLOOR = 0.1     # ... among the items whose words cover at least this much of the question
 AGREE_TIE = 0.02      # ... and are within this of the best coverage, is answered
 
@@ -209,8 +211,10 @@ class DenseIndex:
         sims = self.vectors @ vector
         best = np.full(len(self.keys), -1.0)
         np.maximum.at(best, self.owner_pos, sims)
-        std = float(best.std()) or 1e-6
-        mean = float(best.mean())
+        # the standing against every passage of the knowledge base, not against the items: the same
+        # scale for a document of 4 items as for one of 30
+        std = float(sims.std()) or 1e-6
+        mean = float(sims.mean())
         order = np.argsort(-best)
         return [DenseHit(self.keys[i][0], self.keys[i][1], float(best[i]), (float(best[i]) - mean) / std)
                 for i in order]
@@ -221,8 +225,8 @@ def confident_alone(hits: List[DenseHit], foreign: bool) -> Optional[DenseHit]:
     if not hits:
         return None
     top = hits[0]
-    floor = ABS_ALONE_FOREIGN if foreign else ABS_ALONE
-    return top if top.z >= Z_ALONE and top.score >= floor else None
+    floor, z = (ABS_ALONE_FOREIGN, Z_ALONE_FOREIGN) if foreign else (ABS_ALONE, Z_ALONE)
+    return top if top.z >= z and top.score >= floor else None
 
 
 def pick_among(hits: List[DenseHit], candidates: List[Tuple[str, int]]) -> Optional[DenseHit]:
