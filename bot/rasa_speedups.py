@@ -6,8 +6,9 @@ which checks the (large) events schema against the JSON-Schema meta-schema on *e
 Here the validator is built and the schema checked once; results are validated exactly as
 before and errors carry the same message.
 
-A response that passes is first recognised by a compiled check (``fastjsonschema``); only a
-response it rejects is run through jsonschema, so errors are unchanged.
+A response that passes is first recognised by a compiled check (``fastjsonschema``, each event
+checked against the one alternative of the events schema its type can match); only a response
+it rejects is run through jsonschema, so errors are unchanged.
 
 Rasa also resolves every event it deserialises (each tracker read, each action-server
 response) with ``Event.resolve_by_type``, which walks all Event subclasses with
@@ -45,6 +46,17 @@ and the very same event objects (compared by identity, all of them), and a copy 
 callers may edit their list as before (Rasa's featurizer deletes the text or intent of the last
 state). Tested against Rasa's method on whole conversations.
 
+``Domain.is_empty`` (asked for every parsed message) built a new empty Domain each time to
+compare with (~0.05 ms); the empty domain's dict is built once.
+
+``EndpointConfig.request`` (every custom-action call) opened a new aiohttp session and TCP
+connection to the action server per call and closed it again: ~0.3 ms on each side. Requests
+now borrow one session per endpoint settings and event loop, keeping connections alive for 2 s
+(less than Sanic's 5 s on the action server, so an idle connection is always closed by us
+first, never reused just as the server drops it). The session has the settings of Rasa's
+``EndpointConfig.session()`` (headers, auth, timeout; tested), and Rasa's own ``request`` code
+does the rest (URL, parameters, errors, JSON).
+
 Installed when the project's input channels are imported (bot/channels/__init__.py), i.e. in
 every Rasa server we start, whatever the channel.
 """
@@ -72,7 +84,7 @@ def install() -> None:
         validator_cls = validator_for(schema)
         validator_cls.check_schema(schema)
         validator = validator_cls(schema)
-        quick_check = _compiled_check(schema)
+        quick_check = _eventwise_check(schema) or _compiled_check(schema)
 
         def _validate_action_result(self, result: Dict[Text, Any]) -> bool:
             if quick_check(result):
@@ -95,6 +107,8 @@ def install() -> None:
         _install_debug_log_copies()
         _install_logreg_input()
         _install_past_states_cache()
+        _install_domain_is_empty()
+        _install_keepalive_requests()
         _installed = True
 
 
@@ -159,6 +173,63 @@ def evaluate(graph: Dict[Text, Any], targets: List[Text]) -> List[Any]:
             stack.append((name, True))
             stack.extend((d, False) for d in reversed(deps))
     return [done[t] for t in targets]
+
+
+def _eventwise_check(schema: Dict[Text, Any]) -> Any:
+    """A faster yes-check for Rasa's response schema as it is: ``events`` is an array of objects
+    that must match exactly one (``oneOf``) of ~25 alternatives, each fixing ``event`` to its own
+    ``const``. An event whose ``event`` is ``v`` can only match the alternative whose const is
+    ``v``, so "exactly one matches" is "that one matches": each event is checked against that
+    alternative alone (compiled with fastjsonschema, together with the event's common keywords)
+    instead of trying them all — the compiled oneOf raised and caught an exception for every
+    other alternative. None (the whole-schema check is used) when the schema is not of that
+    shape. Like :func:`_compiled_check`, it only short-cuts a pass."""
+    try:
+        import fastjsonschema
+
+        if set(schema) != {"type", "properties"} or schema["type"] != "object" \
+                or set(schema["properties"]) != {"events", "responses"}:
+            return None
+        events, responses = schema["properties"]["events"], schema["properties"]["responses"]
+        if events.get("type") != "array" or set(events) != {"type", "items"} \
+                or responses != {"type": "array", "items": {"type": "object"}}:
+            return None
+        event = events["items"]
+        if set(event) != {"type", "properties", "required", "oneOf"} or event["type"] != "object" \
+                or "event" not in event["required"]:
+            return None
+        common = {k: v for k, v in event.items() if k != "oneOf"}
+        by_type: Dict[Text, Any] = {}
+        for alternative in event["oneOf"]:
+            const = ((alternative.get("properties") or {}).get("event") or {}).get("const")
+            if not isinstance(const, str) or const in by_type:
+                return None  # not one const per alternative: the shortcut would not be exact
+            by_type[const] = fastjsonschema.compile(dict(common, allOf=[alternative]))
+    except Exception:  # noqa: BLE001 — not installed, or a schema it cannot compile
+        return None
+
+    def check(result: Any) -> bool:
+        if not isinstance(result, dict):
+            return False
+        try:
+            if "events" in result:
+                items = result["events"]
+                if not isinstance(items, list):
+                    return False
+                for item in items:
+                    validate = by_type.get(item.get("event")) if isinstance(item, dict) else None
+                    if validate is None:
+                        return False
+                    validate(item)
+            if "responses" in result:
+                items = result["responses"]
+                if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                    return False
+        except Exception:  # noqa: BLE001 — rejected (or undecided): jsonschema decides
+            return False
+        return True
+
+    return check
 
 
 def _compiled_check(schema: Dict[Text, Any]) -> Any:
@@ -332,3 +403,115 @@ def _install_past_states_cache() -> None:
     past_states._zwzx_cached = True  # type: ignore[attr-defined]
     past_states.__wrapped__ = original  # type: ignore[attr-defined]
     DialogueStateTracker.past_states = past_states
+
+
+# ----------------------------------------------------------------- Domain.is_empty
+def _install_domain_is_empty() -> None:
+    from rasa.shared.core.domain import Domain
+
+    original = Domain.is_empty
+    if getattr(original, "_zwzx_cached", False):
+        return
+    empty: List[Dict[Text, Any]] = []
+
+    def is_empty(self: Domain) -> bool:
+        if not empty:
+            empty.append(copy.deepcopy(Domain.empty().as_dict()))
+        return self.as_dict() == empty[0]
+
+    is_empty._zwzx_cached = True  # type: ignore[attr-defined]
+    is_empty.__wrapped__ = original  # type: ignore[attr-defined]
+    Domain.is_empty = is_empty
+
+
+# ----------------------------------------------------------------- keep-alive HTTP requests
+KEEPALIVE_SECONDS = 2.0  # below Sanic's KEEP_ALIVE_TIMEOUT (5 s) on the action server
+_BORROWED: "Any" = None   # contextvars.ContextVar, made at install
+_sessions: Dict[Tuple[Any, ...], Any] = {}
+
+
+class _Borrowed:
+    """``async with`` a shared session without closing it at the end."""
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> Any:
+        return self._session
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+
+def keepalive_session(endpoint: Any) -> Any:
+    """The shared session for ``endpoint``'s settings on the running loop: what Rasa's
+    ``EndpointConfig.session()`` makes (headers, basic auth, total timeout), with a connector
+    that keeps connections for :data:`KEEPALIVE_SECONDS`."""
+    import asyncio
+
+    import aiohttp
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+    loop = asyncio.get_running_loop()
+    auth = tuple(sorted((endpoint.basic_auth or {}).items()))
+    key = (id(loop), endpoint.url, tuple(sorted((endpoint.headers or {}).items())), auth)
+    session = _sessions.get(key)
+    if session is None or session.closed or getattr(session, "_loop", loop) is not loop:
+        for k, v in list(_sessions.items()):  # forget sessions of closed loops
+            v_loop = getattr(v, "_loop", None)
+            if v.closed or v_loop is None or v_loop.is_closed():
+                _sessions.pop(k, None)
+        basic = aiohttp.BasicAuth(endpoint.basic_auth["username"], endpoint.basic_auth["password"]) \
+            if endpoint.basic_auth else None
+        session = aiohttp.ClientSession(
+            headers=endpoint.headers, auth=basic,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS))
+        _sessions[key] = session
+    return session
+
+
+def _close_sessions_at_exit() -> None:
+    for session in list(_sessions.values()):
+        try:
+            connector = session.connector
+            if connector is not None:
+                connector._close()  # synchronous part of close(): no "Unclosed client session"
+        except Exception:  # noqa: BLE001 — exiting anyway
+            pass
+    _sessions.clear()
+
+
+def _install_keepalive_requests() -> None:
+    import atexit
+    import contextvars
+
+    from rasa.utils.endpoints import EndpointConfig
+
+    global _BORROWED
+    if getattr(EndpointConfig.request, "_zwzx_keepalive", False):
+        return
+    _BORROWED = contextvars.ContextVar("zwzx_borrowed_session", default=None)
+    original_request = EndpointConfig.request
+    original_session = EndpointConfig.session
+
+    async def request(self: EndpointConfig, *args: Any, **kwargs: Any) -> Any:
+        token = _BORROWED.set(keepalive_session(self))
+        try:
+            return await original_request(self, *args, **kwargs)
+        finally:
+            _BORROWED.reset(token)
+
+    def session(self: EndpointConfig) -> Any:
+        shared = _BORROWED.get()
+        if shared is not None:
+            _BORROWED.set(None)  # only Rasa's own ``async with self.session()`` in request()
+            return _Borrowed(shared)
+        return original_session(self)
+
+    request._zwzx_keepalive = True  # type: ignore[attr-defined]
+    request.__wrapped__ = original_request  # type: ignore[attr-defined]
+    session.__wrapped__ = original_session  # type: ignore[attr-defined]
+    EndpointConfig.request = request
+    EndpointConfig.session = session
+    atexit.register(_close_sessions_at_exit)

@@ -57,7 +57,7 @@ SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴�
                         r"转移|迁移|转入|转出|提取|过户|退费|退款)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
-                        r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开)"
+                        r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开|打|接种|领|买|挂号)"
                         r"|\bhow (?:do|can|should) i (?:apply|get|pay|renew|register|replace|obtain)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
@@ -292,7 +292,8 @@ class Answerer:
         if not hits or hits[0].coverage < WEAK_COVERAGE:
             meant = self._dense_alone(q, hits)
             if meant is not None:  # no word matched, the meaning does: "供水供电公司" → 公共企事业单位
-                return self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
+                return self._basis(self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode),
+                                   "meaning")
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
             return self.fallback(q)
@@ -344,11 +345,18 @@ class Answerer:
     def _dense_alone(self, q: Query, lexical: List[Hit]):
         """The item the question's meaning singles out when words matched none well: clearly
         on its own, or as the clear favourite among the items the words matched weakly."""
-        from bot.retrieval.dense import agreeing, confident_alone
+        from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, confident_alone
 
         hits = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
-        top = confident_alone(hits, self.mostly_foreign(q.text)) or agreeing(lexical, hits)
+        top = (confident_alone(hits, self.mostly_foreign(q.text)) if ANSWER_WITHOUT_WORDS else None) \
+            or agreeing(lexical, hits)
         return top if top is not None and self.kb.item(top.doc, top.item) else None
+
+    @staticmethod
+    def _basis(reply: Reply, basis: str) -> Reply:
+        """What decided the answer beyond the words (shown on the card for staff and evaluation)."""
+        reply.extra["basis"] = basis
+        return reply
 
     def _dense_first(self, q: Query, hits: List[Hit], close: List[Hit]) -> List[Hit]:
         """``hits`` with the meaning's clear favourite among ``close`` moved to the front."""
@@ -370,7 +378,8 @@ class Answerer:
         pick = pick_among(dense, [(h.doc, h.item) for h in candidates])
         if pick is not None:
             ordered = self._dense_first(q, hits, candidates)
-            return self._answer_item(pick.doc, self.kb.item(pick.doc, pick.item), q, mode, ordered)
+            return self._basis(self._answer_item(pick.doc, self.kb.item(pick.doc, pick.item), q, mode, ordered),
+                               "meaning_among_words")
         if dense and dense[0].z >= Z_PICK and candidates and \
                 (dense[0].doc, dense[0].item) not in [(h.doc, h.item) for h in candidates] and \
                 self.kb.item(dense[0].doc, dense[0].item):
