@@ -115,9 +115,12 @@ def test_alone_needs_a_clear_standing_and_closeness():
 
 def test_agreement_is_among_the_best_covered_items_only():
     lexical = [Hit("d", 4, 1.0, 0.2), Hit("d", 7, 0.9, 0.19), Hit("d", 9, 0.5, 0.12)]
-    assert D.agreeing(lexical, [_hit(7, D.Z_PICK + 0.1)]).item == 7      # tied with the best
-    assert D.agreeing(lexical, [_hit(9, D.Z_PICK + 0.5)]) is None        # covered clearly less
-    assert D.agreeing(lexical, [_hit(4, D.Z_PICK - 0.1)]) is None        # meaning not clear
+    clear = max(D.Z_PICK, D.Z_AGREE)
+    assert D.agreeing(lexical, [_hit(7, clear + 0.1)]).item == 7      # tied with the best
+    assert D.agreeing(lexical, [_hit(9, clear + 0.5)]) is None        # covered clearly less
+    assert D.agreeing(lexical, [_hit(4, clear - 0.1)]) is None        # meaning not clear enough
+    # among items the words offer (a clarify), a less clear favourite is enough
+    assert D.pick_among([_hit(4, D.Z_PICK + 0.01)], [("d", 4), ("d", 7)]).item == 4
     assert D.agreeing([Hit("d", 4, 1.0, D.AGREE_FLOOR / 2)], [_hit(4, 3.0)]) is None  # words found nothing
 
 
