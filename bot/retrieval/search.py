@@ -98,6 +98,7 @@ class Passage:
 GENERAL_WEIGHTS = True   # weigh words no item uses by their general frequency (general_words.py)
 DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
 UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
+LITERAL_BONUS = 2.0      # best_sentences: a question word the sentence writes inside other words
 TITLE_COVERAGE_BONUS = 0.5  # a question word in the item's heading counts this much extra
 
 
@@ -349,6 +350,7 @@ class PolicyIndex:
         i = self.position(hit.doc, hit.item)
         item = self.kb.item(hit.doc, hit.item)
         scored = []
+        literal = [w for w in words if len(w) >= 3 and CJK_RE.search(w)]
         wants_ref = bool(REFERENCE_Q_RE.search(text))
         wants_deadline = bool(DEADLINE_Q_RE.search(text))
         wants_count = bool(COUNT_Q_RE.search(text))
@@ -358,6 +360,10 @@ class PolicyIndex:
             sentence = self.items[i]["sentences"][j]["text"]
             s = self.sents.score(query, k, weights)
             s += 0.2 * len(qbigrams & set(bigrams_of_text(sentence)))
+            # a longer word of the question written inside the sentence's own words ("一网通" in
+            # 一网通查、一网通办): the segmenter split it differently, the sentence still says it
+            stoks = self.items[i]["sentences"][j]["tokens"]
+            s += LITERAL_BONUS * sum(1 for w in literal if w in sentence and w not in stoks)
             if wants_ref and any(r in sentence for r in item.references):
                 s += 3.0
             if wants_deadline and any(d in sentence for d in item.deadlines):
