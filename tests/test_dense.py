@@ -140,6 +140,17 @@ def test_indirect_wording_is_answered_by_meaning(env, text, word):
     assert words_only.kind != "answer"  # the words alone found no item
 
 
+def test_a_clear_meaning_without_words_is_offered_not_answered(env):
+    # no word of the finance item, but its meaning: offered first among buttons, nothing cited
+    text = "政府每年的开支明细账，老百姓能看吗"
+    assert ask(env, text, dense=False).kind == "fallback"
+    reply = ask(env, text)
+    assert reply.kind == "clarify" and not reply.citations and reply.extra.get("basis") == "meaning"
+    first = reply.extra["candidates"][0]
+    assert "预算" in env[0].kb.item(first["doc"], first["item"]).text
+    assert any(b["payload"] == "/request_human" for b in reply.buttons)
+
+
 @pytest.mark.parametrize("text", [
     "身份证丢了怎么补办", "今天天气怎么样", "推荐一部好看的电影", "公积金怎么提取到银行卡",
     "Where can I renew my passport?",

@@ -296,6 +296,9 @@ class Answerer:
                                    "meaning")
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
+            suggested = self._suggest_by_meaning(q, hits)
+            if suggested is not None:
+                return suggested
             return self.fallback(q)
         if self.mostly_foreign(q.text):
             # English words reach the documents through a dictionary, loosely; the meaning's clear
@@ -351,6 +354,25 @@ class Answerer:
         top = (confident_alone(hits, self.mostly_foreign(q.text)) if ANSWER_WITHOUT_WORDS else None) \
             or agreeing(lexical, hits)
         return top if top is not None and self.kb.item(top.doc, top.item) else None
+
+    def _suggest_by_meaning(self, q: Query, lexical: List[Hit]) -> Optional[Reply]:
+        """No item answers in words, but the meaning points clearly at one: offer it (and the
+        words' best) as buttons with the way to a person, instead of a bare "没有找到" — nothing
+        is cited, the citizen chooses."""
+        from bot.retrieval.dense import Z_SUGGEST
+
+        dense = [h for h in (q.dense or []) if (not q.doc_scope or h.doc == q.doc_scope)
+                 and self.kb.item(h.doc, h.item)]
+        if not dense or dense[0].z < Z_SUGGEST:
+            return None
+        picks = [Hit(dense[0].doc, dense[0].item, 0.0, 0.0)]
+        for h in list(lexical[:2]) + [Hit(d.doc, d.item, 0.0, 0.0) for d in dense[1:3]]:
+            if len(picks) < 3 and (h.doc, h.item) not in [(p.doc, p.item) for p in picks]:
+                picks.append(h)
+        reply = self.clarify(picks[:3], q)
+        reply.texts = ["我没有找到与您的问题完全对应的内容。您是不是想了解下面这些工作？也可以回复“转人工”由工作人员解答。"]
+        reply.extra["reason"] = "suggested_by_meaning"
+        return self._basis(reply, "meaning")
 
     @staticmethod
     def _basis(reply: Reply, basis: str) -> Reply:
