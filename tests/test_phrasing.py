@@ -447,3 +447,22 @@ def test_how_long_an_errand_takes_is_an_errand(env):
 def test_frequency_words_do_not_pick_the_item(env):
     """多久/一次 say how often, not which item: the subject (债务) decides."""
     assert first_item(ask(env, "政府债务多久公开一次", intent="ask_deadline")) == 5
+
+
+@pytest.mark.parametrize("follow_up", ["然后呢", "还有吗", "能说具体点吗", "好的，详细说说", "Tell me more", "anything else?"])
+def test_asking_for_more_gives_the_full_text_of_the_item_in_context(env, follow_up):
+    first = ask(env, "政务新媒体清理整合的要求")
+    ctx = dict(current_doc=first.citations[0]["doc"], current_item=first.citations[0]["item"])
+    reply = ask(env, follow_up, "ask_full_text", **ctx)
+    item = env[0].kb.item(ctx["current_doc"], ctx["current_item"])
+    assert first_item(reply) == item.number and item.body in reply.texts[0]
+    # without anything answered before, there is nothing to say more about
+    assert ask(env, follow_up, "ask_full_text").kind == "fallback"
+
+
+@pytest.mark.parametrize("text", ["然后呢", "还有吗", "能说具体点吗", "Tell me more"])
+def test_the_arbiter_routes_asking_for_more_to_the_full_text(text):
+    from bot.answering.answerer import MORE_RE
+
+    assert MORE_RE.search(text)
+    assert not MORE_RE.search("还有哪些部门负责财政预算公开")  # a question of its own

@@ -72,6 +72,12 @@ LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 # a follow-up asking for more about what was just answered (bot/nlu/retrieval_arbiter.py routes it here)
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
                           r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容)")
+# "然后呢", "还有吗", "能说具体点吗", "tell me more": more of what was just answered (its full text)
+MORE_RE = re.compile(r"^(?:那|那么|好的?|嗯+|哦+|ok|okay)?[，,\s]*(?:然后呢|还有呢|还有吗|还有没有|还有别的吗|还有其他的?吗|继续|接着说|"
+                     r"具体(?:点|些|一点)?(?:呢|说说|讲讲)|(?:能|可以|麻烦)?(?:再)?(?:说|讲|介绍)(?:得)?(?:具体|详细|清楚)(?:点|些|一点)?(?:吗|呢)?|"
+                     r"详细(?:说说|讲讲|点|一点|些)(?:吗|呢)?|展开(?:说说|讲讲)|全部内容(?:呢|是什么)?)[？?。！!～~\s]*$|"
+                     r"^(?:and\s+)?(?:tell me more|more (?:details?|info(?:rmation)?)|anything else|what else|go on|and then|details)\b.{0,20}$",
+                     re.I)
 ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|该项|它|此项|这一项|上面|刚才)")
 # "这个文件", "这份文件里", "该文件", "上面那个文件", "刚才那份要点": the document in context
 DOC_REF_RE = re.compile(r"(这|那|该|此|本|上面|上述|刚才|前面|之前)(一)?(个|份)?(那个|那份|这个|这份)?"
@@ -171,7 +177,7 @@ class Answerer:
                 (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):
             if departments:
                 return self.department_duties(departments[0], q)
-        if intent == "ask_full_text" or (FULL_TEXT_RE.search(text) and q.current_item):
+        if intent == "ask_full_text" or ((FULL_TEXT_RE.search(text) or MORE_RE.search(text.strip())) and q.current_item):
             ctx = self._context_item(q)
             if ctx and q.doc_scope:  # "这个文件里关于预算的内容": the item of the document that has it
                 words = (q.scoring or q.text, q.tokens, q.departments)
@@ -182,6 +188,8 @@ class Answerer:
                     return self.fallback(q)  # only another document has it: say so, offer it
             if ctx:
                 return self._answer_item(ctx[0], ctx[1], q, mode="full")
+            if MORE_RE.search(text.strip()):
+                return self.fallback(q)  # "然后呢" with nothing answered before: no topic to go on
         mode = {"ask_responsible": "responsible", "ask_deadline": "deadline",
                 "ask_full_text": "full"}.get(intent, "policy")
         if mode == "policy" and RESPONSIBLE_RE.search(text) and intent != "ask_policy":

@@ -28,7 +28,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.answering.answerer import (EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE,  # one definition
+from bot.answering.answerer import (EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
                                     CLARIFY_MARGIN, Answerer)
 from bot.nlp.segmenter import content_words
 
@@ -208,6 +208,10 @@ class RetrievalArbiter(GraphComponent):
         # an unsure "complaint" ("创新做法要总结上报吗": 上报) is a question when an item covers it
         if intent in SMALL_TALK and THANKS_FOR_REPLY_RE.search(message.get(TEXT) or "") and not ASKS_RE.search(scoring):
             return  # "谢谢你的解答": thanks, not a question about 解答
+        if intent not in ("ask_full_text", "request_human", "complain") and MORE_RE.search(text.strip()):
+            # "然后呢", "还有吗", "tell me more": more of the item in context (its full text)
+            self._set(message, {"name": "ask_full_text", "confidence": 0.9}, {"by": "more", "overridden": intent})
+            return
         if intent in ABOUT_THE_BOT and confidence < CONFIDENT and FOLLOW_UP_RE.search(scoring) \
                 and not ADDRESSED_TO_BOT_RE.search(scoring):
             self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
