@@ -138,7 +138,7 @@ def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
     words = content_words(tokens)
     if not words:
         return None
-    from bot.answering.answerer import EN_DUTIES_RE, Answerer
+    from bot.answering.answerer import EN_DUTIES_RE, SERVICE_RE, Answerer
 
     if Answerer.mostly_foreign(text) and EN_DUTIES_RE.search(text):
         named_depts = index.departments_in_english(text)
@@ -148,7 +148,8 @@ def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
     hits = index.search(text, tokens, departments)
     if hits and hits[0].coverage >= ANSWER_COVERAGE:
         return {"doc": hits[0].doc, "item": hits[0].item, "coverage": round(hits[0].coverage, 3), "by": "retrieval"}
-    if hits and hits[0].coverage >= FOREIGN_COVERAGE and Answerer.mostly_foreign(text) and ASKS_RE.search(text):
+    if hits and hits[0].coverage >= FOREIGN_COVERAGE and Answerer.mostly_foreign(text) and ASKS_RE.search(text) \
+            and not SERVICE_RE.search(text):  # (an errand elsewhere — "How do I renew my passport?" — stays out)
         # an English question whose words reach an item at all: the classifier has hardly seen
         # English, so the answerer decides (answer, offer the items, or say it found none)
         return {"doc": hits[0].doc, "item": hits[0].item, "coverage": round(hits[0].coverage, 3), "by": "foreign_words"}
