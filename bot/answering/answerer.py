@@ -63,6 +63,7 @@ SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴�
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
                            r"\b(?:publish|disclos|public|information|open|transparen|release)", re.I)
+FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
 SERVICE_COVERAGE = 0.75  # an item covering this much of an errand question is still its answer
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
@@ -318,6 +319,10 @@ class Answerer:
             if meant is not None and (meant.doc, meant.item) in [(h.doc, h.item) for h in hits[:3]
                                                                  if h.coverage >= WEAK_COVERAGE]:
                 hits = self._dense_first(q, hits, [h for h in hits[:3] if h.coverage >= WEAK_COVERAGE])
+            elif meant is not None and hits[0].coverage < FOREIGN_SURE and self.kb.item(meant.doc, meant.item):
+                # the dictionary reaches the documents only weakly ("double random, one public"), the meaning clearly
+                return self._basis(self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode,
+                                                     self._dense_first(q, hits, hits)), "meaning_among_words")
         top = hits[0]
         runner = hits[1] if len(hits) > 1 else None
         decisive = runner is None or top.rank >= CLARIFY_MARGIN * runner.rank or \

@@ -70,7 +70,6 @@ ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|怎么|怎样|如何|�
                      r"|\b(?:where|how|what|which|when|why|can i|could i)\b", re.I)
 CONFIDENT = 0.8          # a classifier this sure ...
 STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
-FOREIGN_COVERAGE = 0.25  # an English question reaching an item this far goes to the answerer
 TARGET_INTENT = "ask_policy"
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
@@ -138,7 +137,7 @@ def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
     words = content_words(tokens)
     if not words:
         return None
-    from bot.answering.answerer import EN_DUTIES_RE, SERVICE_RE, Answerer
+    from bot.answering.answerer import EN_DUTIES_RE, Answerer
 
     if Answerer.mostly_foreign(text) and EN_DUTIES_RE.search(text):
         named_depts = index.departments_in_english(text)
@@ -148,11 +147,6 @@ def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
     hits = index.search(text, tokens, departments)
     if hits and hits[0].coverage >= ANSWER_COVERAGE:
         return {"doc": hits[0].doc, "item": hits[0].item, "coverage": round(hits[0].coverage, 3), "by": "retrieval"}
-    if hits and hits[0].coverage >= FOREIGN_COVERAGE and Answerer.mostly_foreign(text) and ASKS_RE.search(text) \
-            and not SERVICE_RE.search(text):  # (an errand elsewhere — "How do I renew my passport?" — stays out)
-        # an English question whose words reach an item at all: the classifier has hardly seen
-        # English, so the answerer decides (answer, offer the items, or say it found none)
-        return {"doc": hits[0].doc, "item": hits[0].item, "coverage": round(hits[0].coverage, 3), "by": "foreign_words"}
     return None
 
 
@@ -277,7 +271,7 @@ class RetrievalArbiter(GraphComponent):
 
         new = {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)}
         self._set(message, new, dict(strength, overridden=intent))
-        if strength.get("by") in ("retrieval", "foreign_words") and strength["coverage"] < DENSE_ABOVE \
+        if strength.get("by") == "retrieval" and strength["coverage"] < DENSE_ABOVE \
                 and message.get(DENSE_KEY) is None:
             self._dense(message, scoring, tokens, weak=True)  # the answerer may still have to choose
 
