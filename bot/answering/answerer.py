@@ -408,13 +408,10 @@ class Answerer:
     def _clarify_or_pick(self, candidates: List[Hit], q: Query, mode: str, hits: List[Hit]) -> Reply:
         """Several items share the question's words: the one its meaning singles out is
         answered; otherwise the citizen chooses (the meaning's best item among the buttons)."""
-        from bot.retrieval.dense import Z_BOTH_FIRST, Z_PICK, pick_among
+        from bot.retrieval.dense import Z_PICK, pick_among
 
         dense = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
         pick = pick_among(dense, [(h.doc, h.item) for h in candidates])
-        if pick is None and dense and candidates and (dense[0].doc, dense[0].item) == (candidates[0].doc, candidates[0].item) \
-                and dense[0].z >= Z_BOTH_FIRST:
-            pick = dense[0]  # the words and the meaning both put the same item first
         if pick is not None:
             ordered = self._dense_first(q, hits, candidates)
             return self._basis(self._answer_item(pick.doc, self.kb.item(pick.doc, pick.item), q, mode, ordered),

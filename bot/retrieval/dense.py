@@ -54,7 +54,6 @@ ABS_ALONE = 0.885     # ... and be this close to the question (Chinese) ...
 ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cosines are lower,
 Z_ALONE_FOREIGN = 3.3     # and so are their standings: unrelated English questions stay near 2.3)
 Z_PICK = 2.8          # words offered several items (or matched a few weakly): the dense best
-Z_BOTH_FIRST = 2.3    # words offered items and put first the one the meaning also puts first
 Z_SUGGEST = 3.1       # words found nothing: a favourite this clear is offered as a button (not answered)
 Z_AGREE = 3.1         # ... and where the words found no item worth offering, it must stand this far
 AGREE_FLOOR = 0.1     # ... among the items whose words cover at least this much of the question
