@@ -39,12 +39,14 @@ features are all sparse (our CountVectorsFeaturizers) the same matrix is built w
 else goes to Rasa's code. Tested against Rasa's method: same shape, dtype, indices, indptr, data.
 
 The Rule and Memoization policies turn the tracker into its past states
-(``DialogueStateTracker.past_states``, a replay of the whole conversation) up to five times a
-message, twice with the same arguments in the RulePolicy (text and intent variants differ only
-afterwards). The states of a tracker are remembered on the tracker for the same domain, arguments
-and the very same event objects (compared by identity, all of them), and a copy is handed out, so
-callers may edit their list as before (Rasa's featurizer deletes the text or intent of the last
-state). Tested against Rasa's method on whole conversations.
+(``DialogueStateTracker.past_states`` -> ``Domain.states_for_tracker_history``) five times a
+message, each a replay of the whole conversation into a fresh tracker: ~1 ms a message. The replay
+is kept per conversation (the tracker events it covers, compared by identity; the domain object;
+the slots' definitions) and continued with the events added since, unless one of them rewrites
+history (restart, session start, reverts, loops): then it is replayed from the start. The states
+are assembled from the replay's recorded points by the loop of Rasa's function (its helpers are
+called) into new objects every call. Tested against Rasa's function on whole conversations, value
+and object sharing, and the Rasa functions it mirrors are pinned by a source fingerprint.
 
 ``Domain.is_empty`` (asked for every parsed message) built a new empty Domain each time to
 compare with (~0.05 ms); the empty domain's dict is built once.
@@ -63,6 +65,7 @@ every Rasa server we start, whatever the channel.
 from __future__ import annotations
 
 import copy
+import itertools
 import threading
 from typing import Any, Dict, List, Optional, Text, Tuple
 
@@ -364,41 +367,228 @@ def logreg_input(messages: List[Any]) -> Any:
 
 
 # ----------------------------------------------------------------- past states of a tracker
-_STATES_KEY = "_zwzx_past_states"
+# Rasa's DialogueStateTracker.past_states -> Domain.states_for_tracker_history replays the
+# conversation's applied events into a fresh tracker (generate_all_prior_trackers) and reads the
+# state at every action. The replay is kept per conversation and continued with the events added
+# since (a turn adds a handful to dozens of replayed ones); the states are then assembled from the
+# recorded points by the same loop as Rasa's, with Rasa's own helpers.
+HISTORY_CACHE_SIZE = 256
+_VOLATILE_SLOT_ATTRS = ("_value", "_has_been_set")
+_histories: "Any" = None  # OrderedDict[sender_id, _History], made at install
+_histories_lock = threading.Lock()
+# source fingerprints of the Rasa functions this mirrors (tests/test_rasa_speedups.py pins them)
+MIRRORED = ("rasa.shared.core.domain:Domain.states_for_tracker_history",
+            "rasa.shared.core.domain:Domain.get_active_state",
+            "rasa.shared.core.trackers:DialogueStateTracker.generate_all_prior_trackers",
+            "rasa.shared.core.trackers:DialogueStateTracker.applied_events",
+            "rasa.shared.core.events:UserUttered.apply_to",
+            "rasa.shared.core.events:EntitiesAdded.apply_to",
+            "rasa.shared.core.events:DefinePrevUserUtteredFeaturization.apply_to")
 
 
-def copy_states(states: List[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
-    """A copy callers may edit as Rasa's own result: new state dicts and sub-state dicts (their
-    values are strings and tuples)."""
-    return [{k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()} for state in states]
+class _History:
+    """One conversation's replay: ``events`` (the tracker's event objects it covers), the loop
+    names among them, the replay tracker after the applied events, and per action of the replay
+    (as generate_all_prior_trackers yields them) the facts the states loop reads."""
+
+    __slots__ = ("domain", "signature", "events", "loop_names", "exported", "replay", "points", "final")
+
+
+def _slot_signature(tracker: Any) -> Tuple[Any, ...]:
+    """What the replay of ``tracker`` depends on besides its events: its slots' definitions
+    (not their values), whether it is a rule tracker, its event history bound."""
+    sig = tracker.__dict__.get("_zwzx_slot_signature")
+    if sig is None:
+        slots = tuple(sorted(
+            (name, type(slot), repr(sorted((k, v) for k, v in vars(slot).items() if k not in _VOLATILE_SLOT_ATTRS)))
+            for name, slot in tracker.slots.items()))
+        sig = (slots, tracker.is_rule_tracker, getattr(tracker.events, "maxlen", None))
+        tracker.__dict__["_zwzx_slot_signature"] = sig
+    return sig
+
+
+class _LatestMessage:
+    """What Domain._get_user_sub_state reads of a tracker."""
+
+    __slots__ = ("latest_message",)
+
+    def __init__(self, message: Any) -> None:
+        self.latest_message = message
+
+
+def _message_version(message: Any) -> Any:
+    """What Rasa changes in place on a user event once applied (DefinePrevUserUtteredFeaturization
+    sets its featurization flag, EntitiesAdded appends entities)."""
+    return None if message is None else (message.use_text_for_featurization, len(message.entities))
+
+
+def _point(domain: Any, tr: Any, hide_rule_turn: bool) -> List[Any]:
+    """What Rasa's states loop reads from a prior tracker ``tr``, read now (the replay goes on):
+    hide_rule_turn, previous action sub-state, followup action, latest action name, active loop
+    name, active state, and the user event the state's user part comes from with its version."""
+    message = tr.latest_message
+    return [hide_rule_turn, domain._get_prev_action_sub_state(tr), tr.followup_action,
+            tr.latest_action_name, tr.active_loop_name, domain.get_active_state(tr),
+            message, _message_version(message)]
+
+
+def _refresh(domain: Any, point: List[Any]) -> None:
+    """A user event changed in place since the point was read (Rasa's replay would read it as it
+    is now): its user part read again, the state rebuilt as get_active_state builds it."""
+    from rasa.shared.core.constants import ACTIVE_LOOP, PREVIOUS_ACTION, SLOTS, USER
+
+    message = point[6]
+    version = _message_version(message)
+    if version == point[7]:
+        return
+    active = point[5]
+    point[5] = domain._clean_state({USER: domain._get_user_sub_state(_LatestMessage(message)),
+                                    SLOTS: active.get(SLOTS), PREVIOUS_ACTION: active.get(PREVIOUS_ACTION),
+                                    ACTIVE_LOOP: active.get(ACTIVE_LOOP)})
+    point[7] = version
+
+
+def _same_events(recorded: List[Any], events: Any, user_uttered: type) -> Optional[Dict[int, Any]]:
+    """Whether ``recorded`` are the first events of ``events`` (None if not): the same objects,
+    except that a user event may be another object with the same text, intent, entities and
+    featurization flag (everything the states read of it) — the tracker store re-reads a turn's
+    user event from its row after saving it. Returns those replacements (id of the recorded
+    object -> the tracker's), already made in ``recorded``."""
+    swapped: Dict[int, Any] = {}
+    for i, (a, b) in enumerate(zip(recorded, events)):
+        if a is b:
+            continue
+        if type(a) is user_uttered and type(b) is user_uttered and a.text == b.text and a.intent == b.intent \
+                and a.entities == b.entities and a.use_text_for_featurization == b.use_text_for_featurization:
+            recorded[i] = swapped[id(a)] = b
+            continue
+        return None
+    return swapped
+
+
+def _replay(history: _History, events: Any, action_executed: type) -> None:
+    """generate_all_prior_trackers' loop over ``events`` (applied events), continuing the replay."""
+    domain, replay, points = history.domain, history.replay, history.points
+    for event in events:
+        if isinstance(event, action_executed):
+            points.append(_point(domain, replay, event.hide_rule_turn))
+        replay.update(event)
+    history.final = _point(domain, replay, False)
+
+
+def _history(tracker: Any, domain: Any) -> _History:
+    from rasa.shared.core.events import (ActionExecuted, ActionReverted, ActiveLoop, Restarted,
+                                         SessionStarted, StoryExported, UserUttered, UserUtteranceReverted)
+
+    # events that rewrite the applied history (restart, session start, reverts, loops) or act
+    # outside the tracker (story export) when applied: after one of them the replay starts again
+    rewriting = (Restarted, SessionStarted, ActionReverted, UserUtteranceReverted, ActiveLoop, StoryExported)
+
+    events = tracker.events
+    signature = _slot_signature(tracker)
+    key = tracker.sender_id
+    h = _histories.get(key)
+    if h is not None and h.domain is domain and h.signature == signature and len(h.events) <= len(events):
+        n = len(h.events)
+        swapped = _same_events(h.events, events, UserUttered)
+        if swapped is not None:
+            if swapped:
+                for point in h.points + [h.final]:
+                    if id(point[6]) in swapped and point[6] is not None:
+                        point[6] = swapped[id(point[6])]
+                latest = h.replay.latest_message
+                if latest is not None and id(latest) in swapped:
+                    h.replay.latest_message = swapped[id(latest)]
+            delta = list(itertools.islice(events, n, len(events)))
+            # applied_events of the longer list is the old one plus the new events, unless a new
+            # event rewrites history or runs a loop action
+            if not h.exported and not any(
+                    isinstance(e, rewriting) or (isinstance(e, ActionExecuted) and e.action_name in h.loop_names)
+                    for e in delta):
+                if delta:
+                    _replay(h, delta, ActionExecuted)
+                    h.events.extend(delta)
+                for point in h.points:
+                    _refresh(domain, point)
+                _refresh(domain, h.final)
+                _histories.move_to_end(key)
+                return h
+    h = _History()
+    h.domain, h.signature, h.events = domain, signature, list(events)
+    h.loop_names = {e.name for e in events if isinstance(e, ActiveLoop) and e.name}
+    h.exported = any(isinstance(e, StoryExported) for e in events)  # re-exported by every replay
+    h.replay, h.points = tracker.init_copy(), []
+    _replay(h, tracker.applied_events(), ActionExecuted)
+    for point in h.points:  # a user event changed by an event applied after it (entities added)
+        _refresh(domain, point)
+    _histories[key] = h
+    _histories.move_to_end(key)
+    while len(_histories) > HISTORY_CACHE_SIZE:
+        _histories.popitem(last=False)
+    return h
+
+
+def states_from_points(domain: Any, points: List[Tuple[Any, ...]], ignore_rule_only_turns: bool,
+                       rule_only_data: Optional[Dict[Text, Any]]) -> List[Dict[Text, Any]]:
+    """Domain.states_for_tracker_history's loop over recorded points. Every state and sub-state
+    is a new object as in Rasa's (callers edit them), and an action sub-state read from the same
+    prior tracker is one object wherever Rasa's result shares it."""
+    from rasa.shared.core.constants import PREVIOUS_ACTION
+
+    actions: Dict[int, Any] = {}
+
+    def action(sub_state: Any) -> Any:
+        if not isinstance(sub_state, dict):
+            return sub_state
+        copied = actions.get(id(sub_state))
+        if copied is None:
+            copied = actions[id(sub_state)] = dict(sub_state)
+        return copied
+
+    states: List[Dict[Text, Any]] = []
+    last_ml_action_sub_state = None
+    turn_was_hidden = False
+    for hide_rule_turn, prev_action, followup_action, latest_action_name, active_loop_name, active, _, _ in points:
+        if ignore_rule_only_turns:
+            if not turn_was_hidden:
+                last_ml_action_sub_state = action(prev_action)
+            if not followup_action and not latest_action_name == active_loop_name:
+                turn_was_hidden = hide_rule_turn
+            if turn_was_hidden:
+                continue
+        state = {k: (action(v) if k == PREVIOUS_ACTION else dict(v) if isinstance(v, dict) else v)
+                 for k, v in active.items()}
+        if ignore_rule_only_turns:
+            domain._remove_rule_only_features(state, rule_only_data)
+            if states:
+                domain._substitute_rule_only_user_input(state, states[-1])
+            if last_ml_action_sub_state:
+                state[PREVIOUS_ACTION] = last_ml_action_sub_state
+        states.append(domain._clean_state(state))
+    return states
 
 
 def _install_past_states_cache() -> None:
+    from collections import OrderedDict
+
     from rasa.shared.core.trackers import DialogueStateTracker
 
+    global _histories
     original = DialogueStateTracker.past_states
     if getattr(original, "_zwzx_cached", False):
         return
+    _histories = OrderedDict()
 
     def past_states(self: DialogueStateTracker, domain: Any, omit_unset_slots: bool = False,
                     ignore_rule_only_turns: bool = False,
                     rule_only_data: Optional[Dict[Text, Any]] = None) -> List[Dict[Text, Any]]:
-        events = self.events
-        key = (bool(omit_unset_slots), bool(ignore_rule_only_turns))
-        cache: Dict[Tuple[bool, bool], Any] = self.__dict__.get(_STATES_KEY)
-        if cache is not None:
-            hit = cache.get(key)
-            if hit is not None:
-                c_domain, c_rule_only, c_events, c_states = hit
-                if (c_domain is domain and c_rule_only == rule_only_data and len(c_events) == len(events)
-                        and all(a is b for a, b in zip(c_events, events))):
-                    return copy_states(c_states)
-        states = original(self, domain, omit_unset_slots=omit_unset_slots,
-                          ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
-        if cache is None:
-            cache = self.__dict__[_STATES_KEY] = {}
-        cache[key] = (domain, copy.deepcopy(rule_only_data), list(events), copy_states(states))
-        return states
+        if omit_unset_slots or type(self) is not DialogueStateTracker:
+            return original(self, domain, omit_unset_slots=omit_unset_slots,
+                            ignore_rule_only_turns=ignore_rule_only_turns, rule_only_data=rule_only_data)
+        with _histories_lock:
+            h = _history(self, domain)
+            points = h.points + [h.final]
+        return states_from_points(domain, points, ignore_rule_only_turns, rule_only_data)
 
     past_states._zwzx_cached = True  # type: ignore[attr-defined]
     past_states.__wrapped__ = original  # type: ignore[attr-defined]

@@ -133,3 +133,108 @@ def test_cache_is_bounded(tmp_path):
         run(store.retrieve(f"bounded-{i}"))
     assert len(store._cache) == 3
     assert run(store.retrieve("bounded-0")) is not None  # evicted, read from the database
+
+
+def _rows(store, sid):
+    with store.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.text(
+            "SELECT sender_id, type_name, timestamp, intent_name, action_name, data FROM events "
+            "WHERE sender_id = :s ORDER BY id"), {"s": sid})]
+
+
+def test_rows_written_are_rasas_rows(tmp_path):
+    """The same turns saved through our store and through Rasa's give the same rows."""
+    cached = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "ours.db"))
+    plain = SQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "rasa.db"))
+    sid = "same-rows"
+    t0 = time.time() - 100
+    for store in (cached, plain):
+        tracker = DialogueStateTracker(sid, DOMAIN.slots)
+        new_session(tracker, t0)
+        run(store.save(tracker))
+        for i in range(4):
+            tracker = run(store.retrieve(sid))
+            turn(tracker, f"问题{i}", slot_value=float(i) if i % 2 else None, ts=t0 + 1 + i)
+            run(store.save(tracker))
+            run(store.save(tracker))  # nothing new: nothing written
+    assert _rows(cached, sid) == _rows(plain, sid)
+    assert len(_rows(cached, sid)) == 3 + 4 * 5 - 2
+
+
+def test_sqlite_connections_are_pooled(tmp_path):
+    store = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "pool.db"))
+    assert isinstance(store.engine.pool, sa.pool.QueuePool)
+    one_turn_conversation(store, "pooled", "问题")
+    assert run(store.retrieve("pooled")) is not None
+    assert store.engine.pool.checkedin() >= 1  # kept open for the next session
+
+
+def test_write_by_another_store_before_the_insert_drops_the_entry(stores, monkeypatch):
+    """Another writer gets in between our retrieve and our save's insert: the check after the
+    insert sees it, the save is done Rasa's way, the entry is not kept and the next retrieve
+    reads the rows."""
+    cached, plain = stores
+    sid = "cache-race"
+    one_turn_conversation(cached, sid, "第一问", slot_value=1.0)
+    tracker = run(cached.retrieve(sid))
+    turn(tracker, "第二问", slot_value=2.0)
+    original = CachedSQLTrackerStore._insert
+    calls = []
+
+    def foreign_write_then_insert(self, session, sender_id, events):
+        if not calls:  # another process commits just before our insert
+            with plain.engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO events (sender_id, type_name, timestamp, data) "
+                                     "VALUES (:s, 'slot', :t, :d)"),
+                             {"s": sid, "t": time.time(),
+                              "d": '{"event": "slot", "name": "current_item", "value": 9.0, "timestamp": %f}'
+                                   % time.time()})
+        calls.append(len(events))
+        return original(self, session, sender_id, events)
+
+    monkeypatch.setattr(CachedSQLTrackerStore, "_insert", foreign_write_then_insert)
+    run(cached.save(tracker))
+    assert len(calls) == 2  # the checked insert was rolled back and done again Rasa's way
+    monkeypatch.undo()
+    assert sid not in cached._cache
+    seen = run(cached.retrieve(sid))
+    assert state(seen) == state(run(plain.retrieve(sid)))
+    assert 9.0 in [e.value for e in seen.events if isinstance(e, SlotSet)]  # the foreign row is seen
+
+
+def test_rows_deleted_before_a_save_are_handled_as_rasa(tmp_path):
+    """Rows deleted between retrieve and save (retention, a staff tool) make the check fail:
+    the save then writes what Rasa's store writes in the same case, with or without new events."""
+    t0 = time.time() - 50
+    for with_new_turn in (False, True):
+        results = []
+        for name, cls in (("ours", CachedSQLTrackerStore), ("rasa", SQLTrackerStore)):
+            store = cls(DOMAIN, dialect="sqlite", db=str(tmp_path / f"{name}-{with_new_turn}.db"))
+            sid = "deleted-before-save"
+            tracker = DialogueStateTracker(sid, DOMAIN.slots)
+            new_session(tracker, t0)
+            turn(tracker, "第一问", slot_value=1.0, ts=t0 + 1)
+            run(store.save(tracker))
+            tracker = run(store.retrieve(sid))
+            if with_new_turn:
+                turn(tracker, "第二问", slot_value=2.0, ts=t0 + 2)
+            with store.engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM events WHERE sender_id = :s AND type_name = 'bot'"), {"s": sid})
+            run(store.save(tracker))
+            results.append(([r[1:] for r in _rows(store, sid)], state(run(store.retrieve(sid)))))
+        assert results[0] == results[1], with_new_turn
+
+
+def test_first_save_of_a_new_conversation_is_cached(stores):
+    cached, plain = stores
+    sid = "cache-new"
+    assert run(cached.retrieve(sid)) is None
+    assert cached._cache[sid].count == 0
+    tracker = DialogueStateTracker(sid, DOMAIN.slots)
+    new_session(tracker, time.time() - 5)
+    turn(tracker, "第一问")
+    run(cached.save(tracker))
+    assert cached._cache[sid].count == len(tracker.events)
+    hits = cached.hits
+    assert state(run(cached.retrieve(sid))) == state(run(plain.retrieve(sid)))
+    assert cached.hits == hits + 1

@@ -25,10 +25,9 @@ Cheaper database work, same rows:
   instead of SQLAlchemy 1.4's ``NullPool``, which opened and closed a connection for every
   session: ~0.15 ms each, two sessions a message.
 * ``save`` inserts the turn's rows with one Core ``INSERT`` (executemany) instead of ORM objects
-  and a unit-of-work flush, then reads the conversation's stamp in the same transaction (SQLite
-  holds the write lock from the insert to the commit). The cache follows when that stamp is the
-  one before plus the rows just written — exactly what the commit stores; otherwise (another
-  writer got in before the insert) the entry is dropped and the next retrieve re-reads.
+  and a unit-of-work flush, and checks the cache entry against the database once, after the
+  insert and in its transaction (see ``save``), instead of a stamp query before it.
+* A conversation with no rows yet is remembered too (count 0), so its first save needs no count.
 """
 from __future__ import annotations
 
@@ -131,6 +130,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._cache: "OrderedDict[Text, _Entry]" = OrderedDict()
         table = self.SQLEvent.__tablename__
         self._stamp_sql = sa.text(f"SELECT count(id), max(id) FROM {table} WHERE sender_id = :sender_id")
+        self._stamp_after_sql = sa.text(f"SELECT count(id), max(id), count(CASE WHEN id > :before THEN 1 END) "
+                                        f"FROM {table} WHERE sender_id = :sender_id")
         self.hits = 0
         self.misses = 0
 
@@ -167,42 +168,58 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             rows = [_Row(r.timestamp, r.type_name, Event.from_parameters(json.loads(r.data)))
                     for r in records]
         rows = [r for r in rows if r.event is not None]
-        if count:
-            self._remember(sender_id, _Entry(count, max_id, rows))
-        else:
-            self._cache.pop(sender_id, None)
+        # also a conversation with no rows yet (count 0): its first save then takes the fast path
+        self._remember(sender_id, _Entry(count, max_id, rows))
         return self._tracker(sender_id, [r.event for r in rows])
 
     # -- write ---------------------------------------------------------------------------
-    def _unsaved_events(self, session: Any, tracker: DialogueStateTracker,
-                        entry: Optional[_Entry]) -> Any:
-        """Rasa's ``_additional_events``: the tracker's events after the first N, N being the
-        number of rows stored for the latest session. With a cache entry that still matches the
-        database N is counted from the entry (one cheap stamp query instead of Rasa's count)."""
-        if entry is not None and entry.stamp == self._stamp(session, tracker.sender_id):
-            stored = len(entry._session_rows())
-            return itertools.islice(tracker.events, stored, len(tracker.events))
-        return self._additional_events(session, tracker)
+    def _insert(self, session: Any, sender_id: Text, events: List[Event]) -> List[Dict[Text, Any]]:
+        rows = [event_row(sender_id, event) for event in events]
+        if rows:
+            session.execute(self.SQLEvent.__table__.insert(), rows)
+        return rows
+
+    def _stamp_after_insert(self, session: Any, sender_id: Text, before: Optional[int]) -> Tuple[int, Optional[int], int]:
+        """Row count, highest id and rows with an id above ``before`` of this sender, read in
+        the insert's transaction (SQLite holds the write lock from the insert to the commit)."""
+        count, max_id, newer = session.execute(self._stamp_after_sql,
+                                               {"sender_id": sender_id, "before": before or 0}).one()
+        return int(count or 0), max_id, int(newer or 0)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """SQLTrackerStore.save (same rows, one commit), then the cache entry follows."""
+        """SQLTrackerStore.save (same rows, one commit), then the cache entry follows.
+
+        With a cache entry the unsaved events are the tracker's events after the entry's rows of
+        the latest session (Rasa counts them in the database). Whether the entry still was the
+        database is checked after the insert, in the same transaction: the conversation must
+        have the entry's rows plus exactly the rows just inserted (count, and rows above the
+        entry's highest id). Otherwise another writer got in since the retrieve: the insert is
+        rolled back and done Rasa's way (count the stored rows, insert the rest), and the entry
+        is dropped."""
         await self.stream_events(tracker)
         sender_id = tracker.sender_id
         entry = self._cache.pop(sender_id, None)  # back in only once the commit succeeded
         with self.session_scope() as session:
-            events = list(self._unsaved_events(session, tracker, entry))
-            rows = [event_row(sender_id, event) for event in events]
+            rows: List[Dict[Text, Any]] = []
+            events: List[Event] = []
             stamp = None
-            if rows:
-                session.execute(self.SQLEvent.__table__.insert(), rows)
-                if entry is not None:
-                    stamp = self._stamp(session, sender_id)  # in the insert's transaction
+            if entry is not None:
+                stored = len(entry._session_rows())
+                events = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+                rows = self._insert(session, sender_id, events)
+                count, max_id, newer = self._stamp_after_insert(session, sender_id, entry.max_id)
+                if count == entry.count + len(rows) and newer == len(rows) \
+                        and (rows or max_id == entry.max_id):
+                    stamp = (count, max_id)
+                else:
+                    session.rollback()
+                    entry = None
+            if entry is None:
+                self._insert(session, sender_id, list(self._additional_events(session, tracker)))
             session.commit()
-        if entry is None:
+        if entry is None or stamp is None:
             return
         if rows:
-            if stamp is None or stamp[0] != entry.count + len(rows):
-                return  # someone else wrote to this conversation too: the next retrieve re-reads
             # the cache holds what the database holds (a lean user event is re-read from its row)
             entry.rows.extend(
                 _Row(row["timestamp"], row["type_name"],
