@@ -289,3 +289,15 @@ def _message(text):
 def test_small_talk_is_not_looked_up_by_meaning(agent, text):
     data = asyncio.run(agent.parse_message(text))
     assert data["intent"]["name"] != "ask_policy"
+
+
+def test_a_failing_engine_never_costs_the_message(agent, monkeypatch):
+    # the vectors are an improvement: if the engine fails, the words still answer
+    def broken(text):
+        raise RuntimeError("engine unavailable")
+
+    monkeypatch.setattr(D, "embed_query", broken)
+    text = "市场上卖假药被罚了，执法信息能查到吗"
+    D._vectors.pop(D.query_text(scoring_text(text)), None)
+    data = asyncio.run(agent.parse_message(text))
+    assert data["intent"]["name"] and "dense" not in data

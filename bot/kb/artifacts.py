@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 from bot.kb.generate import write_nlu_files, write_user_dict
@@ -34,7 +35,10 @@ def write_artifacts(kb: KnowledgeBase, kb_file: Path, nlu_out: Path) -> dict:
     _atomic_text(build / "index.json", json.dumps(index, ensure_ascii=False))
     from bot.retrieval.dense import build_dense
 
-    build_dense(kb, build)  # the items' sentence vectors (meaning, not words)
+    try:
+        build_dense(kb, build)  # the items' sentence vectors (meaning, not words)
+    except Exception as exc:  # noqa: BLE001 — the bot still answers from words (bot/retrieval/dense.py)
+        print(f"警告：未能生成语义向量（{exc}），将仅按字词检索。", file=sys.stderr)
     nlu_tmp = nlu_out.with_name(f".{nlu_out.name}.{os.getpid()}.tmp")
     write_nlu_files(kb, nlu_tmp)
     nlu_tmp.replace(nlu_out)

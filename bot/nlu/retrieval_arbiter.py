@@ -301,7 +301,11 @@ class RetrievalArbiter(GraphComponent):
         if vector is None and DEFER.get():  # embedded off the event loop, then parsed again
             message.set(WANTED_KEY, query_text(scoring), add_to_output=True)
             return None
-        hits = dense.item_scores(scoring, vector)
+        try:
+            hits = dense.item_scores(scoring, vector)
+        except Exception:  # the words still answer; never lose the message over the vectors
+            logger.exception("dense scores failed; answering from words alone")
+            return None
         message.set(DENSE_KEY, [h.as_dict() for h in hits[:DENSE_KEEP]], add_to_output=True)
         return hits
 
