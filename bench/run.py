@@ -275,8 +275,11 @@ class Servers:
         env.update(self.cfg.get("env", {}))
         rasa_env = dict(env)
         if self.cfg.get("rasa_plain"):
-            # unmodified Rasa: nothing of the repository importable (sitecustomize.py included)
+            # unmodified Rasa: nothing of the repository importable (sitecustomize.py included),
+            # nor the OpenBLAS thread default our sitecustomize.py put into this process's environment
             rasa_env.pop("PYTHONPATH", None)
+            if rasa_env.pop("ZWZX_OPENBLAS_DEFAULTED", None):
+                rasa_env.pop("OPENBLAS_NUM_THREADS", None)
         endpoints = self.endpoints()
         alog = open(self.dir / "actions.log", "wb")
         rlog = open(self.dir / "rasa.log", "wb")
