@@ -33,8 +33,15 @@ def answerer() -> Answerer:
         with _lock:
             stamp = _build_stamp(path)
             if _answerer is None or (stamp is not None and stamp != _stamp):
-                kb = load_kb(path)
-                new = Answerer(kb, PolicyIndex.load(kb, path.parent / "index.json"))
+                try:
+                    kb = load_kb(path)
+                    new = Answerer(kb, PolicyIndex.load(kb, path.parent / "index.json"))
+                except (ValueError, OSError):
+                    # a publish between its renames (new index, old kb.json): keep answering from
+                    # the complete old one; the next call sees both new files
+                    if _answerer is None:
+                        raise
+                    return _answerer
                 _answerer, _stamp = new, stamp
     return _answerer
 

@@ -301,3 +301,21 @@ def test_a_failing_engine_never_costs_the_message(agent, monkeypatch):
     D._vectors.pop(D.query_text(scoring_text(text)), None)
     data = asyncio.run(agent.parse_message(text))
     assert data["intent"]["name"] and "dense" not in data
+
+
+def test_a_publish_between_its_renames_keeps_the_old_pair(tmp_path, monkeypatch, env):
+    # a new index.json next to the old kb.json (a publish between its two renames) never reaches
+    # a citizen as an error: the last complete knowledge base keeps answering
+    import actions.knowledge as K
+    from bot.kb.store import load_kb
+
+    for name in ("kb.json", "index.json", D.VECTORS, D.META):
+        shutil.copy(BUILD / name, tmp_path / name)
+    monkeypatch.setenv("ZWZX_BUILD_DIR", str(tmp_path))
+    K.reset()
+    first = K.answerer()
+    index = json.loads((tmp_path / "index.json").read_text(encoding="utf-8"))
+    (tmp_path / "index.json").write_text(json.dumps(dict(index, fingerprint="the-next-build")), encoding="utf-8")
+    assert K.answerer() is first
+    assert load_kb(tmp_path / "kb.json").fingerprint == first.kb.fingerprint
+    K.reset()

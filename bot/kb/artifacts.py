@@ -32,13 +32,17 @@ def write_artifacts(kb: KnowledgeBase, kb_file: Path, nlu_out: Path) -> dict:
     words = write_user_dict(kb, dict_tmp)
     dict_tmp.replace(build / "pkuseg_user_dict.txt")
     index = build_index(kb, Segmenter(words))
-    _atomic_text(build / "index.json", json.dumps(index, ensure_ascii=False))
-    from bot.retrieval.dense import build_dense
+    from bot.retrieval.dense import compute_dense, write_dense
 
+    dense = None
     try:
-        build_dense(kb, build)  # the items' sentence vectors (meaning, not words)
+        dense = compute_dense(kb)  # the items' sentence vectors (meaning, not words): seconds
     except Exception as exc:  # noqa: BLE001 — the bot still answers from words (bot/retrieval/dense.py)
         print(f"警告：未能生成语义向量（{exc}），将仅按字词检索。", file=sys.stderr)
+    # everything slow is done: the files follow each other within milliseconds, kb.json last, so a
+    # running server never pairs a new index with the old knowledge base for longer than that
+    _atomic_text(build / "index.json", json.dumps(index, ensure_ascii=False))
+    write_dense(dense, build)
     nlu_tmp = nlu_out.with_name(f".{nlu_out.name}.{os.getpid()}.tmp")
     write_nlu_files(kb, nlu_tmp)
     nlu_tmp.replace(nlu_out)

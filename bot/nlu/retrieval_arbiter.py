@@ -95,8 +95,12 @@ def _index():
         return None
     with _lock:
         if _cached.get("stamp") != stamp:
-            kb = load_kb(path)
-            _cached.update(stamp=stamp, kb=kb, index=PolicyIndex.load(kb, path.parent / "index.json"))
+            try:
+                kb = load_kb(path)
+                index = PolicyIndex.load(kb, path.parent / "index.json")
+            except (ValueError, OSError):  # a publish between its renames: the old pair until both are new
+                return (_cached["kb"], _cached["index"]) if "index" in _cached else None
+            _cached.update(stamp=stamp, kb=kb, index=index)
         return _cached["kb"], _cached["index"]
 
 

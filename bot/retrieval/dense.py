@@ -163,23 +163,34 @@ def _passage_vectors(texts: List[str]) -> np.ndarray:
         return m.passage(texts)
 
 
-def build_dense(kb: KnowledgeBase, build_dir: Path) -> Optional[Path]:
-    """Embed the passages into ``build_dir/dense.npy`` + ``dense.json`` (temp names renamed)."""
+def compute_dense(kb: KnowledgeBase) -> Optional[dict]:
+    """The passages' vectors and owners of a knowledge base (the slow part: a few seconds)."""
     if not enabled():
         return None
     passages = passages_of(kb)
     vectors = _passage_vectors([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
+    return {"vectors": np.asarray(vectors, dtype=np.float32),
+            "meta": {"fingerprint": kb.fingerprint, "model": MODEL_NAME, "owners": [[d, n] for d, n, _ in passages]}}
+
+
+def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
+    """Write computed vectors as ``dense.npy`` + ``dense.json`` (temp names renamed: quick)."""
+    if computed is None:
+        return None
     build_dir = Path(build_dir)
     build_dir.mkdir(parents=True, exist_ok=True)
     tmp_vec = build_dir / f".{VECTORS}.{os.getpid()}.tmp.npy"
-    np.save(tmp_vec, np.asarray(vectors, dtype=np.float32))
+    np.save(tmp_vec, computed["vectors"])
     tmp_meta = build_dir / f".{META}.{os.getpid()}.tmp"
-    tmp_meta.write_text(json.dumps({"fingerprint": kb.fingerprint, "model": MODEL_NAME,
-                                    "owners": [[d, n] for d, n, _ in passages]}, ensure_ascii=False),
-                        encoding="utf-8")
+    tmp_meta.write_text(json.dumps(computed["meta"], ensure_ascii=False), encoding="utf-8")
     tmp_vec.replace(build_dir / VECTORS)
     tmp_meta.replace(build_dir / META)
     return build_dir / VECTORS
+
+
+def build_dense(kb: KnowledgeBase, build_dir: Path) -> Optional[Path]:
+    """Embed the passages into ``build_dir/dense.npy`` + ``dense.json``."""
+    return write_dense(compute_dense(kb), build_dir)
 
 
 class DenseIndex:
