@@ -315,7 +315,7 @@ class Answerer:
             # favourite among the items they reach goes first
             from bot.retrieval.dense import confident_alone
 
-            meant = confident_alone([h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope], True)
+            meant = confident_alone(self._dense_hits(q), True)
             if meant is not None and (meant.doc, meant.item) in [(h.doc, h.item) for h in hits[:3]
                                                                  if h.coverage >= WEAK_COVERAGE]:
                 hits = self._dense_first(q, hits, [h for h in hits[:3] if h.coverage >= WEAK_COVERAGE])
@@ -364,7 +364,7 @@ class Answerer:
         on its own, or as the clear favourite among the items the words matched weakly."""
         from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, confident_alone
 
-        hits = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+        hits = self._dense_hits(q)
         top = (confident_alone(hits, self.mostly_foreign(q.text)) if ANSWER_WITHOUT_WORDS else None) \
             or agreeing(lexical, hits)
         return top if top is not None and self.kb.item(top.doc, top.item) else None
@@ -375,8 +375,7 @@ class Answerer:
         is cited, the citizen chooses."""
         from bot.retrieval.dense import Z_SUGGEST
 
-        dense = [h for h in (q.dense or []) if (not q.doc_scope or h.doc == q.doc_scope)
-                 and self.kb.item(h.doc, h.item)]
+        dense = [h for h in self._dense_hits(q) if self.kb.item(h.doc, h.item)]
         if not dense or dense[0].z < Z_SUGGEST:
             return None
         picks = [Hit(dense[0].doc, dense[0].item, 0.0, 0.0)]
@@ -389,6 +388,11 @@ class Answerer:
         return self._basis(reply, "meaning")
 
     @staticmethod
+    def _dense_hits(q: Query) -> list:
+        """The question's dense item scores, best first, within the document in scope."""
+        return [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+
+    @staticmethod
     def _basis(reply: Reply, basis: str) -> Reply:
         """What decided the answer beyond the words (shown on the card for staff and evaluation)."""
         reply.extra["basis"] = basis
@@ -398,7 +402,7 @@ class Answerer:
         """``hits`` with the meaning's clear favourite among ``close`` moved to the front."""
         from bot.retrieval.dense import pick_among
 
-        dense = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+        dense = self._dense_hits(q)
         pick = pick_among(dense, [(h.doc, h.item) for h in close]) if len(close) > 1 else None
         if pick is None:
             return hits
@@ -410,7 +414,7 @@ class Answerer:
         answered; otherwise the citizen chooses (the meaning's best item among the buttons)."""
         from bot.retrieval.dense import Z_PICK, pick_among
 
-        dense = [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
+        dense = self._dense_hits(q)
         pick = pick_among(dense, [(h.doc, h.item) for h in candidates])
         if pick is not None:
             ordered = self._dense_first(q, hits, candidates)

@@ -282,9 +282,7 @@ class RetrievalArbiter(GraphComponent):
     def _dense(self, message: Message, scoring: str, tokens: List[str], weak: bool = False) -> Optional[list]:
         """The items' dense scores (bot.retrieval.dense) when the words found no sure answer,
         kept in the parse data (top few, a few hundred bytes) for the answerer."""
-        from bot.retrieval.dense import enabled
-
-        from bot.retrieval.dense import worth_embedding
+        from bot.retrieval.dense import DEFER, cached_vector, enabled, query_text, worth_embedding
 
         if not enabled() or not content_words(tokens) or not worth_embedding(scoring):
             return None
@@ -299,8 +297,6 @@ class RetrievalArbiter(GraphComponent):
         dense = _dense_index()
         if dense is None:
             return None
-        from bot.retrieval.dense import DEFER, cached_vector, query_text
-
         vector = cached_vector(scoring)
         if vector is None and DEFER.get():  # embedded off the event loop, then parsed again
             message.set(WANTED_KEY, query_text(scoring), add_to_output=True)

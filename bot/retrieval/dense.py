@@ -196,7 +196,7 @@ def build_dense(kb: KnowledgeBase, build_dir: Path) -> Optional[Path]:
 class DenseIndex:
     def __init__(self, vectors: np.ndarray, owners: List[Tuple[str, int]]):
         self.vectors = vectors
-        self.keys = sorted(set(owners), key=lambda k: owners.index(k))
+        self.keys = list(dict.fromkeys(owners))  # the items in document order
         position = {k: i for i, k in enumerate(self.keys)}
         self.owner_pos = np.array([position[k] for k in owners], dtype=np.int64)
 
