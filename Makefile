@@ -19,7 +19,7 @@ export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 
-.PHONY: run test install kb train validate eval bench clean browser run-prod deploy-deps test-prod retention abuse
+.PHONY: run test install kb train validate eval eval-doc bench clean browser run-prod deploy-deps test-prod retention abuse
 
 # Headless Chromium (Debian packages) + CJK/emoji fonts for the browser tests. Playwright drives
 # /usr/bin/chromium and never downloads a browser of its own.
@@ -84,6 +84,17 @@ test-prod: install kb train deploy-deps
 
 eval: install kb train
 	$(PY) -m bot.eval ../shared/eval/dev.jsonl
+
+# The whole bot on another document instead of data/policies/* (bench/eval_doc.py): its own temp
+# workspace (KB, model, servers on free ports in 6400-6499, SQLite); build/, models/ and data/
+# are not touched. make eval-doc DOC=doc.txt CASES=cases.jsonl [SPLIT=tune]
+#   [EVAL_DOC_ARGS="--json --keep /tmp/eval-doc --reuse /tmp/eval-doc --both"]
+SPLIT ?=
+EVAL_DOC_ARGS ?=
+eval-doc: install
+	@if [ -z "$(DOC)" ] || [ -z "$(CASES)" ]; then \
+	  echo "usage: make eval-doc DOC=document.txt CASES=cases.jsonl [SPLIT=tune] [EVAL_DOC_ARGS=...]"; exit 2; fi
+	$(PY) bench/eval_doc.py "$(DOC)" "$(CASES)" $(if $(SPLIT),--split $(SPLIT)) $(EVAL_DOC_ARGS)
 
 bench: install kb train
 	$(PY) bench/run.py
