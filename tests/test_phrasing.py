@@ -290,6 +290,11 @@ def test_a_subject_no_item_knows_is_not_answered_by_its_verb(env, text):
     "能不能请一位工作人员跟我电话沟通",
     "我想找人工客服",
     "有没有真人，让真人来回答",
+    # colloquial: 喊/叫 a person, "not the machine", a phone call with staff
+    "快叫个客服过来",
+    "喊个活人出来说话",
+    "我不想跟机器人聊了",
+    "麻烦帮我跟工作人员通个电话",
 ])
 def test_requests_for_a_person_in_long_polite_frames(text):
     assert HUMAN_REQUEST_RE.search(text)
@@ -468,3 +473,20 @@ def test_the_arbiter_routes_asking_for_more_to_the_full_text(text):
 
     assert MORE_RE.search(text)
     assert not MORE_RE.search("还有哪些部门负责财政预算公开")  # a question of its own
+
+
+# ------------------------------ an unsure "complaint" that complains of nothing is a question
+@pytest.mark.parametrize("text", ["图书馆周日开门吗", "档案馆几点下班"])
+def test_an_unsure_complaint_naming_no_wrong_is_not_handed_to_a_person(text):
+    assert _arbitrated(text, "complain", 0.4)["name"] == "nlu_fallback"
+
+
+def test_a_sure_complaint_word_keeps_the_complaint():
+    assert _arbitrated("窗口工作人员态度很差", "complain", 0.4)["name"] == "complain"
+    assert _arbitrated("我要檢舉亂收費", "complain", 0.9)["name"] == "complain"
+
+
+def test_a_complaint_without_a_complaint_word_yields_to_a_clear_item():
+    # "上报" of the item's typical cases is not 举报
+    arbitrated = _arbitrated("典型的做法和案例需要上报吗", "complain", 0.8)
+    assert arbitrated["name"] == "ask_policy"

@@ -48,11 +48,20 @@ ENGLISH_HANDOFF_RE = re.compile(
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|专人|值班人员|接线员|话务员)"
+PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|活人|专人|值班人员|接线员|话务员)"
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要)(?:一位|一个|个|位)?(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON +
+    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON +
     r"|请(?:一位|个|位)" + PERSON +
-    r"|" + PERSON + r".{0,6}(?:跟进|和我沟通|跟我沟通|与我沟通|直接.{0,3}沟通|联系我|给我回电|回电话|给我打电话|来处理|来回答)")
+    r"|" + PERSON + r".{0,6}(?:跟进|和我沟通|跟我沟通|与我沟通|直接.{0,3}沟通|联系我|给我回电|回电话|给我打电话|来处理|来回答)"
+    r"|(?:和|跟|与)" + PERSON + r".{0,3}(?:通个?电话|通话|面谈|当面谈)"
+    # "我不跟机器聊", "别让机器人回答": not the assistant, a person
+    r"|(?:不|别|不想|不要)(?:再)?(?:跟|和|与|让|用)?机器人?(?:聊|说|讲|对话|回答|回复)")
+# A complaint names what is wrong or the act of complaining; an unsure "complain" without such a
+# word ("政务服务大厅周末上班吗", "典型案例要不要上报") is a question, not a complaint for a person.
+COMPLAINT_CUE_RE = re.compile(
+    r"投诉|举报|检举|反映|违章|不作为|推诿|扯皮|态度|乱收费|违规|违纪|违法|吃拿卡要|拖拉|刁难|意见|不满|差评|曝光|告状|"
+    r"太慢|太差|超期|不答复|不理|没人管|不管|拖着|欺负|腐败|受贿|complain|report", re.I)
 ENGLISH_COMPLAINT_RE = re.compile(
     r"\b(?:file|make|lodge|submit)\s+a\s+complaint\b|\bcomplain(?:ing)?\s+about\b|"
     r"\breport\s+(?:an?|the|some)\s+(?:\w+\s+)?(?:official|officer|civil servant|employee)\b|\bbrib(?:e|es|ery|ing)\b|\bcorruption\b",
@@ -221,8 +230,9 @@ class RetrievalArbiter(GraphComponent):
             self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                       {"by": "follow_up_not_about_the_bot", "overridden": intent})
             return  # the answerer takes the item in context
+        not_a_complaint = intent == "complain" and not COMPLAINT_CUE_RE.search(text)
         if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT) \
-                and not unsure_human:
+                and not unsure_human and not not_a_complaint:
             if intent not in NO_TOPIC:
                 self._dense(message, scoring, tokens)  # for the answerer, when the words are unsure
             return
@@ -256,7 +266,10 @@ class RetrievalArbiter(GraphComponent):
             if top and (unsure or top.z >= Z_OVER_SURE):
                 strength = {"doc": top.doc, "item": top.item, "coverage": 0.0, "by": "dense", "z": round(top.z, 2)}
         if not strength:
-            if intent in SMALL_TALK and confidence < UNSURE_SMALL_TALK and content_words(tokens) \
+            if not_a_complaint:  # nothing found, nothing complained of: "没有找到" with the way to a person
+                self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
+                          {"by": "not_a_complaint", "overridden": intent})
+            elif intent in SMALL_TALK and confidence < UNSURE_SMALL_TALK and content_words(tokens) \
                     and ASKS_RE.search(scoring):
                 self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                           {"by": "question_not_small_talk", "overridden": intent})
