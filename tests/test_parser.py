@@ -210,3 +210,11 @@ def test_units_label_closing_the_items_paragraph():
     assert first.responsible_units == ["县发改局", "县税务局"] and "责任单位" not in first.body
     assert first.sentences == ["加强助企纾困政策公开。", "及时发布减税降费政策。"]
     assert second.lead_units == ["县发改局"] and second.responsible_units == ["县住建局"]
+
+
+def test_unit_lines_with_roles_and_list_tails():
+    # "X牵头，Y、Z配合" and "…等主管部门及各乡镇人民政府配合": the role words are not part of a name
+    assert split_units("县人社局牵头，县教育局、县乡村振兴局配合") == (["县人社局"], ["县教育局", "县乡村振兴局"])
+    assert split_units("县政府办牵头，县住建局、县卫健局等主管部门及各乡镇人民政府配合") == \
+        (["县政府办"], ["县住建局", "县卫健局", "各乡镇人民政府"])
+    assert split_units("责任单位：县司法局、县档案馆协助") == ([], ["县司法局", "县档案馆"])

@@ -219,17 +219,21 @@ def _trailing_bracket(text: str):
     return text, None
 
 
+ROLE_SUFFIX_RE = re.compile(r"(?:按职责分工负责|按职责负责|分工负责|共同负责|负责|配合|协助|协同|参与|协办)$")
+LIST_TAIL_RE = re.compile(r"等(?:相关)?(?:主管部门|部门|单位)$")  # "县卫健局等主管部门" -> 县卫健局
+
+
 def _split_units(part: str) -> List[str]:
-    part = re.sub(r"(按职责分工负责|按职责负责|负责)$", "", part.strip())
+    part = ROLE_SUFFIX_RE.sub("", part.strip())
     part = re.sub(r"按职责$", "", part)
     units: List[str] = []
     for chunk in re.split(r"[，,、；;]", part):
         chunk = chunk.strip()
         if not chunk:
             continue
-        # "市直相关单位和各乡镇（街道）人民政府（办事处）" -> two units
-        pieces = re.split(r"和(?=各|市)", chunk)
-        units.extend(p.strip() for p in pieces if p.strip())
+        # "市直相关单位和各乡镇（街道）人民政府（办事处）", "…等主管部门及各乡镇人民政府" -> two units
+        pieces = re.split(r"(?:和|及|以及)(?=各|市|县|区)", chunk)
+        units.extend(u for u in (LIST_TAIL_RE.sub("", p.strip()) for p in pieces) if u)
     return units
 
 
