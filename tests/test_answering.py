@@ -142,3 +142,59 @@ def test_over_long_input_is_refused_politely(env):
 def test_markup_emoji_and_mixed_language(env, text):
     reply = ask(env, text)
     assert reply.kind == "answer" and reply.citations[0]["item"] == 5
+
+
+# ------------------------------------ periods and durations, on a document made up for this test
+DURATIONS = """\
+某县人民政府办公室
+
+某政办发〔2024〕2号
+
+某县2024年政务公开工作要点
+
+一、重点工作
+
+1.做好重大决策公开。重大行政决策草案向社会公开征求意见，征求意见期限一般不少于30日。决策作出后及时公开。
+责任单位：县司法局
+
+2.做好财政资金公示。民生资金分配结果在村务公开栏公示，公示期不少于7天。每季度更新一次资金台账。
+责任单位：县财政局
+"""
+
+
+@pytest.fixture(scope="module")
+def durations_env(tmp_path_factory):
+    from bot.answering.answerer import Answerer
+    from bot.kb.generate import write_user_dict
+    from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
+    from bot.nlp.segmenter import Segmenter
+    from bot.retrieval.search import PolicyIndex, build_index
+
+    policies = tmp_path_factory.mktemp("policies")
+    (policies / "mou-2024.txt").write_text(DURATIONS, encoding="utf-8")
+    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
+    seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
+    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg
+
+
+def test_periods_and_durations_are_time_requirements(durations_env):
+    answerer, _ = durations_env
+    item = answerer.kb.item("mou-2024", 2)
+    assert "不少于7天" in item.deadlines and "每季度" in item.deadlines
+    assert "不少于30日" in answerer.kb.item("mou-2024", 1).deadlines
+
+
+@pytest.mark.parametrize("text,item,expected", [
+    ("公示期多久？", 2, "不少于7天"),
+    ("资金台账多长时间更新", 2, "每季度"),
+    ("征求意见期限多长？", 1, "不少于30日"),
+])
+def test_a_duration_follow_up_answers_with_the_sentence_asked_about(durations_env, text, item, expected):
+    reply = ask(durations_env, text, "ask_deadline", current_doc="mou-2024", current_item=item)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item
+    assert expected in reply.texts[0]
+
+
+def test_a_details_follow_up_takes_the_item_in_context(env):
+    reply = ask(env, "具体要求是什么？", current_doc="ningxiang-2021", current_item=12)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 12

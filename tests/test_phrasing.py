@@ -295,12 +295,14 @@ def test_a_subject_no_item_knows_is_not_answered_by_its_verb(env, text):
     "喊个活人出来说话",
     "我不想跟机器人聊了",
     "麻烦帮我跟工作人员通个电话",
+    "能不能帮我联系一下县财政局的工作人员",   # the office named between the request and the person
 ])
 def test_requests_for_a_person_in_long_polite_frames(text):
     assert HUMAN_REQUEST_RE.search(text)
 
 
-@pytest.mark.parametrize("text", ["政务公开工作人员要参加哪些培训", "请问工作人员的培训有什么要求", "人工智能的政策"])
+@pytest.mark.parametrize("text", ["政务公开工作人员要参加哪些培训", "请问工作人员的培训有什么要求", "人工智能的政策",
+                                  "要求各单位的工作人员参加培训", "安排基层的工作人员学习条例"])
 def test_questions_mentioning_staff_are_not_requests(text):
     assert not HUMAN_REQUEST_RE.search(text)
 

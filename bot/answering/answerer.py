@@ -73,7 +73,10 @@ CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 # a follow-up asking for more about what was just answered (bot/nlu/retrieval_arbiter.py routes it here)
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
-                          r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容)")
+                          r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容)"
+                          # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
+                          r"|^(?:具体|详细)的?(?:要求|规定|内容|措施|做法|安排|任务)(?:是|有|包括|指)"
+                          r"|^(?:有)?(?:什么|哪些|啥)具体(?:的)?(?:要求|规定|内容|措施|做法|安排|任务)")
 # "然后呢", "还有吗", "能说具体点吗", "tell me more": more of what was just answered (its full text)
 MORE_RE = re.compile(r"^(?:那|那么|好的?|嗯+|哦+|ok|okay)?[，,\s]*(?:然后呢|还有呢|还有吗|还有没有|还有别的吗|还有其他的?吗|继续|接着说|"
                      r"具体(?:点|些|一点)?(?:呢|说说|讲讲)|(?:能|可以|麻烦)?(?:再)?(?:说|讲|介绍)(?:得)?(?:具体|详细|清楚)(?:点|些|一点)?(?:吗|呢)?|"
@@ -468,6 +471,9 @@ class Answerer:
             texts = [first[:MAX_ANSWER_CHARS], source_line(doc, item)]
         elif mode == "deadline":
             timed = [s for s in item.sentences if any(d in s for d in item.deadlines)]
+            # "公示期多久": the timed sentence about what is asked comes first
+            asked = [w for w in content_words(q.tokens) if len(w) >= 2 and w not in DEADLINE_WORDS]
+            timed.sort(key=lambda s: -sum(w in s for w in asked))
             if timed:
                 first = "；".join(timed[:2])
                 if len(first) > MAX_ANSWER_CHARS:
