@@ -376,3 +376,26 @@ def test_a_publish_between_its_renames_keeps_the_old_pair(tmp_path, monkeypatch,
     assert K.answerer() is first
     assert load_kb(tmp_path / "kb.json").fingerprint == first.kb.fingerprint
     K.reset()
+
+
+@pytest.mark.parametrize("z,answered", [(D.Z_OVER_WORDS + 0.2, True), (D.Z_OVER_WORDS - 0.1, False)])
+def test_a_clear_meaning_outside_the_words_weak_matches(env, z, answered):
+    # "信息公开" alone: the words match many items weakly and ask which one. Had the meaning pointed
+    # clearly at an item the words did not offer (far from every refused question), it is answered
+    # with the words' items beside it; less clearly, the citizen still chooses.
+    answerer, seg, _ = env
+    text = "信息公开"
+    words_only = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+    assert words_only.kind == "clarify"
+    offered = [(c["doc"], c["item"]) for c in words_only.extra["candidates"]]
+    other = next((d.doc_id, i.number) for d, i in answerer.kb.all_items() if (d.doc_id, i.number) not in offered)
+    q = Query(text, question_words(seg, text), "ask_policy")
+    q.dense = [D.DenseHit(other[0], other[1], 0.91, z, 0.86)] + \
+        [D.DenseHit(doc, item, 0.88, 1.5, 0.86) for doc, item in offered]
+    reply = answerer.answer(q)
+    if answered:
+        assert reply.kind == "answer" and reply.extra.get("basis") == "meaning"
+        assert (reply.citations[0]["doc"], reply.citations[0]["item"]) == other
+        assert [b["title"] for b in reply.buttons if b["title"].startswith("相关：")]
+    else:
+        assert reply.kind == "clarify" and not reply.citations

@@ -430,6 +430,18 @@ class Answerer:
             ordered = self._dense_first(q, hits, candidates)
             return self._basis(self._answer_item(pick.doc, self.kb.item(pick.doc, pick.item), q, mode, ordered),
                                "meaning_among_words")
+        from bot.retrieval.dense import Z_OVER_WORDS, answers_alone
+
+        meant = answers_alone(dense, self.mostly_foreign(q.text))
+        if meant is not None and meant.z >= Z_OVER_WORDS and self.kb.item(meant.doc, meant.item):
+            # the words matched a few items weakly, the meaning clearly another ("种粮补贴发了多少" →
+            # 财政资金): answered, the words' items offered beside it
+            reply = self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
+            for h in [h for h in candidates if (h.doc, h.item) != (meant.doc, meant.item)][:2]:
+                reply.buttons.append({"title": f"相关：{self.kb.item(h.doc, h.item).label}",
+                                      "payload": "/ask_policy" + json.dumps({"item_ref": f"{h.doc}#{h.item}"},
+                                                                            ensure_ascii=False)})
+            return self._basis(reply, "meaning")
         if dense and dense[0].z >= Z_PICK and candidates and \
                 (dense[0].doc, dense[0].item) not in [(h.doc, h.item) for h in candidates] and \
                 self.kb.item(dense[0].doc, dense[0].item):
