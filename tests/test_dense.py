@@ -399,3 +399,13 @@ def test_a_clear_meaning_outside_the_words_weak_matches(env, z, answered):
         assert [b["title"] for b in reply.buttons if b["title"].startswith("相关：")]
     else:
         assert reply.kind == "clarify" and not reply.citations
+
+
+def test_the_documents_place_names_are_not_contrast(tmp_path, env, other_env):
+    assert D.place_names(env[0].kb) == ["宁乡市", "宁乡"]
+    assert D.place_names(other_env[0].kb)[-1:] and all(len(n) >= 2 for n in D.place_names(other_env[0].kb))
+    nlu = tmp_path / "oos.yml"
+    nlu.write_text("questions:\n  - 明天宁乡会下雨吗\n  - 宁乡\n", encoding="utf-8")
+    computed = D.compute_dense(env[0].kb, [nlu])
+    assert computed["meta"]["contrast"] == 1  # "明天会下雨吗"; a name alone is dropped
+    assert np.allclose(computed["contrast"][0], D.model().query("明天会下雨吗"), atol=1e-6)

@@ -199,6 +199,22 @@ def contrast_examples(path: Path) -> List[str]:
     return out
 
 
+PLACE_RE = re.compile(r"^([\u4e00-\u9fff]{2,8}?(?:自治县|自治州|市|县|区|旗|州|盟))")
+
+
+def place_names(kb: KnowledgeBase) -> List[str]:
+    """The places the documents are about, from their titles ("宁乡市2021年…" → 宁乡市, 宁乡), longest first."""
+    names = set()
+    for doc in kb.documents:
+        m = PLACE_RE.match(doc.title or "")
+        if m:
+            names.add(m.group(1))
+            stem = re.sub(r"(?:自治县|自治州|市|县|区|旗|州|盟)$", "", m.group(1))
+            if len(stem) >= 2:
+                names.add(stem)
+    return sorted(names, key=len, reverse=True)
+
+
 def compute_dense(kb: KnowledgeBase, contrast_files=DEFAULT_CONTRAST_FILES) -> Optional[dict]:
     """The passages' vectors and owners of a knowledge base (the slow part: a few seconds), and
     the contrast examples' vectors (embedded as questions)."""
@@ -207,6 +223,11 @@ def compute_dense(kb: KnowledgeBase, contrast_files=DEFAULT_CONTRAST_FILES) -> O
     passages = passages_of(kb)
     vectors = _passage_vectors([p[2] for p in passages]) if passages else np.zeros((0, 384), np.float32)
     contrast = [t for f in (contrast_files or ()) for t in contrast_examples(f)]
+    # the documents' own place names ("明天宁乡会下雨吗") would make every question that names the
+    # place look like a refused one: the examples are compared without them
+    places = place_names(kb)
+    if places:
+        contrast = [t2 for t2 in (re.sub("|".join(map(re.escape, places)), "", t) for t in contrast) if t2.strip()]
     if contrast:
         m = model()
         with _engine_lock:
