@@ -198,3 +198,17 @@ def test_a_duration_follow_up_answers_with_the_sentence_asked_about(durations_en
 def test_a_details_follow_up_takes_the_item_in_context(env):
     reply = ask(env, "具体要求是什么？", current_doc="ningxiang-2021", current_item=12)
     assert reply.kind == "answer" and reply.citations[0]["item"] == 12
+
+
+def test_a_word_of_the_item_in_context_is_asked_of_that_item(env):
+    # 领域 is written in several items; right after item 16, "which fields" means its fields
+    reply = ask(env, "具体包括哪些领域", current_doc="ningxiang-2021", current_item=16)
+    assert reply.citations[0]["item"] == 16 and "供水" in reply.texts[0]
+
+
+def test_what_about_another_items_heading_is_a_new_topic(env):
+    # item 8 also speaks of 政策…解读, but item 9's heading names "政策解读回应"
+    reply = ask(env, "那政策解读回应呢", current_doc="ningxiang-2021", current_item=8)
+    assert reply.citations[0]["item"] == 9
+    reply = ask(env, "那反垄断执法呢", current_doc="ningxiang-2021", current_item=2)
+    assert reply.citations[0]["item"] == 3

@@ -77,6 +77,8 @@ FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此�
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
                           r"|^(?:具体|详细)的?(?:要求|规定|内容|措施|做法|安排|任务)(?:是|有|包括|指)"
                           r"|^(?:有)?(?:什么|哪些|啥)具体(?:的)?(?:要求|规定|内容|措施|做法|安排|任务)")
+# "那线上的专栏呢": what about another part of it
+WHAT_ABOUT_RE = re.compile(r"^(?:那|那么)([\u4e00-\u9fff]{1,12})(?:呢|怎么样|怎么办|如何)[？?。！!]*$")
 # "然后呢", "还有吗", "能说具体点吗", "tell me more": more of what was just answered (its full text)
 MORE_RE = re.compile(r"^(?:那|那么|好的?|嗯+|哦+|ok|okay)?[，,\s]*(?:然后呢|还有呢|还有吗|还有没有|还有别的吗|还有其他的?吗|继续|接着说|"
                      r"具体(?:点|些|一点)?(?:呢|说说|讲讲)|(?:能|可以|麻烦)?(?:再)?(?:说|讲|介绍)(?:得)?(?:具体|详细|清楚)(?:点|些|一点)?(?:吗|呢)?|"
@@ -284,6 +286,20 @@ class Answerer:
         if ctx and mode == "policy" and not own_topic and not topic_in_doc and FOLLOW_UP_RE.search(q.scoring or q.text):
             # "这个要求具体是什么", "这些都包括哪些": more about the item in context
             return self._answer_item(ctx[0], ctx[1], q, mode)
+        if ctx and mode == "policy" and own_topic and not topic_in_doc and \
+                (FOLLOW_UP_RE.search(q.scoring or q.text) or WHAT_ABOUT_RE.search(q.text.strip())):
+            # "具体有哪些领域", "那线上的专栏呢": a word of the item in context, asked right after it,
+            # is asked of that item (another item's word — "那反垄断执法呢" — is a new topic)
+            topic = [w for w in content_words(q.tokens) if w not in DEADLINE_WORDS and w not in EN_FRAME_WORDS
+                     and self.index.is_topic_word(w)]
+            # "那政策解读呢" after 一件事一次办: another item's heading names it, a new topic
+            core = WHAT_ABOUT_RE.sub(r"\1", q.text.strip())
+            elsewhere = not FOLLOW_UP_RE.search(q.scoring or q.text) and len(core) >= 2 and any(
+                core in item.title for d, item in self.kb.all_items()
+                if (d.doc_id, item.number) != (ctx[0], ctx[1].number)) and core not in ctx[1].title
+            if topic and all(w in ctx[1].text for w in topic) and not elsewhere:
+                return self._answer_item(ctx[0], ctx[1], q, mode, [h for h in hits if (h.doc, h.item) ==
+                                                                    (ctx[0], ctx[1].number)])
         top_cov = hits[0].coverage if hits else 0.0
         if mode == "policy" and (top_cov < ANSWER_COVERAGE or top_cov < 0.7 or DOC_SELF_RE.search(q.text)):
             # "以什么思想为指导": the notice or preamble, not an item, says it
