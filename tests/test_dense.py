@@ -409,3 +409,19 @@ def test_the_documents_place_names_are_not_contrast(tmp_path, env, other_env):
     computed = D.compute_dense(env[0].kb, [nlu])
     assert computed["meta"]["contrast"] == 1  # "明天会下雨吗"; a name alone is dropped
     assert np.allclose(computed["contrast"][0], D.model().query("明天会下雨吗"), atol=1e-6)
+
+
+@pytest.mark.parametrize("contrast,offered", [(0.85, True), (0.95, False)])
+def test_a_fair_favourite_is_offered_only_when_nearer_the_documents(env, contrast, offered):
+    # words find nothing; the meaning's favourite stands only fairly (below Z_SUGGEST): offered as a
+    # button when the question is nearer the documents than any refused question, else 没有找到
+    answerer, seg, index = env
+    text = "那个事情后来怎么样了呢大家都想知道"
+    q = Query(text, question_words(seg, text), "ask_policy")
+    first = next(iter(answerer.kb.all_items()))
+    q.dense = [D.DenseHit(first[0].doc_id, first[1].number, 0.9, D.Z_SUGGEST_NEAR + 0.1, contrast)]
+    reply = answerer.answer(q)
+    assert not reply.citations
+    assert (reply.kind == "clarify" and reply.extra.get("basis") == "meaning") == offered
+    if not offered:
+        assert reply.kind == "fallback"

