@@ -492,3 +492,15 @@ def test_a_complaint_without_a_complaint_word_yields_to_a_clear_item():
     # "上报" of the item's typical cases is not 举报
     arbitrated = _arbitrated("典型的做法和案例需要上报吗", "complain", 0.8)
     assert arbitrated["name"] == "ask_policy"
+
+
+# --------------------- one's own entitlement or case is an errand, not what is published about it
+@pytest.mark.parametrize("text", ["请问买电动自行车有没有补贴", "住院了医保能报多少", "路灯坏了报修后多久会有人来处理"])
+def test_an_entitlement_or_own_case_is_not_answered_from_an_item(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer" and not reply.citations, (text, reply.citations)
+
+
+def test_the_same_subject_asked_as_disclosure_is_answered(env):
+    reply = ask(env, "惠民惠农补贴发了多少会公示吗")
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 5

@@ -58,6 +58,8 @@ SERVICE_RE = re.compile(r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴�
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开|打|接种|领|买|挂号)"
+                        # an entitlement or a case of one's own: "能报多少", "有没有补贴", "多久会有人来处理"
+                        r"|(?:能|可以)?(?:报|领|补|退|赔|发)多少|有没有(?:补贴|补助|优惠|奖励)|(?:多久|几天)(?:会|能)?有人(?:来)?(?:处理|管|上门)"
                         r"|\bhow (?:do|can|could|should) i (?:apply|get|pay|renew|register|replace|obtain|check|withdraw|transfer)\b"
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b", re.I)
 # ... unless the question is about information being published or found
