@@ -504,3 +504,25 @@ def test_an_entitlement_or_own_case_is_not_answered_from_an_item(env, text):
 def test_the_same_subject_asked_as_disclosure_is_answered(env):
     reply = ask(env, "惠民惠农补贴发了多少会公示吗")
     assert reply.kind == "answer" and reply.citations[0]["item"] == 5
+
+
+def test_an_english_question_the_classifier_refuses_is_asked_when_words_and_meaning_agree():
+    # the classifier has hardly seen English: "out of scope" at 0.99 says little. The meaning's clear
+    # favourite, also reached by the question's words through the dictionary (random → 随机), is asked
+    arbitrated = _arbitrated("Tell me about the 'double random, one public' inspections.", "out_of_scope", 0.99)
+    assert arbitrated["name"] == "ask_policy"
+    for text in ["What is the minimum wage in Hunan?", "How do I renew my passport?",
+                 "What's the weather like in Changsha tomorrow?"]:
+        assert _arbitrated(text, "out_of_scope", 0.99)["name"] == "out_of_scope", text
+
+
+def test_foreign_reached_needs_the_words_too():
+    from bot.retrieval import dense as D
+    from bot.retrieval.search import Hit
+
+    top = D.DenseHit("d", 3, D.ABS_ALONE_FOREIGN + 0.01, D.Z_ALONE_FOREIGN + 0.1)
+    assert D.foreign_reached([top], [Hit("d", 3, 1.0, D.FOREIGN_WORDS_FLOOR + 0.05)]) is top
+    assert D.foreign_reached([top], [Hit("d", 3, 1.0, D.FOREIGN_WORDS_FLOOR - 0.05)]) is None
+    assert D.foreign_reached([top], [Hit("d", 4, 1.0, 0.9)]) is None
+    weak = D.DenseHit("d", 3, D.ABS_ALONE_FOREIGN + 0.01, D.Z_ALONE_FOREIGN - 0.1)
+    assert D.foreign_reached([weak], [Hit("d", 3, 1.0, 0.9)]) is None

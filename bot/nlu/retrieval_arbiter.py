@@ -255,7 +255,8 @@ class RetrievalArbiter(GraphComponent):
         if not strength and content_words(tokens) and (intent not in SHORT_REPLIES or ASKS_RE.search(scoring)):
             # (a form answer or small talk that asks nothing — "好的知道了" — has no topic to look up)
             # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
-            from bot.retrieval.dense import ANSWER_WITHOUT_WORDS, agreeing, answers_alone, confident_alone
+            from bot.retrieval.dense import (ANSWER_WITHOUT_WORDS, agreeing, answers_alone, confident_alone,
+                                             foreign_reached)
 
             foreign = Answerer.mostly_foreign(scoring)
             dense = self._dense(message, scoring, tokens, weak=True) or []
@@ -264,7 +265,8 @@ class RetrievalArbiter(GraphComponent):
             # the meaning's favourite among the items the words matched weakly; a Chinese question the
             # classifier calls out of scope stays so unless words say otherwise (其他服务的"政策")
             if top is None and unsure and (intent != "out_of_scope" or foreign):
-                top = agreeing(index.search(scoring, tokens, kb.find_departments(scoring)), dense)
+                lexical = index.search(scoring, tokens, kb.find_departments(scoring), top_k=len(index.items))
+                top = agreeing(lexical, dense) or (foreign_reached(dense, lexical) if foreign else None)
             if top and (unsure or top.z >= Z_OVER_SURE):
                 strength = {"doc": top.doc, "item": top.item, "coverage": 0.0, "by": "dense", "z": round(top.z, 2)}
         if not strength:

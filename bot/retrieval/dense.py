@@ -347,6 +347,20 @@ def answers_alone(hits: List[DenseHit], foreign: bool) -> Optional[DenseHit]:
     return None
 
 
+FOREIGN_WORDS_FLOOR = 0.2  # an English question's words must reach the meaning's favourite this much
+
+
+def foreign_reached(hits: List[DenseHit], lexical: list) -> Optional[DenseHit]:
+    """An English question the classifier calls out of scope (it has hardly seen English): the
+    meaning's clear favourite (``confident_alone``, foreign thresholds) when the question's words
+    also reach that item through the dictionary ("double random, one public" → 随机、公开)."""
+    top = confident_alone(hits, True)
+    if top is None:
+        return None
+    covered = next((h.coverage for h in lexical if (h.doc, h.item) == (top.doc, top.item)), 0.0)
+    return top if covered >= FOREIGN_WORDS_FLOOR else None
+
+
 def pick_among(hits: List[DenseHit], candidates: List[Tuple[str, int]]) -> Optional[DenseHit]:
     """Among items the words offered, the one the meaning singles out, if any: it must be the
     dense best of all items and stand out (``Z_PICK``)."""
