@@ -526,3 +526,12 @@ def test_foreign_reached_needs_the_words_too():
     assert D.foreign_reached([top], [Hit("d", 4, 1.0, 0.9)]) is None
     weak = D.DenseHit("d", 3, D.ABS_ALONE_FOREIGN + 0.01, D.Z_ALONE_FOREIGN - 0.1)
     assert D.foreign_reached([weak], [Hit("d", 3, 1.0, 0.9)]) is None
+
+
+def test_derived_english_forms_reach_the_dictionarys_word(env):
+    answerer, _ = env
+    index = answerer.index
+    assert index.translations("revitalization") == index.translations("revitalize") != []
+    assert index.translations("proactively") == index.translations("proactive") != []
+    assert index.translations("interpretation") == index.translations("interpret") != []
+    assert index.translations("zzzzation") == []

@@ -95,6 +95,9 @@ class Passage:
     coverage: float
 
 
+DERIVED_SUFFIXES = (("ly", ""), ("ization", "ize"), ("isation", "ise"), ("ation", ""), ("ation", "ate"),
+                    ("ation", "e"), ("ment", ""), ("ness", ""), ("ency", "ent"), ("ancy", "ant"), ("ity", ""),
+                    ("ity", "e"))
 GENERAL_WEIGHTS = True   # weigh words no item uses by their general frequency (general_words.py)
 DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
 UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
@@ -196,7 +199,20 @@ class PolicyIndex:
         return next(k for k, it in enumerate(self.items) if it["doc"] == doc and it["item"] == item)
 
     def translations(self, word: str) -> List[str]:
-        return self.english.get(lemma(word)) or self.english.get(word) or [] if self.english else []
+        if not self.english:
+            return []
+        found = self.english.get(lemma(word)) or self.english.get(word)
+        if found:
+            return found
+        # a derived form of a word the dictionary glosses: proactively → proactive,
+        # revitalization → revitalize, interpretation → interpret, improvement → improve
+        w = word.lower()
+        for suffix, repl in DERIVED_SUFFIXES:
+            if w.endswith(suffix) and len(w) - len(suffix) >= 4:
+                found = self.english.get(lemma(w[: -len(suffix)] + repl))
+                if found:
+                    return found
+        return []
 
     def _coverage(self, i: int, words: List[str], weights: Dict[str, float], text: str) -> float:
         if not words:
