@@ -535,3 +535,17 @@ def test_derived_english_forms_reach_the_dictionarys_word(env):
     assert index.translations("proactively") == index.translations("proactive") != []
     assert index.translations("interpretation") == index.translations("interpret") != []
     assert index.translations("zzzzation") == []
+
+
+def test_an_english_duties_question_naming_the_unit_in_chinese(env):
+    answerer, seg = env
+    text = "What is 市财政局 responsible for in this plan?"
+    t = scoring_text(text)
+    strength = policy_strength(answerer.kb, answerer.index, t, question_words(seg, text), text)
+    assert strength and strength["by"] == "english_department" and strength["department"] == "市财政局"
+
+
+@pytest.mark.parametrize("text", ["档案馆周六开门吗", "市民中心几点下班", "图书馆的开放时间是什么"])
+def test_opening_hours_are_an_errand(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer" and not reply.citations, (text, reply.citations)

@@ -140,8 +140,9 @@ def _warm_dense() -> None:
         logger.exception("dense index not warmed; answering from words alone until it loads")
 
 
-def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
-    """How strongly the knowledge base answers the question, or None."""
+def policy_strength(kb, index, text: str, tokens: List[str], raw: Optional[str] = None) -> Optional[dict]:
+    """How strongly the knowledge base answers the question (``text``: its scoring text; ``raw``:
+    as written, whose frame words — "in charge of" — the scoring text drops), or None."""
     from bot.answering.answerer import ANSWER_COVERAGE
     from bot.retrieval.references import items_naming
 
@@ -154,9 +155,10 @@ def policy_strength(kb, index, text: str, tokens: List[str]) -> Optional[dict]:
         return None
     from bot.answering.answerer import EN_DUTIES_RE, Answerer
 
-    if Answerer.mostly_foreign(text) and EN_DUTIES_RE.search(text):
-        named_depts = index.departments_in_english(text)
-        if named_depts:  # "What does the Medical Insurance Bureau do?"
+    if Answerer.mostly_foreign(text) and (EN_DUTIES_RE.search(text) or EN_DUTIES_RE.search(raw or "")):
+        # "What does the Medical Insurance Bureau do?", "What is 市发改局 in charge of?"
+        named_depts = index.departments_in_english(text) or kb.find_departments(raw or text)
+        if named_depts:
             return {"department": named_depts[0], "coverage": 1.0, "by": "english_department"}
     departments = kb.find_departments(text)
     hits = index.search(text, tokens, departments)
@@ -246,7 +248,7 @@ class RetrievalArbiter(GraphComponent):
         if loaded is None:
             return
         kb, index = loaded
-        strength = policy_strength(kb, index, scoring, tokens)
+        strength = policy_strength(kb, index, scoring, tokens, message.get(TEXT) or "")
         if unsure_human:  # a person is what was asked for, unless the words clearly name a topic
             if strength and strength.get("by") in ("retrieval", "reference") and strength["coverage"] >= STRONG_COVERAGE:
                 self._set(message, {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)},
