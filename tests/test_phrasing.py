@@ -549,3 +549,14 @@ def test_an_english_duties_question_naming_the_unit_in_chinese(env):
 def test_opening_hours_are_an_errand(env, text):
     reply = ask(env, text)
     assert reply.kind != "answer" and not reply.citations, (text, reply.citations)
+
+
+@pytest.mark.parametrize("text", ["Who issued this document?", "When was the notice released?",
+                                  "What's the reference number of the work plan?"])
+def test_english_questions_about_the_document_itself(env, text):
+    assert _arbitrated(text, "out_of_scope", 0.95)["name"] == "ask_document_info"
+    reply = ask(env, text, "ask_document_info")
+    assert reply.kind == "answer" and "宁政务办发〔2021〕3号" in reply.texts[0]
+    # a question about an item's work, with "the plan" in it, is not about the document
+    assert _arbitrated("Which department leads budget disclosure in the plan?", "out_of_scope", 0.95)["name"] \
+        != "ask_document_info"

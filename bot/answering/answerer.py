@@ -48,6 +48,12 @@ EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handl
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
+# "Which office issued this work plan notice?", "What is the document number of the plan?"
+EN_DOC_INFO_RE = re.compile(
+    r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}"
+    r"\b(?:this|the)\s+(?:work\s+)?(?:plan|notice|document|circular|work points)\b|"
+    r"\b(?:this|the)\s+(?:work\s+)?(?:plan|notice|document|circular|work points)\b.{0,40}"
+    r"\b(?:issued|issuer|signed|dated|document number|reference number|released)\b", re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
 # a public body named in a sentence: 长沙市数据资源管理局, 省政府办公厅, 市委网信办
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
@@ -182,7 +188,8 @@ class Answerer:
         if intent == "ask_document_info" and self._topic_words(q):
             intent = "ask_policy"  # "文件库是什么": a topic of an item, not the document's metadata
         if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
-                                             and self._looks_like_doc_info(q)):
+                                             and self._looks_like_doc_info(q)) or \
+                (self.mostly_foreign(text) and EN_DOC_INFO_RE.search(text)):
             return self.document_info(q)
         if intent == "ask_department_duties" or (departments and self._only_department(q)) or \
                 (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):

@@ -28,7 +28,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.answering.answerer import (EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
+from bot.answering.answerer import (EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_DOC_INFO_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
                                     CLARIFY_MARGIN, Answerer)
 from bot.nlp.segmenter import content_words
 
@@ -204,6 +204,12 @@ class RetrievalArbiter(GraphComponent):
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
+        if intent in OVERRIDABLE | {"ask_responsible", "ask_deadline", "ask_policy"} and Answerer.mostly_foreign(text) \
+                and EN_DOC_INFO_RE.search(text):
+            # "Which office issued this work plan?": about the document itself
+            self._set(message, {"name": "ask_document_info", "confidence": 0.9},
+                      {"by": "english_document_info", "overridden": intent})
+            return
         if intent in OVERRIDABLE and Answerer.mostly_foreign(text) and \
                 (EN_RESPONSIBLE_RE.search(text) or EN_DEADLINE_RE.search(text) and EN_ANAPHORA_RE.search(text)):
             # "Who is responsible for that?", "What about the deadline?": the answerer finds the
