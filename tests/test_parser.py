@@ -218,3 +218,18 @@ def test_unit_lines_with_roles_and_list_tails():
     assert split_units("县政府办牵头，县住建局、县卫健局等主管部门及各乡镇人民政府配合") == \
         (["县政府办"], ["县住建局", "县卫健局", "各乡镇人民政府"])
     assert split_units("责任单位：县司法局、县档案馆协助") == ([], ["县司法局", "县档案馆"])
+
+
+def test_closing_paragraph_after_a_units_line_is_not_the_last_items():
+    text = ("某县人民政府办公室文件\n\n某政办发〔2024〕5号\n\n某县2024年政务公开工作要点\n\n一、重点工作\n\n"
+            "1.做好甲项公开。内容甲。\n责任单位：县财政局\n\n"
+            "2.做好乙项公开。内容乙。\n责任单位：县司法局牵头，县档案馆配合\n\n"
+            "各单位要高度重视，于2024年12月10日前报送落实情况。\n\n"
+            "附件：1.分工表\n      2.建设规范")
+    d = parse_document(text, "t")
+    assert d.issuer == "某县人民政府办公室"  # the red-head banner's "文件" is not the issuer's name
+    assert [i.number for i in d.items] == [1, 2]
+    assert d.items[1].body == "做好乙项公开。内容乙。"
+    assert d.items[1].lead_units == ["县司法局"] and d.items[1].responsible_units == ["县档案馆"]
+    assert "高度重视" in d.closing and any("高度重视" in p for p in d.passages())
+    assert d.attachments[0].startswith("附件")

@@ -124,6 +124,7 @@ class Document:
     items: List[Item]
     attachments: List[str] = field(default_factory=list)
     notice: str = ""  # the cover letter's own sentences ("经……同意，现将……印发给你们")
+    closing: str = ""  # after the last item's units line: "各单位要高度重视……" (no item's text)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,7 +133,7 @@ class Document:
         """Sentences of the document that belong to no item: the notice's title and text and
         the preamble (guiding ideas, aims). Questions about them are answered from them."""
         out = [self.notice_title] if self.notice_title else []
-        for block in (self.notice, self.preamble):
+        for block in (self.notice, self.preamble, self.closing):
             out += [x for x in re.split(r"(?<=[。！？；])", block.replace("\n", "")) if x.strip()]
         return out
 
@@ -324,7 +325,7 @@ def parse_document(text: str, doc_id: str) -> Document:
             title = p  # the main title, wherever the header puts it (first line, after the date)
             title_first = not recipients
         elif not issuer and not doc_number and not p.endswith("。"):
-            issuer = p
+            issuer = re.sub(r"(?<=[办室局委府])文件$", "", p)  # the red-head banner "XX人民政府办公室文件"
             header.add(p)
         elif p.endswith("。") and recipients and (not title or (title_first and not date)):
             notice_parts.append(p)  # the cover letter's text, between its addressees and the title (or date)
@@ -366,6 +367,7 @@ def parse_document(text: str, doc_id: str) -> Document:
     current: Optional[dict] = None
     seen_numerals: set = set()
     restarts = False
+    closing_parts: List[str] = []
 
     def flush():
         if current is None:
@@ -431,6 +433,8 @@ def parse_document(text: str, doc_id: str) -> Document:
                        "rest": rest, "marker": _marker(item_re, numeral)}
             if sections:
                 sections[-1].items.append(number)
+        elif current is not None and not UNIT_LINE_RE.match(p) and any(UNIT_LINE_RE.match(q) for q in current["paras"]):
+            closing_parts.append(p)  # the item ended with its units line: what follows is the document's
         elif current is not None:
             current["paras"].append(p)  # an item running over several paragraphs
         else:
@@ -459,6 +463,7 @@ def parse_document(text: str, doc_id: str) -> Document:
         items=items,
         attachments=attachments,
         notice="\n".join(notice_parts),
+        closing="\n".join(closing_parts),
     )
 
 
