@@ -372,7 +372,11 @@ def logreg_input(messages: List[Any]) -> Any:
 # state at every action. The replay is kept per conversation and continued with the events added
 # since (a turn adds a handful to dozens of replayed ones); the states are then assembled from the
 # recorded points by the same loop as Rasa's, with Rasa's own helpers.
-HISTORY_CACHE_SIZE = 256
+# A replay is continued only while the tracker's events are the objects it recorded, i.e. while
+# the conversation stays in the tracker store's cache (bot/ops/tracker_cache.py: a conversation read
+# again from the database is new objects, and its replay starts again): no more replays are kept
+# than that cache keeps conversations (~23 KB each, plus the events of conversations it dropped).
+HISTORY_CACHE_SIZE = 128
 _VOLATILE_SLOT_ATTRS = ("_value", "_has_been_set")
 _histories: "Any" = None  # OrderedDict[sender_id, _History], made at install
 _histories_lock = threading.Lock()

@@ -226,3 +226,19 @@ def test_the_bot_uses_the_pruned_file_when_it_matches(built, monkeypatch):
     monkeypatch.setattr(D, "_model", None)
     monkeypatch.setenv("ZWZX_E5_PRUNED", "off")
     assert not isinstance(D.model(), V.PrunedE5)
+
+
+def test_the_written_file_leaves_the_page_cache_and_loading_does_not_read_it_all(tmp_path):
+    """Pages a write (or a whole-file read) puts into the page cache come as large folios, which
+    the kernel maps whole into a process touching any page of them: the pruned file is dropped
+    from the cache once written, and loading it reads only its head."""
+    from tests.test_pkuseg_compact import _cached_fraction
+
+    d = tmp_path / "b"
+    path = V.build(d)
+    assert _cached_fraction(path) < 0.1
+    assert V.check(d) is None
+    m = V.load_model(1, d)
+    assert isinstance(m, V.PrunedE5)
+    head = json.loads((d / V.STAMP).read_text())["pruned"]["head"]
+    assert _cached_fraction(path) < 2 * head / path.stat().st_size + 0.05

@@ -224,3 +224,44 @@ print(json.dumps({k: (after[k] - before[k]) / 1024 for k in after}))
     print(grown)
     assert grown["Anonymous"] < 60, grown  # MB of private memory for model + segmenting
     assert grown["Rss"] < 200, grown       # including the mapped pages that were touched
+
+
+def _cached_fraction(path: Path) -> float:
+    """Fraction of the file's pages in the page cache (mincore on a mapping never touched)."""
+    import ctypes
+    import mmap
+
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        vec = ctypes.create_string_buffer(pages)
+        assert libc.mincore(addr, size, vec) == 0
+        libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+    return sum(b & 1 for b in vec.raw) / pages
+
+
+def test_built_files_leave_the_page_cache(tmp_path, monkeypatch):
+    """The files are written out and dropped from the page cache before they are renamed into
+    place, so a server's pages come in through its own faults (small folios), not as the large
+    folios of the write, which the kernel maps whole (docs/benchmarks.md, "Serving memory, 2026-12-06")."""
+    d = tmp_path / "written"
+    d.mkdir()
+    (d / "weights.npy").write_bytes(os.urandom(8 << 20))
+    assert _cached_fraction(d / "weights.npy") > 0.9  # just written: in the cache
+    pkuseg_compact.drop_page_cache(d)
+    assert _cached_fraction(d / "weights.npy") < 0.1
+
+    seen = []
+    monkeypatch.setattr(pkuseg_compact, "drop_page_cache", lambda directory: seen.append(sorted(
+        p.name for p in Path(directory).iterdir())))
+    pkuseg_compact.build(tmp_path / "pkuseg")
+    assert seen == [sorted(pkuseg_compact._FILES)]

@@ -550,3 +550,30 @@ def test_endpoint_requests_keep_the_connection_and_behave_as_rasas():
             await runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_past_states_replays_kept_are_bounded(monkeypatch):
+    """No more replays than HISTORY_CACHE_SIZE (least recently used dropped), each conversation's
+    states still Rasa's; the bound is not above the tracker cache's (a replay is only continued
+    while its conversation is in that cache)."""
+    from rasa.shared.core.events import ActionExecuted, UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot import rasa_speedups as sp
+    from bot.ops.tracker_cache import DEFAULT_MAX_CONVERSATIONS
+
+    assert sp.HISTORY_CACHE_SIZE <= DEFAULT_MAX_CONVERSATIONS
+    monkeypatch.setattr(sp, "HISTORY_CACHE_SIZE", 3)
+    domain = _domain()
+    trackers = []
+    for i in range(7):
+        tracker = DialogueStateTracker(f"states-bounded-{i}", domain.slots)
+        for e in [ActionExecuted("action_listen"), UserUttered(f"你好{i}", {"name": "greet", "confidence": 1.0}),
+                  ActionExecuted("utter_greet"), ActionExecuted("action_listen")]:
+            tracker.update(e, domain)
+        trackers.append(tracker)
+        _check_states(tracker, domain)
+        assert len(sp._histories) <= 3
+    assert [k for k in sp._histories if k.startswith("states-bounded-")] == [t.sender_id for t in trackers[-3:]]
+    _check_states(trackers[0], domain)  # dropped: replayed again, same states
+    assert len(sp._histories) <= 3

@@ -238,3 +238,64 @@ def test_first_save_of_a_new_conversation_is_cached(stores):
     hits = cached.hits
     assert state(run(cached.retrieve(sid))) == state(run(plain.retrieve(sid)))
     assert cached.hits == hits + 1
+
+
+def test_cache_is_bounded_by_rows_least_recently_used_first(tmp_path):
+    """At most max_cached_rows rows in all: the least recently used conversations go first, and
+    a conversation that went is read from the database as Rasa's store reads it."""
+    db = str(tmp_path / "rows.db")
+    store = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=db, max_cached_conversations=100,
+                                  max_cached_rows=40)
+    plain = SQLTrackerStore(DOMAIN, dialect="sqlite", db=db)
+    sids = [f"rows-{i}" for i in range(8)]
+    for n, sid in enumerate(sids):
+        tracker = DialogueStateTracker(sid, DOMAIN.slots)
+        new_session(tracker, time.time() - 10)
+        for k in range(n % 3 + 1):
+            turn(tracker, f"问题{k}", slot_value=float(k))
+        run(store.save(tracker))
+        for _ in range(2):  # the next message of the conversation
+            tracker = run(store.retrieve(sid))
+            turn(tracker, "还有吗")
+            run(store.save(tracker))
+            assert store.cached_rows <= 40 and len(store._cache) <= 100
+            assert sid in store._cache  # the conversation of the message is kept
+    kept = list(store._cache)
+    assert kept == sids[-len(kept):] and 1 < len(kept) < len(sids)
+    for sid in sids:
+        assert state(run(store.retrieve(sid))) == state(run(plain.retrieve(sid)))
+        assert store.cached_rows <= 40
+
+
+def test_a_conversation_longer_than_the_row_bound_is_not_cached(tmp_path):
+    db = str(tmp_path / "long.db")
+    store = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=db, max_cached_rows=10)
+    plain = SQLTrackerStore(DOMAIN, dialect="sqlite", db=db)
+    tracker = DialogueStateTracker("long-1", DOMAIN.slots)
+    new_session(tracker, time.time() - 10)
+    for k in range(4):
+        turn(tracker, f"问题{k}")
+    run(store.save(tracker))
+    assert store.cached_rows == 0 and not store._cache
+    got = run(store.retrieve("long-1"))
+    assert state(got) == state(run(plain.retrieve("long-1")))
+    turn(got, "再问一个")
+    run(store.save(got))
+    assert store.cached_rows == 0
+    assert state(run(store.retrieve("long-1"))) == state(run(plain.retrieve("long-1")))
+
+
+def test_default_bounds_and_endpoints_settings(tmp_path):
+    from rasa.core.tracker_store import TrackerStore
+    from rasa.utils.endpoints import EndpointConfig
+
+    from bot.ops import tracker_cache
+
+    store = CachedSQLTrackerStore(DOMAIN, dialect="sqlite", db=str(tmp_path / "d.db"))
+    assert (store.max_cached_conversations, store.max_cached_rows) == (128, 12_000)
+    assert (tracker_cache.DEFAULT_MAX_CONVERSATIONS, tracker_cache.DEFAULT_MAX_ROWS) == (128, 12_000)
+    configured = TrackerStore.create(EndpointConfig(type="bot.ops.tracker_cache.CachedSQLTrackerStore",
+                                                    dialect="sqlite", db=str(tmp_path / "e.db"),
+                                                    max_cached_conversations=7, max_cached_rows=99), DOMAIN)
+    store = getattr(configured, "_tracker_store", configured)  # Rasa may wrap it
+    assert (store.max_cached_conversations, store.max_cached_rows) == (7, 99)

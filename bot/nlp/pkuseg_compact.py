@@ -138,6 +138,7 @@ def build(directory: Optional[Path] = None) -> Path:
                 "built": time.strftime("%Y-%m-%d %H:%M:%S"), "build_s": None}
         meta["build_s"] = round(time.perf_counter() - t0, 1)
         (tmp / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+        drop_page_cache(tmp)
         old = None
         if directory.exists():
             old = directory.with_name(directory.name + f".old-{os.getpid()}")
@@ -150,6 +151,26 @@ def build(directory: Optional[Path] = None) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
     logger.info("compact pkuseg model built in %s (%.1f s)", directory, time.perf_counter() - t0)
     return directory
+
+
+def drop_page_cache(directory: Path) -> None:
+    """Write the new files out and drop them from the page cache. Written in large pieces, they
+    sit there as large folios, and the kernel (6.18 here) maps a whole large folio — up to 2 MB
+    — into a process that faults on any page of it: every Rasa server then held ~115 MB of
+    these files after a few questions instead of ~55 MB when the pages come in through its own
+    faults (docs/benchmarks.md, "Serving memory, 2026-12-06"). Only the resident size differs."""
+    for path in sorted(Path(directory).iterdir()):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except (AttributeError, OSError):
+            pass
+        finally:
+            os.close(fd)
 
 
 _build_lock = threading.Lock()
@@ -393,6 +414,7 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
         print(f"{directory}: {'current' if ok else 'missing or stale'}")
         return 0 if ok else 1
     if is_current(directory) and not args.force:
+        drop_page_cache(directory)  # e.g. copied in: the pages no running process maps
         print(f"{directory}: current")
         return 0
     build(directory)

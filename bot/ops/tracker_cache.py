@@ -28,6 +28,16 @@ Cheaper database work, same rows:
   and a unit-of-work flush, and checks the cache entry against the database once, after the
   insert and in its transaction (see ``save``), instead of a stamp query before it.
 * A conversation with no rows yet is remembered too (count 0), so its first save needs no count.
+
+The cache is bounded twice, least recently used conversations first: at most
+``max_cached_conversations`` conversations and at most ``max_cached_rows`` rows in all (a cached
+row, an event object with its parse data, takes ~1.5 KB: 128 conversations of 10 turns ≈ 11 000
+rows ≈ 17 MB). A conversation that falls out is read from the database at its next message, as
+Rasa reads it, so the bounds change CPU on such a message, never a reply. Both can be set in the
+``tracker_store`` section of endpoints.yml. (Before, the only bound was 2000 conversations: a
+Rasa server kept every conversation of its last hours, 38-59 MB after bench/run.py's load and
+up to ~300 MB for 2000 conversations of 10 turns; docs/benchmarks.md, "Serving memory,
+2026-12-06".)
 """
 from __future__ import annotations
 
@@ -46,7 +56,8 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_CONVERSATIONS = 2000
+DEFAULT_MAX_CONVERSATIONS = 128
+DEFAULT_MAX_ROWS = 12_000
 
 
 def event_row(sender_id: Text, event: Event) -> Dict[Text, Any]:
@@ -119,7 +130,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
     """Rasa's SQLTrackerStore whose ``retrieve`` is served from a validated cache."""
 
     def __init__(self, *args: Any, max_cached_conversations: int = DEFAULT_MAX_CONVERSATIONS,
-                 **kwargs: Any) -> None:
+                 max_cached_rows: int = DEFAULT_MAX_ROWS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         pooled = pooled_sqlite_engine(self.engine)
         if pooled is not self.engine:
@@ -127,6 +138,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             self.engine = pooled
             self.sessionmaker = sa.orm.session.sessionmaker(bind=self.engine)
         self.max_cached_conversations = int(max_cached_conversations)
+        self.max_cached_rows = int(max_cached_rows)
         self._cache: "OrderedDict[Text, _Entry]" = OrderedDict()
         table = self.SQLEvent.__tablename__
         self._stamp_sql = sa.text(f"SELECT count(id), max(id) FROM {table} WHERE sender_id = :sender_id")
@@ -141,11 +153,21 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         count, max_id = session.execute(self._stamp_sql, {"sender_id": sender_id}).one()
         return int(count or 0), max_id
 
+    @property
+    def cached_rows(self) -> int:
+        return sum(len(e.rows) for e in self._cache.values())
+
     def _remember(self, sender_id: Text, entry: _Entry) -> None:
+        """Cache ``entry`` as the most recently used, then drop the least recently used entries
+        while either bound is exceeded (``entry`` last: a conversation longer than the row bound
+        is not cached at all)."""
         self._cache[sender_id] = entry
         self._cache.move_to_end(sender_id)
         while len(self._cache) > self.max_cached_conversations:
             self._cache.popitem(last=False)
+        rows = self.cached_rows
+        while self._cache and rows > self.max_cached_rows:
+            rows -= len(self._cache.popitem(last=False)[1].rows)
 
     def _tracker(self, sender_id: Text, events: List[Event]) -> Optional[DialogueStateTracker]:
         if not (self.domain and events):
