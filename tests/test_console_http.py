@@ -2,6 +2,7 @@
 tracker store seeded through Rasa's SQLTrackerStore. Auth (no page or API without login,
 session expiry, lock-out), CSRF, roles, audit, masking of exports, escaping."""
 import json
+import socket
 import re
 import time
 from urllib.parse import urlparse, parse_qs
@@ -27,12 +28,17 @@ def console(tmp_path_factory):
     auth.create_user(db, SUPERVISOR[0], "supervisor", SUPERVISOR[1])
     auth.create_user(db, AGENT[0], "agent", AGENT[1])
     auth.create_user(db, "赵六", "agent", "zhaoliu-pass-1")
-    dead_rasa = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    # a port bound for the whole module and never listened on: connections are refused, and no
+    # server started meanwhile (other tests, other people's benchmarks) can take it
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 0))
+    dead_rasa = f"http://127.0.0.1:{hold.getsockname()[1]}"
     proc = ConsoleProcess(url, tmp / "console.log", env={"ZWZX_CONSOLE_MAX_FAILURES": "3",
                                                          "ZWZX_RASA_URL": dead_rasa})
     proc.db = db
     yield proc
     proc.stop()
+    hold.close()
     db.engine.dispose()
 
 
