@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from bot.console import auth
 from bot.console.db import Database, audit, sessions, tags, users
-from bot.console.demo import ConsoleProcess, free_port, seed
+from bot.console.demo import ConsoleProcess, seed
 
 SUPERVISOR = ("王芳", "supervisor-pass-1")
 AGENT = ("李明", "agent-pass-12345")
