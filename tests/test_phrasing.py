@@ -560,3 +560,13 @@ def test_english_questions_about_the_document_itself(env, text):
     # a question about an item's work, with "the plan" in it, is not about the document
     assert _arbitrated("Which department leads budget disclosure in the plan?", "out_of_scope", 0.95)["name"] \
         != "ask_document_info"
+
+
+def test_a_number_alone_names_the_only_document_with_it(env):
+    # "50号文件": one document number the knowledge base knows carries 50; "3号" two (湘财税 and its own)
+    reply = ask(env, "那个50号文件讲了什么")
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 16
+    from bot.retrieval.references import items_naming
+
+    assert items_naming(env[0].kb, "3号文件讲什么") == []
+    assert items_naming(env[0].kb, "第50号文件") and not items_naming(env[0].kb, "第51号文件")

@@ -92,6 +92,9 @@ def reference_matches(refs: Iterable[str], text: str) -> List[str]:
     return out
 
 
+SHORT_NO_RE = re.compile(r"(?<![\d〔\[\(（【［〕\]\)）】］])(\d{1,4})\s*号\s*(?:文件|文|令|通知)")
+
+
 def items_naming(kb, text: str) -> List[Tuple[object, object, List[str]]]:
     """[(doc, item, matched references)] for items whose references the question names,
     best (most references matched, doc numbers first) first."""
@@ -101,7 +104,30 @@ def items_naming(kb, text: str) -> List[Tuple[object, object, List[str]]]:
         if matched:
             found.append((doc, item, matched))
     found.sort(key=lambda x: (-sum(is_doc_number(r) for r in x[2]), -len(x[2])))
+    if not found and not doc_number_keys(text):
+        found = _by_number_alone(kb, text)
     return found
+
+
+def _by_number_alone(kb, text: str) -> List[Tuple[object, object, List[str]]]:
+    """"50号文件说了啥": a number alone names a document when exactly one document number the
+    knowledge base knows (an item's reference or a document's own) carries it."""
+    numbers = {int(n) for n in SHORT_NO_RE.findall(text or "")}
+    if len(numbers) != 1:
+        return []
+    (number,) = numbers
+    owners = []
+    for doc in kb.documents:
+        if any(n == number for _, _, n in doc_number_keys(doc.doc_number or "")):
+            owners.append((doc, None, [doc.doc_number]))
+    for doc, item in kb.all_items():
+        refs = [r for r in item.references if is_doc_number(r) and any(n == number for _, _, n in doc_number_keys(r))]
+        if refs and not any(o[2] == refs[:1] for o in owners):
+            owners.append((doc, item, refs))
+    distinct = {o[2][0] for o in owners}
+    if len(distinct) == 1 and owners[0][1] is not None:
+        return owners[:1]
+    return []
 
 
 def document_named(kb, text: str) -> Optional[object]:
