@@ -334,11 +334,8 @@ class Answerer:
             if meant is not None:  # no word matched, the meaning does: "供水供电公司" → 公共企事业单位
                 reply = self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
                 # the meaning is less sure than words: the next items it points at are offered too
-                for h in [h for h in self._dense_hits(q) if (h.doc, h.item) != (meant.doc, meant.item)][:2]:
-                    if self.kb.item(h.doc, h.item):
-                        reply.buttons.append({"title": f"相关：{self.kb.item(h.doc, h.item).label}",
-                                              "payload": "/ask_policy" + json.dumps({"item_ref": f"{h.doc}#{h.item}"},
-                                                                                    ensure_ascii=False)})
+                self._offer_related(reply, [h for h in self._dense_hits(q) if self.kb.item(h.doc, h.item)
+                                            and (h.doc, h.item) != (meant.doc, meant.item)][:2])
                 return self._basis(reply, "meaning")
             if ctx and mode != "policy" and not topic_in_doc:
                 return self._answer_item(ctx[0], ctx[1], q, mode)
@@ -386,11 +383,7 @@ class Answerer:
             reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
             if not decisive:
                 # Close call: answer the best match, offer the runners-up as related items.
-                for h in hits[1:3]:
-                    if h.coverage >= ANSWER_COVERAGE:
-                        label = self.kb.item(h.doc, h.item).label
-                        reply.buttons.append({"title": f"相关：{label}", "payload": "/ask_policy" + json.dumps(
-                            {"item_ref": f"{h.doc}#{h.item}"}, ensure_ascii=False)})
+                self._offer_related(reply, [h for h in hits[1:3] if h.coverage >= ANSWER_COVERAGE])
             return reply
         candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
         return self._clarify_or_pick(candidates, q, mode, hits)
@@ -435,6 +428,13 @@ class Answerer:
         """The question's dense item scores, best first, within the document in scope."""
         return [h for h in (q.dense or []) if not q.doc_scope or h.doc == q.doc_scope]
 
+    def _offer_related(self, reply: Reply, hits) -> None:
+        """Buttons "相关：第（N）项 …" for other items (``.doc``, ``.item``) beside an answer."""
+        for h in hits:
+            reply.buttons.append({"title": f"相关：{self.kb.item(h.doc, h.item).label}",
+                                  "payload": "/ask_policy" + json.dumps({"item_ref": f"{h.doc}#{h.item}"},
+                                                                        ensure_ascii=False)})
+
     @staticmethod
     def _basis(reply: Reply, basis: str) -> Reply:
         """What decided the answer beyond the words (shown on the card for staff and evaluation)."""
@@ -470,10 +470,7 @@ class Answerer:
             # the words matched a few items weakly, the meaning clearly another ("种粮补贴发了多少" →
             # 财政资金): answered, the words' items offered beside it
             reply = self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
-            for h in [h for h in candidates if (h.doc, h.item) != (meant.doc, meant.item)][:2]:
-                reply.buttons.append({"title": f"相关：{self.kb.item(h.doc, h.item).label}",
-                                      "payload": "/ask_policy" + json.dumps({"item_ref": f"{h.doc}#{h.item}"},
-                                                                            ensure_ascii=False)})
+            self._offer_related(reply, [h for h in candidates if (h.doc, h.item) != (meant.doc, meant.item)][:2])
             return self._basis(reply, "meaning")
         if dense and dense[0].z >= Z_PICK and candidates and \
                 (dense[0].doc, dense[0].item) not in [(h.doc, h.item) for h in candidates] and \
