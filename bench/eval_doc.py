@@ -40,7 +40,6 @@ import random
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -52,6 +51,9 @@ import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.servers import port_is_free, stop_process_groups  # noqa: E402  (one definition each)
+
 VENV_BIN = Path(sys.executable).parent
 RASA = VENV_BIN / "rasa"
 PORT_LO, PORT_HI = 6400, 6499
@@ -270,16 +272,6 @@ def stage_reuse(spec: Path) -> Dict[str, object]:
 
 
 # ------------------------------------------------------------------------- servers
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_ports(count: int) -> List[int]:
     ports = list(range(PORT_LO, PORT_HI + 1))
     start = random.randrange(len(ports))  # another run of this script picks elsewhere
@@ -327,22 +319,8 @@ class Servers:
         return path.read_text(encoding="utf-8", errors="replace")[-chars:] if path.exists() else ""
 
     def stop(self) -> None:
-        """SIGTERM to each server's own process group (only what was started here), then SIGKILL."""
-        for p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                p.wait(timeout=10)
+        """Stop the servers started here (tests/servers.py: their own process groups only)."""
+        stop_process_groups(self.procs)
         for fh in self.files:
             fh.close()
         self.procs, self.files = [], []

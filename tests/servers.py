@@ -117,7 +117,8 @@ def tracker_store_yaml(db_url: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _stop(procs) -> None:
+def stop_process_groups(procs) -> None:
+    """SIGTERM to each server's own process group (only what was started here), then SIGKILL."""
     for p in procs:
         try:
             os.killpg(p.pid, signal.SIGTERM)
@@ -199,7 +200,7 @@ def running_bot(rasa_port: int, action_port: int, tmp_dir: Union[str, Path],
             time.sleep(0.5)
         yield Servers(rasa_url, action_url, db_url, tmp, env, config_path)
     finally:
-        _stop(procs)
+        stop_process_groups(procs)
         for f in logs:
             f.close()
 
