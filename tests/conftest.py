@@ -25,3 +25,25 @@ def kb():
 @pytest.fixture(scope="session")
 def doc(kb):
     return kb.document("ningxiang-2021")
+
+
+def answerer_for(tmp_path_factory, documents: dict):
+    """An Answerer and its segmenter over the given documents only ({file name: text or a path
+    to copy}), built in a temporary directory, as `make kb` builds the project's."""
+    import shutil
+
+    from bot.answering.answerer import Answerer
+    from bot.kb.generate import write_user_dict
+    from bot.kb.store import DEFAULT_CONFIG_DIR
+    from bot.nlp.segmenter import Segmenter
+    from bot.retrieval.search import PolicyIndex, build_index
+
+    policies = tmp_path_factory.mktemp("policies")
+    for name, source in documents.items():
+        if isinstance(source, Path):
+            shutil.copy(source, policies / name)
+        else:
+            (policies / name).write_text(source, encoding="utf-8")
+    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
+    seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
+    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg

@@ -6,7 +6,7 @@ import pytest
 from actions.knowledge import answerer as shared_answerer
 from bot.answering.answerer import MAX_ANSWER_CHARS, Query
 from bot.nlp.segmenter import default_segmenter
-from tests.conftest import ROOT
+from tests.conftest import ROOT, answerer_for
 
 PARAPHRASES = [json.loads(line) for line in open(ROOT / "tests" / "data" / "paraphrases.jsonl", encoding="utf-8")]
 
@@ -164,17 +164,7 @@ DURATIONS = """\
 
 @pytest.fixture(scope="module")
 def durations_env(tmp_path_factory):
-    from bot.answering.answerer import Answerer
-    from bot.kb.generate import write_user_dict
-    from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
-    from bot.nlp.segmenter import Segmenter
-    from bot.retrieval.search import PolicyIndex, build_index
-
-    policies = tmp_path_factory.mktemp("policies")
-    (policies / "mou-2024.txt").write_text(DURATIONS, encoding="utf-8")
-    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
-    seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
-    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg
+    return answerer_for(tmp_path_factory, {"mou-2024.txt": DURATIONS})
 
 
 def test_periods_and_durations_are_time_requirements(durations_env):

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from actions.knowledge import answerer as shared_answerer
-from bot.answering.answerer import Answerer, Query
-from bot.kb.generate import write_user_dict
-from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb, kb_path
+from bot.answering.answerer import Query
+from bot.kb.store import kb_path
 from bot.nlp.normalize import scoring_text
-from bot.nlp.segmenter import Segmenter, default_segmenter, question_words
+from bot.nlp.segmenter import default_segmenter, question_words
 from bot.retrieval import dense as D
-from bot.retrieval.search import Hit, PolicyIndex, build_index
+from bot.retrieval.search import Hit
+from tests.conftest import answerer_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(kb_path()).parent
@@ -274,15 +274,12 @@ OTHER = """某某县人民政府办公室
 
 @pytest.fixture(scope="module")
 def other_env(tmp_path_factory):
-    policies = tmp_path_factory.mktemp("policies")
-    (policies / "mou-2023.txt").write_text(OTHER, encoding="utf-8")
-    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
-    build = tmp_path_factory.mktemp("build")
-    seg = Segmenter(write_user_dict(kb, build / "dict.txt"))
-    D.build_dense(kb, build)
-    index = D.DenseIndex.load(kb, build)
+    answerer, seg = answerer_for(tmp_path_factory, {"mou-2023.txt": OTHER})
+    build = tmp_path_factory.mktemp("dense")
+    D.build_dense(answerer.kb, build)
+    index = D.DenseIndex.load(answerer.kb, build)
     assert index is not None and len(index.keys) == 8
-    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg, index
+    return answerer, seg, index
 
 
 @pytest.mark.parametrize("text,item", [

@@ -7,15 +7,12 @@ Texts here are written for these tests; the held-out evaluation questions
 import pytest
 
 from actions.knowledge import answerer as shared_answerer
-from bot.answering.answerer import CHINESE_NOTE, Answerer, Query
-from bot.kb.generate import write_user_dict
-from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
+from bot.answering.answerer import CHINESE_NOTE, Query
 from bot.nlp.normalize import normalize_text, scoring_text, strip_markup, to_simplified
-from bot.nlp.segmenter import Segmenter, default_segmenter, question_words
+from bot.nlp.segmenter import default_segmenter, question_words
 from bot.nlu.retrieval_arbiter import ENGLISH_COMPLAINT_RE, HUMAN_REQUEST_RE, policy_strength
 from bot.retrieval.references import doc_number_keys, items_naming, title_matches
-from bot.retrieval.search import PolicyIndex, build_index
-from tests.conftest import SEED
+from tests.conftest import answerer_for
 
 
 @pytest.fixture(scope="module")
@@ -189,11 +186,7 @@ OTHER = """\
 
 @pytest.fixture(scope="module")
 def other_env(tmp_path_factory):
-    policies = tmp_path_factory.mktemp("policies")
-    (policies / "mou-2023.txt").write_text(OTHER, encoding="utf-8")
-    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
-    seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
-    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg
+    return answerer_for(tmp_path_factory, {"mou-2023.txt": OTHER})
 
 
 def test_other_document_parsed_with_its_layout(other_env):

@@ -8,19 +8,15 @@ from bot.kb.generate import write_user_dict
 from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
 from bot.nlp.segmenter import Segmenter
 from bot.retrieval.search import PolicyIndex, build_index
-from tests.conftest import ROOT, SEED
+from tests.conftest import ROOT, SEED, answerer_for
 
 
 @pytest.fixture(scope="module")
 def two_docs(tmp_path_factory):
-    policies = tmp_path_factory.mktemp("policies")
-    shutil.copy(SEED, policies / "ningxiang-2021.txt")
-    shutil.copy(ROOT / "tests" / "fixtures" / "policies" / "taojiang-2022.txt", policies / "taojiang-2022.txt")
-    kb = build_kb(policies, DEFAULT_CONFIG_DIR)
-    words = write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt")
-    seg = Segmenter(words)
-    index = PolicyIndex(kb, build_index(kb, seg))
-    return kb, seg, Answerer(kb, index)
+    answerer, seg = answerer_for(tmp_path_factory, {
+        "ningxiang-2021.txt": SEED,
+        "taojiang-2022.txt": ROOT / "tests" / "fixtures" / "policies" / "taojiang-2022.txt"})
+    return answerer.kb, seg, answerer
 
 
 def ask(env, text, intent="ask_policy", **ctx):
