@@ -233,3 +233,44 @@ def test_closing_paragraph_after_a_units_line_is_not_the_last_items():
     assert d.items[1].lead_units == ["县司法局"] and d.items[1].responsible_units == ["县档案馆"]
     assert "高度重视" in d.closing and any("高度重视" in p for p in d.passages())
     assert d.attachments[0].startswith("附件")
+
+
+LAYOUT_MIXED_UNITS = """某区2025年政务公开工作要点
+一、稳经济
+1.做好惠企政策公开。集中发布惠企政策。（牵头单位：区发改局；配合单位：区财政局、各街道（镇））
+2.做好就业信息公开。每月发布招聘信息。
+【责任单位】区人社局、区教育局、各街道（镇）
+3.做好预算公开。部门预算批复后20日内公开。
+牵头单位：区财政局　责任单位：区直各预算单位、各街道（镇）
+二、强基层
+4.深化基层政务公开。重点做好以下工作：
+（1）调整标准目录。年底前完成目录调整。
+（2）建好公开专区。各街道便民服务中心设立专区。
+牵头单位：区政府办　责任单位：区民政局
+5.推进村务公开。按月公开村级财务。
+【责任单位】区农业农村局
+三、保障
+标注【责任单位】的事项，排在首位的单位为牵头单位。
+"""
+
+
+def test_units_written_three_ways_and_points_inside_an_item():
+    doc = parse_document(LAYOUT_MIXED_UNITS, "mou-2025")
+    # "（1）（2）" under item 4 are its points, not items: the numbering goes on with "5."
+    assert [i.number for i in doc.items] == [1, 2, 3, 4, 5]
+    assert "建好公开专区" in doc.item(4).body and doc.item(5).title == "推进村务公开"
+    # a bracket pair around the whole units text goes, the one inside a unit's name stays
+    assert doc.item(1).lead_units == ["区发改局"] and doc.item(1).responsible_units == ["区财政局", "各街道（镇）"]
+    # "【责任单位】…" with the document's convention "排在首位的单位为牵头单位"
+    assert doc.item(2).lead_units == ["区人社局"] and doc.item(2).responsible_units == ["区教育局", "各街道（镇）"]
+    assert doc.item(5).lead_units == ["区农业农村局"] and doc.item(5).responsible_units == []
+    # two labels on one line, separated by a space only
+    assert doc.item(3).lead_units == ["区财政局"] and doc.item(3).responsible_units == ["区直各预算单位", "各街道（镇）"]
+    assert doc.item(4).lead_units == ["区政府办"] and doc.item(4).responsible_units == ["区民政局"]
+    assert "责任单位" not in doc.item(2).body and "牵头单位" not in doc.item(4).body
+
+
+def test_responsibility_lists_without_the_convention_name_no_lead():
+    doc = parse_document(LAYOUT_MIXED_UNITS.replace("标注【责任单位】的事项，排在首位的单位为牵头单位。", "加强组织领导。"),
+                         "mou-2025")
+    assert doc.item(2).lead_units == [] and doc.item(2).responsible_units == ["区人社局", "区教育局", "各街道（镇）"]

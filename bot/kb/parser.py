@@ -32,9 +32,11 @@ ITEM_RE = re.compile(rf"^{OPEN}\s*({CN_NUMERAL})\s*{CLOSE}\s*(.+)$", re.S)
 ARABIC_ITEM_RE = re.compile(rf"^(?:(\d{{1,2}})\s*[.．、）)](?!\d)|{OPEN}\s*(\d{{1,2}})\s*{CLOSE})\s*(.+)$", re.S)
 TOP_ITEM_RE = re.compile(rf"^({CN_NUMERAL})、(.+[。；].*)$", re.S)
 DOC_NUMBER_RE = re.compile(r"^\S+?[〔\[\(（【［]\s*\d{4}\s*[〕\]\)）】］]\s*第?\d+号$")
-UNIT_LINE_RE = re.compile(r"^[（(〔\[【]?\s*(?:(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)|责任人)\s*[:：]")
+# a label ends with a colon, or is itself bracketed: "【责任单位】A、B"
+UNIT_LINE_RE = re.compile(r"^[（(〔\[【［]?\s*(?:(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)|责任人)\s*[:：】\]］]")
 INLINE_UNITS_RE = re.compile(r"(?<=[。；;])\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：][^。]+)$")
-UNIT_LABEL_RE = re.compile(r"^\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门))\s*[:：]\s*")
+UNIT_LABEL_RE = re.compile(r"^\s*[【\[［]?\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门))\s*[:：】\]］]\s*")
+FIRST_IS_LEAD_RE = re.compile(r"(?:排在|列在|排|列)(?:首位|第一位|最前面?)的?(?:单位|部门)?(?:为|是)牵头")
 ATTACHMENT_RE = re.compile(r"^附\s*件\s*\d*\s*[:：]?")
 DATE_RE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
 TERMINAL = tuple("。！？；：」』”\"]）〕)】")
@@ -258,7 +260,9 @@ def _labelled_units(content: str):
     """"牵头单位：A；配合单位：B" / "责任单位：A（牵头）、B" / "责任单位：A、B"."""
     lead: List[str] = []
     responsible: List[str] = []
-    parts = re.split(r"[；;]\s*(?=(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：])", content)
+    # "牵头单位：A；配合单位：B", or the next label right after the list ("牵头单位：A　责任单位：B")
+    parts = [p for p in re.split(r"[；;，,\s]*(?<![【\[［])(?=[【\[［]?(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：】\]］])",
+                                 content) if p.strip()]
     for part in parts:
         m = UNIT_LABEL_RE.match(part)
         label, units_text = (m.group(1), part[m.end():]) if m else ("", part)
@@ -273,6 +277,21 @@ def _labelled_units(content: str):
             else:
                 responsible.append(unit)
     return lead, responsible
+
+
+def _unwrap(line: str) -> str:
+    """A units line without the bracket pair around all of it ("（牵头单位：A；配合单位：B、各镇（街道））");
+    brackets inside it, and a bracketed label ("【责任单位】A"), stay."""
+    line = line.strip().rstrip("。")
+    if len(line) > 1 and line[-1] in OPEN_FOR and line[0] == OPEN_FOR[line[-1]]:
+        depth = 0
+        for pos, ch in enumerate(line):
+            depth += ch == line[0]
+            depth -= ch == line[-1]
+            if depth == 0 and pos < len(line) - 1:
+                return line  # "（一）… （二）": the first bracket closes before the end
+        return line[1:-1].strip()
+    return line
 
 
 def _item_facts(body: str):
@@ -384,7 +403,7 @@ def parse_document(text: str, doc_id: str) -> Document:
                 body = body[:m.start(1)].rstrip()
         lead, responsible = split_units(content) if content else ([], [])
         for line in unit_lines:
-            more_lead, more_resp = split_units(line.strip("（()）〔〕[]【】"))
+            more_lead, more_resp = split_units(_unwrap(line))
             lead += [u for u in more_lead if u not in lead]
             responsible += [u for u in more_resp if u not in responsible]
         rest = body[len(current["paras"][0]) - len(current["rest"]):]
@@ -414,9 +433,17 @@ def parse_document(text: str, doc_id: str) -> Document:
             )
         )
 
+    # "1." items with "（1）…（3）" points inside one of them (or the other way round): a number
+    # written the other way is a new item only where it continues the items' numbering
+    first_arabic = next((ARABIC_ITEM_RE.match(p) for p in body_paras if ARABIC_ITEM_RE.match(p)), None)
+    dotted = first_arabic is not None and first_arabic.group(1) is not None
     for p in body_paras:
         sm = SECTION_RE.match(p)
         im = item_re.match(p) if item_re is not None else None
+        if im is not None and item_re is ARABIC_ITEM_RE and current is not None \
+                and (im.group(1) is not None) != dotted and current["numeral"].isdigit() \
+                and int(im.group(1) or im.group(2)) != int(current["numeral"]) + 1:
+            im = None  # a point of the current item
         if sm and not p.endswith("。") and item_re is not TOP_ITEM_RE:
             flush()
             current = None
@@ -440,6 +467,11 @@ def parse_document(text: str, doc_id: str) -> Document:
         else:
             preamble_parts.append(p)
     flush()
+    if FIRST_IS_LEAD_RE.search(text):
+        # "标注责任单位的事项，排在首位的单位为牵头单位": the document's own convention
+        for it in items:
+            if not it.lead_units and it.responsible_units:
+                it.lead_units, it.responsible_units = it.responsible_units[:1], it.responsible_units[1:]
     if restarts:  # "（一）" in every section: say which section
         by_number = {s.number: s for s in sections}
         for it in items:
