@@ -563,3 +563,77 @@ def test_a_number_alone_names_the_only_document_with_it(env):
 
     assert items_naming(env[0].kb, "3号文件讲什么") == []
     assert items_naming(env[0].kb, "第50号文件") and not items_naming(env[0].kb, "第51号文件")
+
+
+# ------------------------------------------- an item named by its place in the document
+RESTARTING = """某县2026年政务公开工作要点
+某政办发〔2026〕7号
+一、经济领域
+（一）做好惠企政策公开。集中发布减税降费政策。【县发改局牵头，县税务局配合】
+（二）做好招商信息公开。公开招商项目清单。【县商务局牵头】
+二、民生领域
+（一）做好养老服务公开。公开养老机构名录和收费标准。【县民政局牵头】
+（二）做好学校招生公开。公开招生范围和报名方式。【县教育局牵头】
+"""
+
+
+@pytest.fixture(scope="module")
+def restarting_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-2026.txt": RESTARTING})
+
+
+@pytest.mark.parametrize("text, item", [
+    ("工作要点第（五）项是什么内容", 5),
+    ("要点里的第十二条讲的啥", 12),
+    ("第三部分的第一条说了什么", 11),           # the section's first item, whatever its numeral
+    ("What does item 7 of the work plan say?", 7),
+])
+def test_an_item_named_by_its_place(env, text, item):
+    reply = ask(env, text)
+    assert first_item(reply) == item, (reply.kind, reply.citations)
+
+
+def test_an_item_named_by_its_place_with_a_question_about_it(env):
+    reply = ask(env, "第八项的牵头单位是谁", intent="ask_responsible")
+    assert first_item(reply) == 8 and "牵头" in reply.texts[0]
+
+
+def test_an_article_of_a_cited_law_is_not_an_item(env):
+    from bot.retrieval.positions import items_at_position
+
+    answerer, _ = env
+    assert items_at_position(answerer.kb, "《政府信息公开条例》第十条说了什么") == []
+    assert items_at_position(answerer.kb, "条例第五条") == []
+    assert items_at_position(answerer.kb, "第三季度的数据") == []
+
+
+def test_numbering_that_restarts_needs_the_section(restarting_env):
+    answerer, seg = restarting_env
+    reply = answerer.answer(Query("第二部分的第（二）项讲什么", question_words(seg, "第二部分的第（二）项讲什么"), "ask_policy"))
+    assert first_item(reply) == 4 and "招生" in "".join(reply.texts)
+    from bot.retrieval.positions import items_at_position
+
+    assert items_at_position(answerer.kb, "第（二）项讲什么") == []  # two items are labelled （二）
+
+
+def test_the_document_number_with_a_topic_answers_the_item(env):
+    reply = ask(env, "宁政务办发〔2021〕3号文件里关于政府债务信息是怎么要求的")
+    assert first_item(reply) == 5, (reply.kind, reply.citations)
+    info = ask(env, "宁政务办发〔2021〕3号是什么时候印发的")
+    assert info.kind == "answer" and "2021年8月3日" in info.texts[0] and first_item(info) is None
+
+
+def test_a_document_number_or_a_place_is_a_question_whatever_the_classifier_says():
+    assert _arbitrated("湘财税[2021]3号", "rate", 0.4)["name"] == "ask_policy"
+    assert _arbitrated("第十二项", "greet", 0.5)["name"] == "ask_policy"
+    assert _arbitrated("五星", "rate", 0.6)["name"] == "rate"
+
+
+@pytest.mark.parametrize("text", ["您好，第一次来，请问这里能咨询哪些事情？", "你们这个平台可以办什么"])
+def test_what_the_assistant_does_is_not_an_items_word(text):
+    assert _arbitrated(text, "greet", 0.44)["name"] == "ask_capabilities"
+
+
+def test_english_thanks_stay_thanks():
+    assert _arbitrated("Thanks a lot, that helped!", "thank", 0.89)["name"] == "thank"
+    assert _arbitrated("Thank you so much for the answer", "thank", 0.7)["name"] == "thank"

@@ -18,7 +18,8 @@ from bot.kb.parser import BOOK_TITLE_RE
 from bot.kb.store import KnowledgeBase
 from bot.nlp.normalize import normalize_text, scoring_text
 from bot.nlp.segmenter import CJK_RE, content_words
-from bot.retrieval.references import document_named, items_naming
+from bot.retrieval.positions import POSITION_WORDS_RE, items_at_position
+from bot.retrieval.references import DOC_NO_RE, document_named, items_naming
 from bot.retrieval.search import Hit, PolicyIndex
 
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
@@ -177,11 +178,32 @@ class Answerer:
             own = document_named(self.kb, text)
             if own is not None and not items_naming(self.kb, text):
                 q.current_doc = own.doc_id
-                return self.document_info(q)
+                bare = DOC_NO_RE.sub(" ", text)
+                asked = Query(text=bare, tokens=[t for t in q.tokens if t in bare])
+                if not (items_at_position(self.kb, text, own.doc_id) or
+                        [w for w in self._topic_words(asked) if self.index.is_topic_word(w)]):
+                    return self.document_info(q)
+                # "宁政务办发〔2021〕3号里关于财政信息公开怎么说": a topic, asked of that document
+                q.text, q.scoring, q.tokens = bare, scoring_text(bare) or bare, asked.tokens
+                text = bare
+                if len(self.kb.documents) > 1:
+                    q.doc_scope = own.doc_id
             named = items_naming(self.kb, text)
             if named:  # "国办发〔2020〕50号是关于什么的": the item that cites it
                 doc, item, _ = named[0]
                 mode = "responsible" if RESPONSIBLE_RE.search(text) and intent == "ask_responsible" else "policy"
+                return self._answer_item(doc.doc_id, item, q, mode)
+            placed = items_at_position(self.kb, text, own.doc_id if own is not None else q.doc_scope)
+            if placed:  # "第（五）项是什么", "第三部分的第一条": the item at that place
+                mode = {"ask_responsible": "responsible", "ask_deadline": "deadline",
+                        "ask_full_text": "full"}.get(intent, "policy")
+                if len(placed) > 1:  # each document has one: which document?
+                    return self.choose_document([Hit(d.doc_id, it.number, 0.0, 0.0) for d, it in placed[:3]], q)
+                doc, item = placed[0]
+                rest = POSITION_WORDS_RE.sub(" ", text)
+                if mode == "policy" and not [w for w in self._topic_words(Query(text=rest, tokens=[
+                        t for t in q.tokens if t in rest])) if self.index.is_topic_word(w)]:
+                    mode = "full"  # "第（五）项是什么内容": the item itself, not one sentence of it
                 return self._answer_item(doc.doc_id, item, q, mode)
         if q.doc_scope and self._asks_document_units(q):  # "这个文件的责任单位有哪些"
             return self.document_units(q)

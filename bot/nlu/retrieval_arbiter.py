@@ -71,7 +71,11 @@ ENGLISH_COMPLAINT_RE = re.compile(
 UNSURE_COMPLAINT = 0.5
 UNSURE_HUMAN = 0.5       # an unsure request for a person with no request in it ("政务公开工作人员的培训")
 # thanks for the assistant's own reply ("谢谢你的解答"): small talk, whatever the reply's words
-THANKS_FOR_REPLY_RE = re.compile(r"(?:你|您)(?:们)?的(?:解答|回答|回复|答复|帮助|耐心|服务|讲解|介绍)")
+THANKS_FOR_REPLY_RE = re.compile(r"(?:你|您)(?:们)?的(?:解答|回答|回复|答复|帮助|耐心|服务|讲解|介绍)"
+                                 r"|^\W*(?:thanks|thank you|thx|many thanks|cheers)\b", re.I)
+# "请问这里能咨询哪些事情", "你们这个平台可以办什么": what the assistant does, not an item's 咨询
+CAPABILITY_RE = re.compile(r"(?:这里(?!面)|这儿|这边|你们?|您|本?平台|助手|机器人|系统)\s*(?:都|主要|一般)?\s*(?:能|可以|可)\s*"
+                           r"(?:咨询|问|办|查|回答|解答|帮)[^，,。？?]{0,4}?(?:哪些|什么|啥|哪方面|哪类)")
 # An unsure greeting / thanks / goodbye that asks something ("那个表格在哪里下载") is a question the
 # knowledge base does not answer: the citizen should hear "没有找到" (and reach a person after two),
 # not small talk.
@@ -82,6 +86,8 @@ ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|怎么|怎样|如何|�
 CONFIDENT = 0.8          # a classifier this sure ...
 STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
 TARGET_INTENT = "ask_policy"
+# a document number (…〔2021〕3号), a title in 《》 or an item's place (第五项, item 12): worth looking up
+NAMES_A_PLACE_RE = re.compile(r"\d\s*号|《|第\s*[（(]?[一二三四五六七八九十两\d]{1,3}[）)]?\s*(?:项|条|点)|\bitem\s*\d", re.I)
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
 from bot.nlu.dense_prefetch import WANTED_KEY  # noqa: E402  (a question to embed before parsing again)
@@ -204,6 +210,24 @@ class RetrievalArbiter(GraphComponent):
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
+        if intent not in ("request_human", "complain") and not (intent or "").startswith("ask_") and \
+                NAMES_A_PLACE_RE.search(text):
+            # "湘财税[2021]3号", "第八项讲什么": a document an item cites, or an item's place — a
+            # question about that item, whatever the classifier took the bare number for ("rate")
+            loaded = _index()
+            if loaded is not None:
+                from bot.retrieval.positions import items_at_position
+                from bot.retrieval.references import items_naming
+
+                named = items_naming(loaded[0], text) or items_at_position(loaded[0], text)
+                if named:
+                    self._set(message, {"name": TARGET_INTENT, "confidence": 0.9},
+                              {"by": "reference", "item": named[0][1].number, "overridden": intent})
+                    return
+        if intent not in ("request_human", "complain", "ask_capabilities") and CAPABILITY_RE.search(text):
+            self._set(message, {"name": "ask_capabilities", "confidence": 0.9},
+                      {"by": "capabilities", "overridden": intent})
+            return
         if intent in OVERRIDABLE | {"ask_responsible", "ask_deadline", "ask_policy"} and Answerer.mostly_foreign(text) \
                 and EN_DOC_INFO_RE.search(text):
             # "Which office issued this work plan?": about the document itself
