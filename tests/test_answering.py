@@ -69,10 +69,10 @@ def test_follow_ups_use_the_item_in_context(env):
     who = ask(env, "那由哪个部门负责？", "ask_responsible", **ctx)
     assert who.citations[0]["item"] == 12 and "市数据资源中心" in who.texts[0]
     when = ask(env, "有什么时间要求吗", "ask_deadline", **ctx)
-    assert "2021年底前" in when.texts[0]
+    assert "2021 年底前" in when.texts[0]  # as the document writes it
     full = ask(env, "查看全文", "ask_full_text", **ctx)
     assert full.texts[0].startswith("第（十二）项 全面推行政府网站集约化建设")
-    assert "互联网协议第6版" in full.texts[0]
+    assert "互联网协议第 6 版" in full.texts[0]
 
 
 def test_deadline_when_the_item_has_none(env):
@@ -202,3 +202,25 @@ def test_what_about_another_items_heading_is_a_new_topic(env):
     assert reply.citations[0]["item"] == 9
     reply = ask(env, "那反垄断执法呢", current_doc="ningxiang-2021", current_item=2)
     assert reply.citations[0]["item"] == 3
+
+
+SPACED = """某县2026年政务公开工作要点
+一、平台建设
+（一）推进网站改造。2026 年 6 月底前，县政府门户网站完成 IPv6 改造，全县 18 个乡镇同步上线。【县数据局牵头】
+（二）做好预算公开。部门预算批复后20日内公开。【县财政局牵头】
+"""
+
+
+def test_answers_quote_the_document_as_it_is_written(tmp_path_factory):
+    answerer, seg = answerer_for(tmp_path_factory, {"spaced-2026.txt": SPACED})
+    reply = answerer.answer(Query("网站IPv6改造什么时候完成", seg.words("网站IPv6改造什么时候完成"), "ask_deadline"))
+    assert reply.citations[0]["item"] == 1
+    # the parsed text drops the spaces next to CJK; the answer shows the sentence as published
+    assert "2026 年 6 月底前，县政府门户网站完成 IPv6 改造，全县 18 个乡镇同步上线。" in reply.texts[0]
+    item = answerer.kb.item("spaced-2026", 1)
+    assert "2026年6月底前" in item.body  # (what retrieval and the parser work on)
+    full = answerer.answer(Query("查看全文", seg.words("查看全文"), "ask_full_text",
+                                 current_doc="spaced-2026", current_item=1))
+    assert "全县 18 个乡镇同步上线" in full.texts[0]
+    plain = answerer.answer(Query("预算多久公开", seg.words("预算多久公开"), "ask_policy"))
+    assert "部门预算批复后20日内公开" in plain.texts[0]  # written without spaces, shown without

@@ -81,7 +81,7 @@ def test_traditional_and_english(env, text, item):
 def test_english_answer_is_in_chinese_and_says_so(env):
     reply = ask(env, "When will the government websites support IPv6?")
     assert first_item(reply) == 12
-    assert reply.texts[1] == CHINESE_NOTE and "互联网协议第6版" in reply.texts[0]  # the item's own sentence
+    assert reply.texts[1] == CHINESE_NOTE and "互联网协议第 6 版" in reply.texts[0]  # the item's own sentence
 
 
 @pytest.mark.parametrize("text,item", [
@@ -457,7 +457,7 @@ def test_asking_for_more_gives_the_full_text_of_the_item_in_context(env, follow_
     ctx = dict(current_doc=first.citations[0]["doc"], current_item=first.citations[0]["item"])
     reply = ask(env, follow_up, "ask_full_text", **ctx)
     item = env[0].kb.item(ctx["current_doc"], ctx["current_item"])
-    assert first_item(reply) == item.number and item.body in reply.texts[0]
+    assert first_item(reply) == item.number and item.body.replace(" ", "") in reply.texts[0].replace(" ", "")
     # without anything answered before, there is nothing to say more about
     assert ask(env, follow_up, "ask_full_text").kind == "fallback"
 

@@ -504,7 +504,7 @@ class Answerer:
 
     def _answer_passage(self, passage) -> Reply:
         doc = self.kb.document(passage.doc)
-        text = passage.sentence if len(passage.sentence) <= MAX_ANSWER_CHARS else passage.clause
+        text = doc.as_written(passage.sentence if len(passage.sentence) <= MAX_ANSWER_CHARS else passage.clause)
         source = source_line(doc)
         return Reply("answer", [text, source], [doc_citation(doc)], [],
                      slots={"current_doc": doc.doc_id}, card_texts=[source])
@@ -520,7 +520,8 @@ class Answerer:
         slots = {"current_doc": doc_id, "current_item": float(item.number)}
         source = f"{source_line(doc, item)}\n{units_sentence(item)}"
         if mode == "full":
-            texts = [f"{item.label}\n{item.body}", source]
+            body = "\n".join(doc.as_written(line) for line in item.body.split("\n"))  # quoted as published
+            texts = [f"{item.label}\n{body}", source]
             return Reply("answer", texts, cites[:1], depts, slots=slots, card_texts=[source])
         if mode == "responsible":
             lead = "、".join(item.lead_units)
@@ -531,17 +532,18 @@ class Answerer:
                 first = f"“{item.title}”这项工作未指定牵头单位，由{resp}按职责分工负责。"
             detail = self._sentence_naming_another_body(doc_id, item, q, hits)
             if detail and len(detail) + len(first) < MAX_ANSWER_CHARS:
-                first = f"{detail}\n{first}"  # "要听哪个上级部门的统一部署": the sentence says it
+                first = f"{doc.as_written(detail)}\n{first}"  # "要听哪个上级部门的统一部署": the sentence says it
             texts = [first[:MAX_ANSWER_CHARS], source_line(doc, item)]
         elif mode == "deadline":
             timed = [s for s in item.sentences if any(d in s for d in item.deadlines)]
+            written = {s: doc.as_written(s) for s in timed}
             # "公示期多久": the timed sentence about what is asked comes first
             asked = [w for w in content_words(q.tokens) if len(w) >= 2 and w not in DEADLINE_WORDS]
             timed.sort(key=lambda s: -sum(w in s for w in asked))
             if timed:
-                first = "；".join(timed[:2])
+                first = "；".join(written[s] for s in timed[:2])
                 if len(first) > MAX_ANSWER_CHARS:
-                    first = timed[0][:MAX_ANSWER_CHARS - 1] + "…"
+                    first = written[timed[0]][:MAX_ANSWER_CHARS - 1] + "…"
                 first = f"关于时间要求：{first}" if len(first) + 7 <= MAX_ANSWER_CHARS else first
             else:
                 first = f"“{item.title}”这一项没有规定具体的完成时限，按文件要求持续推进。"
@@ -550,7 +552,7 @@ class Answerer:
             hit = next((h for h in hits if h.doc == doc_id and h.item == item.number), None) or \
                 Hit(doc_id, item.number, 0.0, 0.0)
             sentences = self.index.best_sentences(hit, q.scoring or q.text, q.tokens, limit=MAX_ANSWER_CHARS)
-            first = "".join(sentences) or item.sentences[0]
+            first = "".join(doc.as_written(s) for s in sentences) or doc.as_written(item.sentences[0])
             texts = [first, source]
         texts.append(FULL_TEXT_HINT)
         # the card (widget) shows the source, units and the way to the full text itself

@@ -20,6 +20,7 @@ next one starts a new section or item.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -127,6 +128,12 @@ class Document:
     attachments: List[str] = field(default_factory=list)
     notice: str = ""  # the cover letter's own sentences ("经……同意，现将……印发给你们")
     closing: str = ""  # after the last item's units line: "各单位要高度重视……" (no item's text)
+    source: str = ""  # the text as published, spaces and all: answers quote it as written
+
+    def as_written(self, passage: str) -> str:
+        """``passage`` (parsed text: spaces next to CJK dropped, broken lines joined) as the
+        document writes it ("2021年底前" -> "2021 年底前"), or unchanged when not found."""
+        return _as_written(self.source, passage) if self.source and passage else passage
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -155,6 +162,26 @@ class Document:
 
 class ParseError(ValueError):
     """The text does not look like a work-points document."""
+
+
+SPACE_CHARS = " \t\u3000\xa0"
+
+
+@lru_cache(maxsize=16)
+def _flat(source: str):
+    """The source without whitespace, and where each of its characters stands in the source."""
+    keep = [i for i, c in enumerate(source) if c not in SPACE_CHARS and c != "\n"]
+    return "".join(source[i] for i in keep), keep
+
+
+def _as_written(source: str, passage: str) -> str:
+    flat, where = _flat(source)
+    wanted = "".join(c for c in passage if c not in SPACE_CHARS and c != "\n")
+    at = flat.find(wanted) if wanted else -1
+    if at < 0:
+        return passage
+    raw = source[where[at]:where[at + len(wanted) - 1] + 1]
+    return re.sub(rf"[{SPACE_CHARS}]+", " ", raw.replace("\n", ""))
 
 
 def _paragraphs(text: str) -> List[str]:
@@ -496,6 +523,7 @@ def parse_document(text: str, doc_id: str) -> Document:
         attachments=attachments,
         notice="\n".join(notice_parts),
         closing="\n".join(closing_parts),
+        source=text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff"),
     )
 
 
