@@ -637,3 +637,22 @@ def test_what_the_assistant_does_is_not_an_items_word(text):
 def test_english_thanks_stay_thanks():
     assert _arbitrated("Thanks a lot, that helped!", "thank", 0.89)["name"] == "thank"
     assert _arbitrated("Thank you so much for the answer", "thank", 0.7)["name"] == "thank"
+
+
+@pytest.mark.parametrize("text", ["长沙哪家银行办贷款比较靠谱", "医保卡掉了该咋补", "Where can I get a flu vaccine near me?",
+                                  "请问惠农补贴怎么申请，要准备哪些材料"])
+def test_a_recommendation_a_lost_card_or_how_to_apply_is_an_errand(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "fallback" and not reply.citations, (text, reply.kind, reply.citations)
+
+
+def test_an_offices_opening_hours_are_not_its_duties(env):
+    reply = ask(env, "市财政局周末开门吗", intent="ask_department_duties")
+    assert reply.kind == "fallback" and not reply.citations
+    duties = ask(env, "市财政局负责哪些工作", intent="ask_department_duties")
+    assert duties.kind == "answer" and duties.citations
+
+
+def test_english_questions_about_updates_are_not_errands(env):
+    reply = ask(env, "Where can I get the latest epidemic prevention updates?")
+    assert reply.kind != "fallback" or reply.citations

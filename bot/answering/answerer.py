@@ -69,13 +69,17 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:办|交|缴|开|打|接种|领|买|挂号)"
                         # an entitlement or a case of one's own: "能报多少", "有没有补贴", "多久会有人来处理"
                         r"|(?:能|可以)?(?:报|领|补|退|赔|发)多少|有没有(?:补贴|补助|优惠|奖励)|(?:多久|几天)(?:会|能)?有人(?:来)?(?:处理|管|上门)"
+                        # a recommendation, a lost card: "哪家医院看病比较好", "卡丢了要怎么补"
+                        r"|哪(?:家|个|所|间)[\u4e00-\u9fff]{0,8}?(?:比较|最|更)?(?:好|靠谱|便宜)|推荐(?:一下|几)?(?:家|个|所)"
+                        r"|(?:卡|证|照|本)[^，,。？?]{0,3}(?:丢了|丢失|遗失|掉了|弄丢)|(?:怎么|怎样|如何|咋)补(?![充贴助])"
                         r"|\bhow (?:do|can|could|should) i (?:apply|get|pay|renew|register|replace|obtain|check|withdraw|transfer)\b"
+                        r"|\bwhere (?:can|do|should|could) i (?:get|apply|pay|renew|register|obtain|book)\b"
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
-                           r"\b(?:publish|disclos|public|information|open|transparen|release)", re.I)
+                           r"\b(?:publish|disclos|public|information|open|transparen|release|updat|news|notice|announce|guide|report)", re.I)
 FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
-SERVICE_COVERAGE = 0.75  # an item covering this much of an errand question is still its answer
+SERVICE_COVERAGE = 0.9   # an item covering nearly all of an errand question is still its answer
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
 FULL_TEXT_HINT = "回复“查看全文”可查看该项全文。"
@@ -213,6 +217,8 @@ class Answerer:
                                              and self._looks_like_doc_info(q)) or \
                 (self.mostly_foreign(text) and EN_DOC_INFO_RE.search(text)):
             return self.document_info(q)
+        if departments and SERVICE_RE.search(text) and not DISCLOSURE_RE.search(text) and not DUTIES_RE.search(text):
+            return self.service_fallback(q)  # "市数据资源中心几点下班": the office's own service, not its duties
         if intent == "ask_department_duties" or (departments and self._only_department(q)) or \
                 (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):
             if departments:
