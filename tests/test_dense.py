@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from actions.knowledge import answerer as shared_answerer
+import bot.answering.answerer as A
 from bot.answering.answerer import Query
 from bot.kb.store import kb_path
 from bot.nlp.normalize import scoring_text
@@ -158,8 +159,10 @@ def test_a_clear_meaning_far_from_refused_questions_is_answered(env, text, word)
 def test_a_meaning_as_near_a_refused_question_is_offered_not_answered(env):
     # the same question, had it been as close to one of the NLU's out-of-scope examples as to the
     # documents: the favourite is offered first among buttons, nothing is cited
+    # (not asked whether it is published — "…能看吗" would be answered: see
+    # test_a_fair_favourite_is_answered_when_asked_whether_something_is_published)
     answerer, seg, index = env
-    text = "政府每年的开支明细账，老百姓能看吗"
+    text = "政府每年的开支明细账，老百姓都想了解一下"
     q = Query(text, question_words(seg, text), "ask_policy")
     q.dense = [D.DenseHit(h.doc, h.item, h.score, h.z, h.score - D.CONTRAST_MARGIN / 2)
                for h in index.item_scores(scoring_text(text))]
@@ -422,3 +425,47 @@ def test_a_fair_favourite_is_offered_only_when_nearer_the_documents(env, contras
     assert (reply.kind == "clarify" and reply.extra.get("basis") == "meaning") == offered
     if not offered:
         assert reply.kind == "fallback"
+
+
+@pytest.mark.parametrize("z,contrast,answered", [(A.Z_AGREE_WORDS + 0.2, 0.86, True),
+                                                 (A.Z_AGREE_WORDS - 0.1, 0.86, False),   # not clear enough
+                                                 (A.Z_AGREE_WORDS + 0.2, 0.95, False)])  # nearer a refused question
+def test_the_words_best_item_confirmed_by_the_meaning_is_answered(env, z, contrast, answered):
+    # "信息公开" alone: the words match several items weakly and would ask which one. When the
+    # meaning's best item is the words' best too, two readings agree: that item is answered
+    answerer, seg, _ = env
+    text = "信息公开"
+    words_only = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+    assert words_only.kind == "clarify"
+    offered = [(c["doc"], c["item"]) for c in words_only.extra["candidates"]]
+    q = Query(text, question_words(seg, text), "ask_policy")
+    q.dense = [D.DenseHit(offered[0][0], offered[0][1], 0.9, z, contrast)] + \
+        [D.DenseHit(doc, item, 0.88, 1.0, contrast) for doc, item in offered[1:]]
+    reply = answerer.answer(q)
+    if answered:
+        assert reply.kind == "answer" and reply.extra.get("basis") == "words_and_meaning"
+        assert (reply.citations[0]["doc"], reply.citations[0]["item"]) == offered[0]
+        assert [b for b in reply.buttons if b["title"].startswith("相关：")]
+    else:
+        assert reply.kind == "clarify" and not reply.citations
+
+
+@pytest.mark.parametrize("text,answered", [
+    ("上头答应的那几桩好事，进展会不会公布", True),     # asks whether it is published
+    ("上头答应的那几桩好事，进展咋样了", False),         # asks nothing of the kind: offered only
+    ("那几桩好事怎么申请，会不会公布", False),           # an errand
+])
+def test_a_fair_favourite_is_answered_when_asked_whether_something_is_published(env, text, answered):
+    answerer, seg, _ = env
+    target = next(i for d, i in answerer.kb.all_items() if i.number == 4)
+    others = [i for d, i in answerer.kb.all_items() if i.number != 4][:2]
+    q = Query(text, question_words(seg, text), "ask_policy")
+    doc = answerer.kb.documents[0].doc_id
+    q.dense = [D.DenseHit(doc, target.number, 0.90, D.Z_SUGGEST_NEAR + 0.1, 0.88)] + \
+        [D.DenseHit(doc, o.number, 0.87, 1.5, 0.88) for o in others]
+    reply = answerer.answer(q)
+    if answered:
+        assert reply.kind == "answer" and reply.citations[0]["item"] == 4
+        assert reply.extra.get("basis") == "meaning_disclosure"
+    else:
+        assert reply.kind != "answer" and not reply.citations

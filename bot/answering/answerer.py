@@ -79,6 +79,12 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
                            r"\b(?:publish|disclos|public|information|open|transparen|release|updat|news|notice|announce|guide|report)", re.I)
 FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
+# asked whether something is published, where to see it, who oversees it: what these documents answer
+DISCLOSURE_ASK_RE = re.compile(r"(?:公开|公布|发布|公示|晒|挂)(?:出来|出去)?了?(?:吗|么|没|不|嘛)|会不会(?:公开|公布|发布|公示|对外|拿出来)"
+                               r"|(?:能|可以|可)(?:不能)?(?:查|看)(?:到|得到)?(?:吗|么|不)|在哪(?:里|儿)?(?:能|可以)?(?:看|查)"
+                               r"|对外(?:说|公布|讲|发布)|告诉老百姓|让老百姓知道|有人管(?:吗|没|不)|谁(?:来)?管|哪个部门(?:管|负责|牵头)"
+                               r"|要(?:不要)?(?:交|掏)钱|是怎么回事|有(?:没有)?(?:统一|规范|要求|规定)")
+Z_AGREE_WORDS = 2.0       # the words' best item is the meaning's best too, standing this far out
 SERVICE_COVERAGE = 0.9   # an item covering nearly all of an errand question is still its answer
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
 HANDOFF_HINT = "如需进一步帮助，您可以回复“转人工”联系工作人员，或拨打12345政务服务便民热线。"
@@ -442,6 +448,12 @@ class Answerer:
         nearer = top.contrast is not None and top.score - top.contrast >= 0 and top.z >= Z_SUGGEST_NEAR
         if top.z < Z_SUGGEST and not nearer:
             return None
+        if nearer and DISCLOSURE_ASK_RE.search(q.text) and not SERVICE_RE.search(q.text):
+            # "政府答应办的好事办到哪一步了，会公布吗": asked whether something is published or
+            # overseen — what these documents are about — and nearer them than any refused question
+            reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, "policy")
+            self._offer_related(reply, [h for h in dense[1:3]])
+            return self._basis(reply, "meaning_disclosure")
         picks = [Hit(dense[0].doc, dense[0].item, 0.0, 0.0)]
         for h in list(lexical[:2]) + [Hit(d.doc, d.item, 0.0, 0.0) for d in dense[1:3]]:
             if len(picks) < 3 and (h.doc, h.item) not in [(p.doc, p.item) for p in picks]:
@@ -493,6 +505,15 @@ class Answerer:
                                "meaning_among_words")
         from bot.retrieval.dense import Z_OVER_WORDS, answers_alone
 
+        if dense and hits and (dense[0].doc, dense[0].item) == (hits[0].doc, hits[0].item) and \
+                dense[0].z >= Z_AGREE_WORDS and (dense[0].contrast is None or dense[0].score >= dense[0].contrast) \
+                and self.kb.item(hits[0].doc, hits[0].item):
+            # the words' best item is also the meaning's best ("老百姓在网上反映的问题，政府会出面回应吗"):
+            # two independent readings agree — answered, the other candidates offered beside it
+            top = hits[0]
+            reply = self._answer_item(top.doc, self.kb.item(top.doc, top.item), q, mode, hits)
+            self._offer_related(reply, [h for h in candidates if (h.doc, h.item) != (top.doc, top.item)][:2])
+            return self._basis(reply, "words_and_meaning")
         meant = answers_alone(dense, self.mostly_foreign(q.text))
         if meant is not None and meant.z >= Z_OVER_WORDS and self.kb.item(meant.doc, meant.item):
             # the words matched a few items weakly, the meaning clearly another ("种粮补贴发了多少" →
