@@ -224,3 +224,30 @@ def test_answers_quote_the_document_as_it_is_written(tmp_path_factory):
     assert "全县 18 个乡镇同步上线" in full.texts[0]
     plain = answerer.answer(Query("预算多久公开", seg.words("预算多久公开"), "ask_policy"))
     assert "部门预算批复后20日内公开" in plain.texts[0]  # written without spaces, shown without
+
+
+LISTS_AND_CLAUSES = """某县2026年政务公开工作要点
+一、重点领域
+（一）做好社会救助信息公开。按季度更新救助对象统计。重点公开低保、特困供养、临时救助、医疗救助等领域的政策和结果。救助资金发放结果在村务公开栏公示。【县民政局牵头】
+（二）加强公开工作指导。县政府办公室要履行主管部门职责，加强统筹协调；对乡镇政务公开专区建设要担负起主体责任，按月调度。【县政务公开办牵头】
+"""
+
+
+@pytest.fixture(scope="module")
+def lists_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-lists.txt": LISTS_AND_CLAUSES})
+
+
+def test_a_which_ones_question_gets_the_sentence_that_lists_them(lists_env):
+    answerer, seg = lists_env
+    text = "社会救助信息公开重点是哪几块"
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.citations[0]["item"] == 1 and "低保、特困供养、临时救助" in reply.texts[0]
+
+
+def test_the_body_that_bears_a_duty_is_the_subject_of_the_clause_before_it(lists_env):
+    answerer, seg = lists_env
+    text = "乡镇政务公开专区建设谁担负主体责任"
+    reply = answerer.answer(Query(text, seg.words(text), "ask_responsible"))
+    assert reply.citations[0]["item"] == 2
+    assert "县政府办公室要履行主管部门职责" in reply.texts[0] and "担负起主体责任" in reply.texts[0]

@@ -656,3 +656,9 @@ def test_an_offices_opening_hours_are_not_its_duties(env):
 def test_english_questions_about_updates_are_not_errands(env):
     reply = ask(env, "Where can I get the latest epidemic prevention updates?")
     assert reply.kind != "fallback" or reply.citations
+
+
+def test_an_english_greeting_is_a_word_of_its_own():
+    assert scoring_text("Hi, please tell me about the budget, thanks") == "tell me about the budget"
+    assert "historical" in scoring_text("Will older historical plans be published?")
+    assert scoring_text("they are pleased") == "they are pleased"

@@ -595,6 +595,12 @@ class Answerer:
         if not best:
             return ""
         sentence = best[0]
+        if not BODY_NAME_RE.search(sentence) and sentence in item.sentences:
+            # "…力度；对基层……要担负起主体责任": the body is the subject of the clause before the "；"
+            at = item.sentences.index(sentence)
+            while at > 0 and item.sentences[at - 1].endswith("；") and not BODY_NAME_RE.search(sentence):
+                at -= 1
+                sentence = item.sentences[at] + sentence
         units = set(item.lead_units) | set(item.responsible_units)
         bodies = [b for b in BODY_NAME_RE.findall(BOOK_TITLE_RE.sub("", sentence))
                   if not any(b in u or u in b for u in units)]

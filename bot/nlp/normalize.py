@@ -27,7 +27,7 @@ SPACE_RE = re.compile(r"\s+")
 # Greetings, politeness formulas and fillers. Removed only for intent arbitration and scoring;
 # a message made only of them stays what it is (a greeting, a thank-you).
 FILLER_RE = re.compile(
-    r"(?:^|(?<=[，,。！!？?\s]))(?:小助手|客服|工作人员|同志|老师|领导|师傅)?(?:你好|您好|你们好|hello|hi|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好|good (?:morning|afternoon|evening|day)|hey|greetings|dear (?:sir|madam)(?: or madam)?)"
+    r"(?:^|(?<=[，,。！!？?\s]))(?:小助手|客服|工作人员|同志|老师|领导|师傅)?(?:你好|您好|你们好|hello(?![a-z])|hi(?![a-z])|嗨|哈喽|喂|在吗|在不在|有人吗|早上好|上午好|下午好|晚上好|good (?:morning|afternoon|evening|day)(?![a-z])|hey(?![a-z])|greetings(?![a-z])|dear (?:sir|madam)(?: or madam)?)"
     r"[啊呀，,。！!～~\s]*"
     r"|(?:小助手|客服|工作人员|同志|老师)[，,：:\s]+"
     r"|(?:不好意思|打扰(?:一下|了|您了)?|麻烦(?:您|你)?(?:一下)?|冒昧问一下|请教一下|想请教|请问(?:一下)?|"
@@ -35,7 +35,7 @@ FILLER_RE = re.compile(
     r"我(?:是|们是)(?:一个|一名|一家)?[\u4e00-\u9fff]{0,8}?(?:市民|居民|群众|企业|公司|个体户|老百姓)[，,。\s]*|"
     r"就是说?|那个|这个嘛|是这样的?|谢谢(?:您|你|了|啦)?|多谢|感谢(?:您|你)?|辛苦了|"
     r"换个(?:问题|话题)|另外(?:再)?(?:问一下|问个问题|一个问题)?|还有一个问题|再问(?:一下|个问题|一个问题)|"
-    r"thanks?(?: you)?(?: (?:very|so) much)?|please|excuse me|sorry to (?:bother|trouble) you)[，,。！!～~\s]*",
+    r"(?<![a-z])(?:thanks?(?: you)?(?: (?:very|so) much)?|please|excuse me|sorry to (?:bother|trouble) you)(?![a-z]))[，,。！!～~\s]*",
     re.I,
 )
 

@@ -26,6 +26,10 @@ REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依�
 DEADLINE_Q_RE = re.compile(r"时间|时限|期限|什么时候|何时|多久|截止|年底|节点|啥时候|几时|哪天|哪年")
 RANK_COVERAGE_FLOOR = 0.1
 COUNT_Q_RE = re.compile(r"多少个|几个|几类|多少类|哪几|多少项")
+# "重点是哪几块", "包括哪些领域": the sentence that lists them ("就业、教育、医卫健康、社会保障等")
+LIST_Q_RE = re.compile(r"哪(?:几|些)(?:块|个|类|方面|领域|项|种|部分)?|包括(?:哪些|什么|啥)|都有(?:啥|什么)|重点是(?:什么|啥)"
+                       r"|\b(?:which|what) (?:areas|fields|sectors|kinds|types)\b", re.I)
+ENUMERATION_RE = re.compile(r"[^、，。；]{1,12}、[^、，。；]{1,12}、")
 
 
 def bigrams_of_text(text: str) -> List[str]:
@@ -370,6 +374,7 @@ class PolicyIndex:
         wants_ref = bool(REFERENCE_Q_RE.search(text))
         wants_deadline = bool(DEADLINE_Q_RE.search(text))
         wants_count = bool(COUNT_Q_RE.search(text))
+        wants_list = bool(LIST_Q_RE.search(text))
         for k, (ii, j) in enumerate(self.sent_ref):
             if ii != i:
                 continue
@@ -386,6 +391,8 @@ class PolicyIndex:
                 s += 3.0
             if wants_count and any(c in sentence for c in item.counts):
                 s += 3.0
+            if wants_list and s > 0 and ENUMERATION_RE.search(sentence):
+                s += 1.5
             if j == 0:
                 s *= 0.8  # the title sentence restates the heading
             scored.append((s, j, sentence))
