@@ -662,3 +662,14 @@ def test_an_english_greeting_is_a_word_of_its_own():
     assert scoring_text("Hi, please tell me about the budget, thanks") == "tell me about the budget"
     assert "historical" in scoring_text("Will older historical plans be published?")
     assert scoring_text("they are pleased") == "they are pleased"
+
+
+def test_asking_about_a_complaint_channel_is_a_question_not_a_complaint():
+    assert _arbitrated("想投诉物业，物业公司的投诉电话会公布出来吗？", "complain", 0.9)["name"] != "complain"
+    assert _arbitrated("我要投诉物业公司乱收费", "complain", 0.9)["name"] == "complain"
+
+
+@pytest.mark.parametrize("text", ["How long does it take to renew a driving licence?", "学区房有哪些小区推荐"])
+def test_more_errands_and_recommendations(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer" and not reply.citations, (reply.kind, reply.citations)

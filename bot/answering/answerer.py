@@ -70,10 +70,11 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         # an entitlement or a case of one's own: "能报多少", "有没有补贴", "多久会有人来处理"
                         r"|(?:能|可以)?(?:报|领|补|退|赔|发)多少|有没有(?:补贴|补助|优惠|奖励)|(?:多久|几天)(?:会|能)?有人(?:来)?(?:处理|管|上门)"
                         # a recommendation, a lost card: "哪家医院看病比较好", "卡丢了要怎么补"
-                        r"|哪(?:家|个|所|间)[\u4e00-\u9fff]{0,8}?(?:比较|最|更)?(?:好|靠谱|便宜)|推荐(?:一下|几)?(?:家|个|所)"
+                        r"|哪(?:家|个|所|间)[\u4e00-\u9fff]{0,8}?(?:比较|最|更)?(?:好|靠谱|便宜)|推荐(?:一下|几)?(?:家|个|所)|有哪些[\u4e00-\u9fff]{0,6}推荐"
                         r"|(?:卡|证|照|本)[^，,。？?]{0,3}(?:丢了|丢失|遗失|掉了|弄丢)|(?:怎么|怎样|如何|咋)补(?![充贴助])"
                         r"|\bhow (?:do|can|could|should) i (?:apply|get|pay|renew|register|replace|obtain|check|withdraw|transfer)\b"
                         r"|\bwhere (?:can|do|should|could) i (?:get|apply|pay|renew|register|obtain|book)\b"
+                        r"|\bhow long (?:does|will|would) it take to (?:get|apply|renew|register|obtain|process|receive)\b"
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"

@@ -86,6 +86,7 @@ ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|怎么|怎样|如何|�
 CONFIDENT = 0.8          # a classifier this sure ...
 STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
 TARGET_INTENT = "ask_policy"
+COMPLAINT_CHANNEL_RE = re.compile(r"(?:投诉|举报|反映)(?:的)?(?:渠道|电话|方式|途径|热线|入口|窗口)")
 # a document number (…〔2021〕3号), a title in 《》 or an item's place (第五项, item 12): worth looking up
 NAMES_A_PLACE_RE = re.compile(r"\d\s*号|《|第\s*[（(]?[一二三四五六七八九十两\d]{1,3}[）)]?\s*(?:项|条|点)|\bitem\s*\d", re.I)
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
@@ -264,7 +265,9 @@ class RetrievalArbiter(GraphComponent):
             self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                       {"by": "follow_up_not_about_the_bot", "overridden": intent})
             return  # the answerer takes the item in context
-        not_a_complaint = intent == "complain" and not COMPLAINT_CUE_RE.search(text)
+        # "…想投诉，公交公司的投诉渠道会公布出来吗": asks about the channel, complains of nothing yet
+        not_a_complaint = intent == "complain" and (not COMPLAINT_CUE_RE.search(text) or (
+            COMPLAINT_CHANNEL_RE.search(text) and ASKS_RE.search(scoring)))
         if intent not in OVERRIDABLE and not (intent == "complain" and confidence < UNSURE_COMPLAINT) \
                 and not unsure_human and not not_a_complaint:
             if intent not in NO_TOPIC:
