@@ -77,6 +77,9 @@ LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 MIN_CJK, MIN_LATIN = 4, 3  # a shorter text ("好的知道了" is five) carries too little meaning to rank on
 
 
+RANK_BY_PAIR = os.environ.get("ZWZX_DENSE_RANK", "pair") != "max"
+
+
 def worth_embedding(text: str) -> bool:
     """Enough words to compare meanings: a few Chinese characters or English words."""
     text = text or ""
@@ -276,6 +279,7 @@ class DenseIndex:
         self.keys = list(dict.fromkeys(owners))  # the items in document order
         position = {k: i for i, k in enumerate(self.keys)}
         self.owner_pos = np.array([position[k] for k in owners], dtype=np.int64)
+        self.groups = [np.flatnonzero(self.owner_pos == i) for i in range(len(self.keys))]
 
     @classmethod
     def load(cls, kb: KnowledgeBase, build_dir: Path) -> Optional["DenseIndex"]:
@@ -317,7 +321,10 @@ class DenseIndex:
         # scale for a document of 4 items as for one of 30
         std = float(sims.std()) or 1e-6
         mean = float(sims.mean())
-        order = np.argsort(-best)
+        # ranked by the mean of each item's two best passages: one lucky clause does not outrank an
+        # item that says it twice (its score and standing stay those of its best passage)
+        pair = np.array([np.partition(sims[g], -2)[-2:].mean() if len(g) > 1 else sims[g].max() for g in self.groups])
+        order = np.argsort(-pair) if RANK_BY_PAIR else np.argsort(-best)
         contrast = float((self.contrast @ vector).max()) if self.contrast is not None else None
         return [DenseHit(self.keys[i][0], self.keys[i][1], float(best[i]), (float(best[i]) - mean) / std, contrast)
                 for i in order]
