@@ -673,3 +673,41 @@ def test_asking_about_a_complaint_channel_is_a_question_not_a_complaint():
 def test_more_errands_and_recommendations(env, text):
     reply = ask(env, text)
     assert reply.kind != "answer" and not reply.citations, (reply.kind, reply.citations)
+
+
+TERMS_DOC = """某县2026年政务公开工作要点
+一、重点工作
+（一）开通“绿色通道”服务信息公开。在县政府门户网站公开重点项目审批的办理流程。【县行政审批局牵头】
+（二）做好“菜篮子”工程信息公开。定期公开农贸市场主要蔬菜价格。【县商务局牵头】
+（三）做好财政预算公开。部门预算批复后20日内公开。【县财政局牵头】
+"""
+
+
+@pytest.fixture(scope="module")
+def terms_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-terms.txt": TERMS_DOC})
+
+
+@pytest.mark.parametrize("text, item", [("Is information on the 'green channel' service published?", 1),
+                                        ('What does the plan say about the "green channel"?', 1)])
+def test_an_english_question_naming_a_quoted_term_of_the_document(terms_env, text, item):
+    answerer, seg = terms_env
+    assert answerer.index.english_terms, "make kb reads the documents' quoted terms in English"
+    reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+    assert first_item(reply) == item, (reply.kind, reply.citations)
+
+
+def test_a_term_is_named_by_most_of_its_words_not_by_one(terms_env):
+    from bot.retrieval.english import terms_in_english
+
+    answerer, _ = terms_env
+    glosses = {t: v["parts"] for t, v in answerer.index.english_terms.items()}
+    assert terms_in_english("Where is 'green channel' info?", glosses) == ["绿色通道"]
+    assert terms_in_english("Which 'TV channel' shows the news?", glosses) == []
+
+
+def test_the_real_documents_quoted_terms_in_english(env):
+    answerer, seg = env
+    text = "Are the results of the 'double random, one public' inspections published?"
+    hits = answerer.index.search(text, question_words(seg, text))
+    assert max(hits, key=lambda h: h.coverage).item == 3  # 双随机、一公开 (item 3) read in English

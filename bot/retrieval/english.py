@@ -134,20 +134,7 @@ def build_department_glosses(forms: Dict[str, List[str]], path: Optional[Path] =
     """{department: [form as [[English lemmas of its 1st word], [of its 2nd], ...], ...]} from
     CC-CEDICT: 司法局 → [[justice, judicial, ...], [bureau, office, ...]], so "Justice Bureau"
     finds 市司法局. Words CC-CEDICT does not know stay as empty lists (they must be missed)."""
-    vocab: Set[str] = set()
-    for names in forms.values():
-        for name in names:
-            for n in range(2, 7):
-                vocab.update(name[k:k + n] for k in range(len(name) - n + 1))
-            vocab.update(name)  # single characters (局, 办) as well
-    emap = build_english_map(vocab, path)
-    # single characters need their own pass: build_english_map keeps words of 2+ characters
-    glosses: Dict[str, Set[str]] = defaultdict(set)
-    for e, heads in emap.items():
-        for h in heads:
-            glosses[h].add(e)
-    for k, v in _single_char_glosses({c for c in vocab if len(c) == 1}, path).items():
-        glosses[k] |= v
+    glosses = _chunk_glosses([n for names in forms.values() for n in names], path)
     out: Dict[str, List[List[List[str]]]] = {}
     for dept, names in forms.items():
         parsed = []
@@ -175,6 +162,76 @@ def build_department_glosses(forms: Dict[str, List[str]], path: Optional[Path] =
         if parsed:
             out[dept] = parsed
     return out
+
+
+def _chunk_glosses(names: Iterable[str], path: Optional[Path] = None) -> Dict[str, Set[str]]:
+    """English lemmas of every run of 1-6 characters of the names that CC-CEDICT glosses."""
+    vocab: Set[str] = set()
+    for name in names:
+        for n in range(2, 7):
+            vocab.update(name[k:k + n] for k in range(len(name) - n + 1))
+        vocab.update(name)  # single characters (局, 办) as well
+    emap = build_english_map(vocab, path)
+    # single characters need their own pass: build_english_map keeps words of 2+ characters
+    glosses: Dict[str, Set[str]] = defaultdict(set)
+    for e, heads in emap.items():
+        for h in heads:
+            glosses[h].add(e)
+    for k, v in _single_char_glosses({c for c in vocab if len(c) == 1}, path).items():
+        glosses[k] |= v
+    return glosses
+
+
+TERM_PUNCT_RE = re.compile(r"[、，,·\s]")
+QUOTED_RE = re.compile(r"[\"“”'‘’]([^\"“”'‘’]{3,80})[\"“”'‘’]")
+
+
+def build_term_glosses(terms: Iterable[str], path: Optional[Path] = None) -> Dict[str, List[List[str]]]:
+    """{term: [[English lemmas of its 1st word], [of its 2nd], ...]} for the terms the documents
+    put in quotes, composed from CC-CEDICT like department names: 双随机、一公开 → [[double, …],
+    [random, …], [public, open, …]], so "double random, one public" names it."""
+    terms = [t for t in dict.fromkeys(terms) if len(TERM_PUNCT_RE.sub("", t)) >= 3]
+    glosses = _chunk_glosses([TERM_PUNCT_RE.sub("", t) for t in terms], path)
+    out: Dict[str, List[List[str]]] = {}
+    for term in terms:
+        name = TERM_PUNCT_RE.sub("", term)
+        parts: List[List[str]] = []
+        i = 0
+        while i < len(name):
+            for n in range(min(6, len(name) - i), 0, -1):
+                if name[i:i + n] in glosses:
+                    parts.append(sorted(glosses[name[i:i + n]]))
+                    i += n
+                    break
+            else:
+                parts.append([])
+                i += 1
+        if sum(1 for p in parts if p) >= 2:
+            out[term] = parts
+    return out
+
+
+def terms_in_english(text: str, glosses: Dict[str, List[List[str]]]) -> List[str]:
+    """The quoted terms an English question names: within its own quotes ('double random, one
+    public'), most of the term's glossed words and most of the phrase's words meet; without
+    quotes, every glossed word of the term is in the question."""
+    phrases = [(p, False) for p in QUOTED_RE.findall(text or "")] or [(text or "", True)]
+    found = []
+    for phrase, whole in phrases:
+        words = set(english_words(phrase))
+        if not words:
+            continue
+        for term, parts in glosses.items():
+            glossed = [p for p in parts if p]
+            hits = [p for p in glossed if any(_same_word(w, g) for w in words for g in p)]
+            used = [w for w in words if any(_same_word(w, g) for p in glossed for g in p)]
+            if whole:
+                ok = len(hits) == len(glossed) and len(glossed) >= 3
+            else:
+                ok = len(hits) >= 2 and len(hits) >= 0.6 * len(glossed) and len(used) >= 0.6 * len(words)
+            if ok:
+                found.append((len(hits) / len(glossed), term))
+    return [t for _, t in sorted(found, key=lambda x: -x[0])]
 
 
 def _single_char_glosses(chars: Set[str], path: Optional[Path] = None) -> Dict[str, Set[str]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -18,13 +19,15 @@ from bot.kb.store import KnowledgeBase
 from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
 from bot.retrieval.bm25 import BM25
 from bot.retrieval.general_words import GeneralWords, build_general_words
-from bot.retrieval.english import (build_department_glosses, build_english_map, departments_in_english,
+from bot.retrieval.english import (build_department_glosses, build_english_map, build_term_glosses,
+                                   QUOTED_RE, departments_in_english, terms_in_english,
                                    english_words, lemma)
 
 RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
 DEADLINE_Q_RE = re.compile(r"时间|时限|期限|什么时候|何时|多久|截止|年底|节点|啥时候|几时|哪天|哪年")
 RANK_COVERAGE_FLOOR = 0.1
+LATIN_RE = re.compile(r"[A-Za-z]{3,}")
 COUNT_Q_RE = re.compile(r"多少个|几个|几类|多少类|哪几|多少项")
 # "重点是哪几块", "包括哪些领域": the sentence that lists them ("就业、教育、医卫健康、社会保障等")
 LIST_Q_RE = re.compile(r"哪(?:几|些)(?:块|个|类|方面|领域|项|种|部分)?|包括(?:哪些|什么|啥)|都有(?:啥|什么)|重点是(?:什么|啥)"
@@ -81,6 +84,10 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
     forms = {d: kb.department_forms(d) for d, v in kb.departments.items() if not v.get("generic")}
     return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english,
             "passages": passages, "english_departments": build_department_glosses(forms) if english else {},
+            # the documents' quoted terms read in English ("double random, one public" → 双随机、一公开)
+            "english_terms": {t: {"parts": parts, "words": [w.lower() for w in content_words(segmenter.words(t))]}
+                              for t, parts in (build_term_glosses(
+                                  [t for d, i in kb.all_items() for t in i.terms]) if english else {}).items()},
             "general_words": build_general_words()}
 
 
@@ -157,6 +164,8 @@ class PolicyIndex:
         self.word_sets = [set(d) for d in word_docs]
         self.bigram_sets = [set(d) for d in bigram_docs]
         self.english_departments = data.get("english_departments", {})
+        self.english_terms = data.get("english_terms", {})
+        self._term_glosses = {t: v["parts"] for t, v in self.english_terms.items()}
         self.general = GeneralWords(data.get("general_words"))
         self.passages = data.get("passages", [])
         self.passage_words = [set(content_words(p["tokens"])) for p in self.passages]
@@ -182,6 +191,15 @@ class PolicyIndex:
                 for t in self.english.get(w, []):
                     weights.setdefault(t, 0.6)
         return weights
+
+    def with_english_terms(self, text: str, words: List[str]) -> List[str]:
+        """``words`` and, when an English question names one of the documents' quoted terms
+        ('double random, one public'), that term's own words, as if the citizen had written it."""
+        if not self._term_glosses or not LATIN_RE.search(text):
+            return words
+        for term in terms_in_english(text, self._term_glosses)[:1]:
+            words = words + [w for w in self.english_terms[term]["words"] if w not in words]
+        return words
 
     def text_idf(self, phrase: str) -> float:
         """idf of a phrase by the items whose text contains it (dictionary words need not be tokens)."""
@@ -281,6 +299,7 @@ class PolicyIndex:
         for d in departments:  # department names are not topic words
             for form in self.kb.department_forms(d):
                 words = [w for w in words if w not in form.lower() or len(w) > len(form)]
+        words = self.with_english_terms(text, words)
         weights = self.expand(text, words)
         query = list(weights)
         qbigrams = bigrams_of_words(query)
@@ -310,7 +329,11 @@ class PolicyIndex:
         return hits[:top_k]
 
     def departments_in_english(self, text: str) -> List[str]:
-        return departments_in_english(text, self.english_departments) if self.english_departments else []
+        if not self.english_departments:
+            return []
+        if self._term_glosses:  # "the 'double random, one public' disclosure": a term, not the 公共…部门
+            text = QUOTED_RE.sub(lambda m: " " if terms_in_english(m.group(0), self._term_glosses) else m.group(0), text)
+        return departments_in_english(text, self.english_departments)
 
     def passage_search(self, text: str, tokens: Sequence[str]) -> Optional[Passage]:
         """The clause of a document's notice or preamble that covers the question best
@@ -363,7 +386,7 @@ class PolicyIndex:
                        max_sentences: int = 2) -> List[str]:
         """The one or two sentences of the item that best answer the question, in
         document order, together at most ``limit`` characters."""
-        words = content_words(tokens)
+        words = self.with_english_terms(text, content_words(tokens))
         weights = self.expand(text, words)
         query = list(weights)
         qbigrams = set(bigrams_of_words(query))
