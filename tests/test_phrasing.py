@@ -711,3 +711,9 @@ def test_the_real_documents_quoted_terms_in_english(env):
     text = "Are the results of the 'double random, one public' inspections published?"
     hits = answerer.index.search(text, question_words(seg, text))
     assert max(hits, key=lambda h: h.coverage).item == 3  # 双随机、一公开 (item 3) read in English
+
+
+def test_a_polite_duties_question_naming_the_document_lists_the_units_work(env):
+    reply = ask(env, "您好，我想请问一下市财政局在这份工作要点里参与哪些工作，谢谢您")
+    assert reply.kind == "answer" and "市财政局" in reply.texts[0] and len(reply.citations) >= 1
+    assert "项" in reply.texts[0]

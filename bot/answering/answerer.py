@@ -278,8 +278,10 @@ class Answerer:
         forms = []
         for d in q.departments:
             forms += [f.lower() for f in self.kb.department_forms(d)]
+        # "…在这份工作要点里参与哪些工作": the document named and a duties verb ask nothing more
         rest = [w for w in words if not any(w in f for f in forms)
-                and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那")]
+                and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那",
+                              "参与", "承担", "涉及", "分工") and w not in self.DOC_GENERIC]
         return not rest or bool(DUTIES_RE.search(q.text)) and len(rest) <= 1
 
     def _scope_to_document(self, q: Query) -> None:
