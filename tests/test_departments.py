@@ -28,3 +28,14 @@ def test_configured_units_no_document_mentions_are_not_listed():
     index = build_department_index([parse_document(COUNTY, "county")], CONFIG)
     assert not [name for name in index if name.startswith("市")]
     assert alias_map(index)["发改局"] == "县发改局"
+
+
+def test_a_units_core_with_a_word_pointing_at_a_body_names_it():
+    index = {"县医保局": {"aliases": ["医保局"], "generic": False, "items": []},
+             "县市场监管局": {"aliases": [], "generic": False, "items": []},
+             "县直相关单位": {"aliases": [], "generic": True, "items": []}}
+    assert find_departments("医保那边要干哪些活", index) == ["县医保局"]
+    assert find_departments("市场监管这边负责什么", index) == ["县市场监管局"]
+    # the core alone, or with a word that is not about a body, is a topic
+    assert find_departments("医保报销比例是多少", index) == []
+    assert find_departments("医保方面的信息会公开吗", index) == []

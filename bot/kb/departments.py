@@ -11,6 +11,8 @@ import re
 from typing import Dict, Iterable, List
 
 PREFIX_RE = re.compile(r"^(市委|县委|区委|市|县|区)(?=[\u4e00-\u9fff]{2,})")
+CORE_SUFFIX_RE = re.compile(r"(?:办公室|中心|局|办|委|部门)$")
+BODY_FRAME = r"(?=(?:那边|那块|这边|这块|部门|口子|条线))"
 
 
 def auto_aliases(name: str) -> List[str]:
@@ -114,6 +116,19 @@ def find_departments(text: str, index: Dict[str, dict], include_generic: bool = 
                     taken[k] = True
                 found.append((start, canonical))
             start = lowered.find(form.lower(), end)
+    # "医保那边", "财政那块的部门", "市场监管这边": a unit's own core (医保 of 市医保局) with a word
+    # that points at a body
+    for canonical, data in index.items():
+        if data["generic"] and not include_generic:
+            continue
+        core = CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1))
+        if len(core) < 2 or core == canonical:
+            continue
+        for m in re.finditer(re.escape(core.lower()) + BODY_FRAME, lowered):
+            if not any(taken[m.start():m.end()]):
+                for k in range(m.start(), m.end()):
+                    taken[k] = True
+                found.append((m.start(), canonical))
     seen, ordered = set(), []
     for _, canonical in sorted(found):
         if canonical not in seen:
