@@ -85,6 +85,7 @@ DISCLOSURE_ASK_RE = re.compile(r"(?:公开|公布|发布|公示|晒|挂)(?:出�
                                r"|(?:能|可以|可)(?:不能)?(?:查|看)(?:到|得到)?(?:吗|么|不)|在哪(?:里|儿)?(?:能|可以)?(?:看|查)"
                                r"|对外(?:说|公布|讲|发布)|告诉老百姓|让老百姓知道|有人管(?:吗|没|不)|谁(?:来)?管|哪个部门(?:管|负责|牵头)"
                                r"|要(?:不要)?(?:交|掏)钱|是怎么回事|有(?:没有)?(?:统一|规范|要求|规定)")
+INTENT_MODES = {"ask_responsible": "responsible", "ask_deadline": "deadline", "ask_full_text": "full"}
 Z_AGREE_WORDS = 2.0       # the words' best item is the meaning's best too, standing this far out
 SERVICE_COVERAGE = 0.9   # an item covering nearly all of an errand question is still its answer
 FULL_TEXT_RE = re.compile(r"全文|原文|完整|详细内容|全部内容")
@@ -206,8 +207,7 @@ class Answerer:
                 return self._answer_item(doc.doc_id, item, q, mode)
             placed = items_at_position(self.kb, text, own.doc_id if own is not None else q.doc_scope)
             if placed:  # "第（五）项是什么", "第三部分的第一条": the item at that place
-                mode = {"ask_responsible": "responsible", "ask_deadline": "deadline",
-                        "ask_full_text": "full"}.get(intent, "policy")
+                mode = INTENT_MODES.get(intent, "policy")
                 if len(placed) > 1:  # each document has one: which document?
                     return self.choose_document([Hit(d.doc_id, it.number, 0.0, 0.0) for d, it in placed[:3]], q)
                 doc, item = placed[0]
@@ -243,8 +243,7 @@ class Answerer:
                 return self._answer_item(ctx[0], ctx[1], q, mode="full")
             if MORE_RE.search(text.strip()):
                 return self.fallback(q)  # "然后呢" with nothing answered before: no topic to go on
-        mode = {"ask_responsible": "responsible", "ask_deadline": "deadline",
-                "ask_full_text": "full"}.get(intent, "policy")
+        mode = INTENT_MODES.get(intent, "policy")
         if mode == "policy" and RESPONSIBLE_RE.search(text) and intent != "ask_policy":
             mode = "responsible"
         if mode == "policy" and self.mostly_foreign(text) and EN_RESPONSIBLE_RE.search(text):
