@@ -97,10 +97,21 @@ def surface_forms_longest_first(index: Dict[str, dict]) -> List[tuple]:
     return sorted(alias_map(index).items(), key=lambda kv: -len(kv[0]))
 
 
+def unit_cores(index: Dict[str, dict]) -> List[tuple]:
+    """[(pattern, canonical)]: each unit's core (医保 of 市医保局) followed by a word pointing at a body."""
+    out = []
+    for canonical in index:
+        core = CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1))
+        if len(core) >= 2 and core != canonical:
+            out.append((re.compile(re.escape(core.lower()) + BODY_FRAME), canonical))
+    return out
+
+
 def find_departments(text: str, index: Dict[str, dict], include_generic: bool = False,
-                     forms: List[tuple] = None) -> List[str]:
+                     forms: List[tuple] = None, cores: List[tuple] = None) -> List[str]:
     """Canonical departments mentioned in ``text``, longest surface form first, no overlaps.
-    ``forms``: a precomputed :func:`surface_forms_longest_first` (the KB caches it)."""
+    ``forms``, ``cores``: a precomputed :func:`surface_forms_longest_first` and :func:`unit_cores`
+    (the KB caches them)."""
     forms = forms if forms is not None else surface_forms_longest_first(index)
     taken = [False] * len(text)
     found: List[tuple] = []
@@ -118,13 +129,10 @@ def find_departments(text: str, index: Dict[str, dict], include_generic: bool = 
             start = lowered.find(form.lower(), end)
     # "医保那边", "财政那块的部门", "市场监管这边": a unit's own core (医保 of 市医保局) with a word
     # that points at a body
-    for canonical, data in index.items():
-        if data["generic"] and not include_generic:
+    for pattern, canonical in (cores if cores is not None else unit_cores(index)):
+        if index[canonical]["generic"] and not include_generic:
             continue
-        core = CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1))
-        if len(core) < 2 or core == canonical:
-            continue
-        for m in re.finditer(re.escape(core.lower()) + BODY_FRAME, lowered):
+        for m in pattern.finditer(lowered):
             if not any(taken[m.start():m.end()]):
                 for k in range(m.start(), m.end()):
                     taken[k] = True

@@ -33,10 +33,13 @@ ITEM_RE = re.compile(rf"^{OPEN}\s*({CN_NUMERAL})\s*{CLOSE}\s*(.+)$", re.S)
 ARABIC_ITEM_RE = re.compile(rf"^(?:(\d{{1,2}})\s*[.．、）)](?!\d)|{OPEN}\s*(\d{{1,2}})\s*{CLOSE})\s*(.+)$", re.S)
 TOP_ITEM_RE = re.compile(rf"^({CN_NUMERAL})、(.+[。；].*)$", re.S)
 DOC_NUMBER_RE = re.compile(r"^\S+?[〔\[\(（【［]\s*\d{4}\s*[〕\]\)）】］]\s*第?\d+号$")
-# a label ends with a colon, or is itself bracketed: "【责任单位】A、B"
-UNIT_LINE_RE = re.compile(r"^[（(〔\[【［]?\s*(?:(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)|责任人)\s*[:：】\]］]")
-INLINE_UNITS_RE = re.compile(r"(?<=[。；;])\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：][^。]+)$")
-UNIT_LABEL_RE = re.compile(r"^\s*[【\[［]?\s*((?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门))\s*[:：】\]］]\s*")
+UNIT_LABEL = r"(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)"  # 牵头单位, 配合部门…
+LABEL_END = r"[:：】\]］]"  # a label ends with a colon, or is itself bracketed: "【责任单位】A、B"
+UNIT_LINE_RE = re.compile(rf"^[（(〔\[【［]?\s*(?:{UNIT_LABEL}|责任人)\s*{LABEL_END}")
+INLINE_UNITS_RE = re.compile(rf"(?<=[。；;])\s*({UNIT_LABEL}\s*[:：][^。]+)$")
+UNIT_LABEL_RE = re.compile(rf"^\s*[【\[［]?\s*({UNIT_LABEL})\s*{LABEL_END}\s*")
+# where a labelled list ends: before "；" and the next label, or right at the next label ("牵头单位：A　责任单位：B")
+NEXT_LABEL_RE = re.compile(rf"[；;，,\s]*(?<![【\[［])(?=[【\[［]?{UNIT_LABEL}\s*{LABEL_END})")
 FIRST_IS_LEAD_RE = re.compile(r"(?:排在|列在|排|列)(?:首位|第一位|最前面?)的?(?:单位|部门)?(?:为|是)牵头")
 ATTACHMENT_RE = re.compile(r"^附\s*件\s*\d*\s*[:：]?")
 DATE_RE = re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日")
@@ -287,9 +290,7 @@ def _labelled_units(content: str):
     """"牵头单位：A；配合单位：B" / "责任单位：A（牵头）、B" / "责任单位：A、B"."""
     lead: List[str] = []
     responsible: List[str] = []
-    # "牵头单位：A；配合单位：B", or the next label right after the list ("牵头单位：A　责任单位：B")
-    parts = [p for p in re.split(r"[；;，,\s]*(?<![【\[［])(?=[【\[［]?(?:牵头|主要|主办|责任|配合|协办|参与|协同)(?:单位|部门)\s*[:：】\]］])",
-                                 content) if p.strip()]
+    parts = [p for p in NEXT_LABEL_RE.split(content) if p.strip()]
     for part in parts:
         m = UNIT_LABEL_RE.match(part)
         label, units_text = (m.group(1), part[m.end():]) if m else ("", part)

@@ -17,7 +17,7 @@ from typing import Dict, List, Optional
 import yaml
 
 from bot.kb.departments import (alias_map, build_department_index, find_departments,
-                                 surface_forms_longest_first)
+                                 surface_forms_longest_first, unit_cores)
 from bot.kb.loaders import LoadError, load_text
 from bot.kb.parser import Document, Item, ParseError, parse_document
 from bot.kb.validate import failed_report, format_report, validate_document
@@ -59,6 +59,10 @@ class KnowledgeBase:
     def _forms(self) -> List[tuple]:
         return surface_forms_longest_first(self.departments)
 
+    @cached_property
+    def _cores(self) -> List[tuple]:
+        return unit_cores(self.departments)
+
     def alias_map(self) -> Dict[str, str]:
         return self._alias_map
 
@@ -72,11 +76,11 @@ class KnowledgeBase:
         amap = self.alias_map()
         if name in amap:
             return amap[name]
-        found = find_departments(name, self.departments, include_generic=True, forms=self._forms)
+        found = find_departments(name, self.departments, include_generic=True, forms=self._forms, cores=self._cores)
         return found[0] if found else None
 
     def find_departments(self, text: str, include_generic: bool = False) -> List[str]:
-        return find_departments(text, self.departments, include_generic, forms=self._forms)
+        return find_departments(text, self.departments, include_generic, forms=self._forms, cores=self._cores)
 
     def department_items(self, canonical: str):
         """[(doc, item, role)] for every item the department leads or shares, leads first
