@@ -191,12 +191,10 @@ class Answerer:
             if own is not None and not items_naming(self.kb, text):
                 q.current_doc = own.doc_id
                 bare = DOC_NO_RE.sub(" ", text)
-                asked = Query(text=bare, tokens=[t for t in q.tokens if t in bare])
-                if not (items_at_position(self.kb, text, own.doc_id) or
-                        [w for w in self._topic_words(asked) if self.index.is_topic_word(w)]):
+                if not (items_at_position(self.kb, text, own.doc_id) or self._asks_a_topic(bare, q.tokens)):
                     return self.document_info(q)
                 # "宁政务办发〔2021〕3号里关于财政信息公开怎么说": a topic, asked of that document
-                q.text, q.scoring, q.tokens = bare, scoring_text(bare) or bare, asked.tokens
+                q.text, q.scoring, q.tokens = bare, scoring_text(bare) or bare, [t for t in q.tokens if t in bare]
                 text = bare
                 if len(self.kb.documents) > 1:
                     q.doc_scope = own.doc_id
@@ -211,9 +209,7 @@ class Answerer:
                 if len(placed) > 1:  # each document has one: which document?
                     return self.choose_document([Hit(d.doc_id, it.number, 0.0, 0.0) for d, it in placed[:3]], q)
                 doc, item = placed[0]
-                rest = POSITION_WORDS_RE.sub(" ", text)
-                if mode == "policy" and not [w for w in self._topic_words(Query(text=rest, tokens=[
-                        t for t in q.tokens if t in rest])) if self.index.is_topic_word(w)]:
+                if mode == "policy" and not self._asks_a_topic(POSITION_WORDS_RE.sub(" ", text), q.tokens):
                     mode = "full"  # "第（五）项是什么内容": the item itself, not one sentence of it
                 return self._answer_item(doc.doc_id, item, q, mode)
         if q.doc_scope and self._asks_document_units(q):  # "这个文件的责任单位有哪些"
@@ -265,6 +261,12 @@ class Answerer:
         for d in self.kb.documents:  # the document's own title and issuer are not a topic
             words = [w for w in words if w not in d.title and w not in (d.issuer or "")]
         return words
+
+    def _asks_a_topic(self, rest: str, tokens: List[str]) -> bool:
+        """Whether ``rest`` — the question without the words that named a document or an item's
+        place — still names a topic of the documents (a word only some items use)."""
+        asked = Query(text=rest, tokens=[t for t in tokens if t in rest])
+        return any(self.index.is_topic_word(w) for w in self._topic_words(asked))
 
     def _looks_like_doc_info(self, q: Query) -> bool:
         """"工作要点的印发日期": about the document itself, no policy topic in it."""
@@ -597,12 +599,11 @@ class Answerer:
         if not best:
             return ""
         sentence = best[0]
-        if not BODY_NAME_RE.search(sentence) and sentence in item.sentences:
-            # "…力度；对基层……要担负起主体责任": the body is the subject of the clause before the "；"
-            at = item.sentences.index(sentence)
-            while at > 0 and item.sentences[at - 1].endswith("；") and not BODY_NAME_RE.search(sentence):
-                at -= 1
-                sentence = item.sentences[at] + sentence
+        # "…力度；对基层……要担负起主体责任": the body is the subject of the clause before the "；"
+        at = item.sentences.index(sentence) if sentence in item.sentences else 0
+        while at > 0 and item.sentences[at - 1].endswith("；") and not BODY_NAME_RE.search(sentence):
+            at -= 1
+            sentence = item.sentences[at] + sentence
         units = set(item.lead_units) | set(item.responsible_units)
         bodies = [b for b in BODY_NAME_RE.findall(BOOK_TITLE_RE.sub("", sentence))
                   if not any(b in u or u in b for u in units)]
