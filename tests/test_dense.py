@@ -132,6 +132,31 @@ def test_agreement_is_among_the_best_covered_items_only():
     assert D.agreeing([Hit("d", 4, 1.0, D.AGREE_FLOOR / 2)], [_hit(4, 3.0)]) is None  # words found nothing
 
 
+def test_english_fuses_words_and_meaning():
+    # each reading alone would pick another item: the words item 4, the meaning item 9
+    lexical = [Hit("d", 4, 2.0, 0.5), Hit("d", 7, 1.5, 0.45), Hit("d", 9, 1.0, 0.3)]
+    meaning = [_hit(9, 2.2), _hit(7, 2.1), _hit(2, 1.5)]
+    best = D.fused_best(lexical, meaning)
+    assert best.item == 7 and best.score == pytest.approx(0.45 + D.Z_FUSE * 2.1)
+    # an item the words do not reach is never chosen, however clear the meaning (it never answers alone)
+    assert D.fused_best([Hit("d", 4, 1.0, D.FOREIGN_WORDS_FLOOR - 0.01)], [_hit(4, 5.0)]) is None
+    # an item outside the meaning's top few stands below all of them
+    lone = D.fused_best([Hit("d", 5, 2.0, 0.5)], meaning)
+    assert lone.item == 5 and lone.z == pytest.approx(1.5 - D.OUTSIDE_PENALTY)
+    assert D.fused_best([], meaning) is None and D.fused_best(lexical, []) is None
+
+
+@pytest.mark.parametrize("text,word", [
+    ("Will the government release details about medicine bulk-buying?", "集中采购"),
+    ("Do utility companies have to publish their information?", "公共企事业单位"),
+])
+def test_english_is_answered_from_the_item_both_readings_favour(env, text, word):
+    reply = ask(env, text)
+    assert reply.kind == "answer", (reply.kind, reply.citations)
+    assert word in env[0].kb.item(reply.citations[0]["doc"], reply.citations[0]["item"]).text
+    assert reply.extra.get("basis") == "words_and_meaning"
+
+
 # ------------------------------------------------- answers, phrasing class by phrasing class
 
 @pytest.mark.parametrize("text,word", [

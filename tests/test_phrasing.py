@@ -509,6 +509,17 @@ def test_an_english_question_the_classifier_refuses_is_asked_when_words_and_mean
         assert _arbitrated(text, "out_of_scope", 0.99)["name"] == "out_of_scope", text
 
 
+def test_an_english_question_about_publishing_a_covered_topic_is_asked():
+    # "publish"/"disclose" + a topic the dictionary reaches in part: the words and the meaning
+    # together; the same frame about another service (or with only 政府/公开 reached) stays refused
+    for text in ["Is there a guide for doing Ningxiang paperwork from another province?",
+                 "Is the list of one-visit services published somewhere?"]:
+        assert _arbitrated(text, "out_of_scope", 0.95)["name"] == "ask_policy", text
+    for text in ["Will the government publish the bus timetable?", "Is information about my tax refund published?",
+                 "Where can I get information about renewing my passport?", "Is there a guide for replacing a lost ID card?"]:
+        assert _arbitrated(text, "out_of_scope", 0.95)["name"] == "out_of_scope", text
+
+
 def test_foreign_reached_needs_the_words_too():
     from bot.retrieval import dense as D
     from bot.retrieval.search import Hit

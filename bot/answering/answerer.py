@@ -75,10 +75,15 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\bhow (?:do|can|could|should) i (?:apply|get|pay|renew|register|replace|obtain|check|withdraw|transfer)\b"
                         r"|\bwhere (?:can|do|should|could) i (?:get|apply|pay|renew|register|obtain|book)\b"
                         r"|\bhow long (?:does|will|would) it take to (?:get|apply|renew|register|obtain|process|receive)\b"
-                        r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b", re.I)
+                        r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b"
+                        r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
                            r"\b(?:publish|disclos|public|information|open|transparen|release|updat|news|notice|announce|guide|report)", re.I)
+# an English question asking whether something is published or where its guide is: what these
+# documents are about (the classifier, with hardly any English examples, calls most English out of scope)
+EN_PUBLISHED_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made public|make \w+ public|transparen\w*|"
+                             r"releas\w*|announc\w*|guides?|guidelines?|information|info)\b", re.I)
 FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
 # asked whether something is published, where to see it, who oversees it: what these documents answer
 DISCLOSURE_ASK_RE = re.compile(r"(?:公开|公布|发布|公示|晒|挂)(?:出来|出去)?了?(?:吗|么|没|不|嘛)|会不会(?:公开|公布|发布|公示|对外|拿出来)"
@@ -367,6 +372,18 @@ class Answerer:
                 and not DISCLOSURE_RE.search(q.text) and not scope:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)
+        if self.mostly_foreign(q.text) and hits and not scope:
+            # English: the dictionary's words and the meaning each reach the documents loosely;
+            # the item best by both together is answered (bot.retrieval.dense.fused_best)
+            from bot.retrieval.dense import FUSED_ANSWER, FUSED_ASKS_PUBLISHED, fused_best
+
+            lexical = self.index.search(q.scoring or q.text, q.tokens, q.departments, top_k=len(self.index.items))
+            fused = fused_best([h for h in lexical if self.index.names_a_topic_of(h)], self._dense_hits(q))
+            if fused is not None and (fused.score >= FUSED_ANSWER or fused.score >= FUSED_ASKS_PUBLISHED
+                                      and EN_PUBLISHED_RE.search(q.text)) and self.kb.item(fused.doc, fused.item):
+                ordered = sorted(hits, key=lambda h: (h.doc, h.item) != (fused.doc, fused.item))
+                return self._basis(self._answer_item(fused.doc, self.kb.item(fused.doc, fused.item), q, mode,
+                                                     ordered), "words_and_meaning")
         if not hits or hits[0].coverage < WEAK_COVERAGE:
             meant = self._dense_alone(q, hits)
             if meant is not None:  # no word matched, the meaning does: "供水供电公司" → 公共企事业单位

@@ -290,8 +290,9 @@ class RetrievalArbiter(GraphComponent):
         if not strength and content_words(tokens) and (intent not in SHORT_REPLIES or ASKS_RE.search(scoring)):
             # (a form answer or small talk that asks nothing — "好的知道了" — has no topic to look up)
             # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
-            from bot.retrieval.dense import (ANSWER_WITHOUT_WORDS, agreeing, answers_alone, confident_alone,
-                                             foreign_reached)
+            from bot.answering.answerer import EN_PUBLISHED_RE, SERVICE_RE
+            from bot.retrieval.dense import (ANSWER_WITHOUT_WORDS, FUSED_ASKS_PUBLISHED, FUSED_OVER_SURE, agreeing, answers_alone,
+                                             confident_alone, foreign_reached, fused_best)
 
             foreign = Answerer.mostly_foreign(scoring)
             dense = self._dense(message, scoring, tokens, weak=True) or []
@@ -299,11 +300,20 @@ class RetrievalArbiter(GraphComponent):
             unsure = confidence < CONFIDENT or foreign  # (the classifier has hardly seen English)
             # the meaning's favourite among the items the words matched weakly; a Chinese question the
             # classifier calls out of scope stays so unless words say otherwise (其他服务的"政策")
+            lexical = None
             if top is None and unsure and (intent != "out_of_scope" or foreign):
                 lexical = index.search(scoring, tokens, kb.find_departments(scoring), top_k=len(index.items))
                 top = agreeing(lexical, dense) or (foreign_reached(dense, lexical) if foreign else None)
             if top and (unsure or top.z >= Z_OVER_SURE):
                 strength = {"doc": top.doc, "item": top.item, "coverage": 0.0, "by": "dense", "z": round(top.z, 2)}
+            elif foreign and lexical:
+                # English the dictionary reaches only in part: the words and the meaning together
+                fused = fused_best([h for h in lexical if index.names_a_topic_of(h)], dense)
+                if fused is not None and (fused.score >= FUSED_OVER_SURE or (
+                        fused.score >= FUSED_ASKS_PUBLISHED and EN_PUBLISHED_RE.search(scoring)
+                        and not SERVICE_RE.search(scoring))):
+                    strength = {"doc": fused.doc, "item": fused.item, "coverage": round(fused.coverage, 3),
+                                "by": "words_and_meaning", "z": round(fused.z, 2)}
         if not strength:
             if not_a_complaint:  # nothing found, nothing complained of: "没有找到" with the way to a person
                 self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},

@@ -216,6 +216,11 @@ class PolicyIndex:
             df = sum(word in t for t in self.texts)
         return 0 < df <= max(1, 0.4 * len(self.word_sets)) or df == 0
 
+    def names_a_topic_of(self, hit: "Hit") -> bool:
+        """The question reaches this item by a word that singles out a few items (not only by
+        政府/公开/信息, which every item uses): for English, whose dictionary words reach loosely."""
+        return any(len(w) >= 2 and self.is_topic_word(w) for w in hit.matched)
+
     def position(self, doc: str, item: int) -> int:
         """Index of an item in ``self.items`` (and ``title_sets``, ``texts``…)."""
         return next(k for k, it in enumerate(self.items) if it["doc"] == doc and it["item"] == item)
