@@ -286,7 +286,7 @@ class Servers:
         self._logs = [alog, rlog]
         self.t_start = time.perf_counter()
         self.actions = subprocess.Popen(
-            [RASA, "run", "actions", "--port", str(self.action_port), "--actions", "actions"],
+            [PYTHON, "-m", "rasa_sdk", "--port", str(self.action_port), "--actions", "actions"],
             cwd=ROOT, env=env, stdout=alog, stderr=subprocess.STDOUT, start_new_session=True)
         self.rasa = subprocess.Popen(
             [RASA, "run", "--enable-api", "-i", "127.0.0.1", "--port", str(self.rasa_port),

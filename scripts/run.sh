@@ -17,7 +17,9 @@ trap stop EXIT INT TERM
 export ZWZX_RASA_TOKEN="${ZWZX_RASA_TOKEN:-$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(24))')}"
 # the project's tables (tickets, console, WeChat) to the newest Alembic revision (migrations/)
 .venv/bin/python -m bot.ops.schema upgrade >/dev/null
-.venv/bin/rasa run actions --port "$ACTION_PORT" --actions actions &
+# rasa-sdk's own entry point: the same action server as `rasa run actions`, without importing
+# Rasa's CLI (scipy, sklearn… about 60 MB the action server never uses; docs/benchmarks.md)
+.venv/bin/python -m rasa_sdk --port "$ACTION_PORT" --actions actions &
 PIDS+=($!)
 ZWZX_RASA_URL="http://127.0.0.1:${RASA_PORT}" .venv/bin/python -m bot.console serve --port "$CONSOLE_PORT" &
 PIDS+=($!)
