@@ -39,3 +39,14 @@ def test_a_units_core_with_a_word_pointing_at_a_body_names_it():
     # the core alone, or with a word that is not about a body, is a topic
     assert find_departments("医保报销比例是多少", index) == []
     assert find_departments("医保方面的信息会公开吗", index) == []
+
+
+def test_a_units_name_with_one_wrong_character_inside_is_still_that_unit():
+    index = build_department_index([parse_document(COUNTY, "county")], CONFIG)
+    assert find_departments("县发该局负责哪些事", index) == ["县发改局"]      # 改 typed as 该
+    assert find_departments("县税物局要做什么", index) == ["县税务局"]
+    # the place or the kind of body wrong, or two characters off: another body, not a typo
+    assert find_departments("县发该厅负责什么", index) == []
+    assert find_departments("县法该局负责什么", index) == []
+    # a name written correctly is found as before, and no typo search runs beside it
+    assert find_departments("县发改局和县税物局", index) == ["县发改局"]

@@ -520,6 +520,13 @@ def test_an_english_question_about_publishing_a_covered_topic_is_asked():
         assert _arbitrated(text, "out_of_scope", 0.95)["name"] == "out_of_scope", text
 
 
+@pytest.mark.parametrize("text", ["您好，我这个问题比较复杂，能不能帮我转接一下人工客服，谢谢",
+                                  "麻烦联系一下你们的工作人员跟进"])
+def test_a_request_for_a_person_with_a_softener_is_a_handoff(text):
+    assert HUMAN_REQUEST_RE.search(text)
+    assert _arbitrated(text, "ask_policy", 0.87)["name"] == "request_human"
+
+
 def test_foreign_reached_needs_the_words_too():
     from bot.retrieval import dense as D
     from bot.retrieval.search import Hit
@@ -607,6 +614,16 @@ def test_an_item_named_by_its_place(env, text, item):
 def test_an_item_named_by_its_place_with_a_question_about_it(env):
     reply = ask(env, "第八项的牵头单位是谁", intent="ask_responsible")
     assert first_item(reply) == 8 and "牵头" in reply.texts[0]
+
+
+def test_the_last_item_is_named_by_its_place(restarting_env):
+    answerer, seg = restarting_env
+    for text, item, word in [("工作要点的最后一项是什么", 4, "招生"), ("第一部分的最后一条讲什么", 2, "招商")]:
+        reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+        assert first_item(reply) == item and word in "".join(reply.texts), (text, reply.kind, reply.citations)
+    from bot.retrieval.positions import items_at_position
+
+    assert items_at_position(answerer.kb, "最后怎么办") == []
 
 
 def test_an_article_of_a_cited_law_is_not_an_item(env):

@@ -76,6 +76,8 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\bwhere (?:can|do|should|could) i (?:get|apply|pay|renew|register|obtain|book)\b"
                         r"|\bhow long (?:does|will|would) it take to (?:get|apply|renew|register|obtain|process|receive)\b"
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b"
+                        # signing up for an exam or a course: "笔试什么时候报名", "怎么报名"
+                        r"|(?:什么时候|何时|哪天|几号|怎么|怎样|如何|咋|在哪里?|去哪里?)(?:能|可以|开始)?报名"
                         r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
@@ -368,7 +370,7 @@ class Answerer:
                     passage.coverage > top_cov + (0.1 if top_cov < ANSWER_COVERAGE else 0.3)
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
-        if mode in ("policy", "deadline") and hits and hits[0].coverage < SERVICE_COVERAGE and SERVICE_RE.search(q.text) \
+        if mode in ("policy", "deadline") and (not hits or hits[0].coverage < SERVICE_COVERAGE) and SERVICE_RE.search(q.text) \
                 and not DISCLOSURE_RE.search(q.text) and not scope:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)

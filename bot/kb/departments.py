@@ -107,6 +107,26 @@ def unit_cores(index: Dict[str, dict]) -> List[tuple]:
     return out
 
 
+def _one_character_off(lowered: str, index: Dict[str, dict], forms: List[tuple], include_generic: bool) -> List[tuple]:
+    """A unit's name written with one wrong character inside it ("市发该局" for 市发改局, a
+    homophone typed by pinyin): forms of 4+ characters whose first and last characters (the place,
+    the kind of body) are right and exactly one between them differs."""
+    found: List[tuple] = []
+    for form, canonical in forms:
+        f = form.lower()
+        if len(f) < 4 or (index[canonical]["generic"] and not include_generic):
+            continue
+        start = lowered.find(f[0])
+        while start != -1 and start + len(f) <= len(lowered):
+            window = lowered[start:start + len(f)]
+            if window[-1] == f[-1]:
+                diff = [k for k in range(1, len(f) - 1) if window[k] != f[k]]
+                if len(diff) == 1 and "\u4e00" <= window[diff[0]] <= "\u9fff":
+                    found.append((start, canonical))
+            start = lowered.find(f[0], start + 1)
+    return found
+
+
 def find_departments(text: str, index: Dict[str, dict], include_generic: bool = False,
                      forms: List[tuple] = None, cores: List[tuple] = None) -> List[str]:
     """Canonical departments mentioned in ``text``, longest surface form first, no overlaps.
@@ -137,6 +157,8 @@ def find_departments(text: str, index: Dict[str, dict], include_generic: bool = 
                 for k in range(m.start(), m.end()):
                     taken[k] = True
                 found.append((m.start(), canonical))
+    if not found:
+        found = _one_character_off(lowered, index, forms, include_generic)
     seen, ordered = set(), []
     for _, canonical in sorted(found):
         if canonical not in seen:

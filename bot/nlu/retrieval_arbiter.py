@@ -50,7 +50,7 @@ ENGLISH_HANDOFF_RE = re.compile(
 # the long polite frame around them, which the classifier reads as a policy question.
 PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|活人|专人|值班人员|接线员|话务员)"
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:一下)?(?:你们的?)?(?:一位|一个|个|位)?"
     r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON +
     # "帮我联系一下县政务公开办的工作人员": the office named between the request and the person
     r"|(?:转给|转到|转接|帮我转|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的" + PERSON +
@@ -88,7 +88,8 @@ STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much co
 TARGET_INTENT = "ask_policy"
 COMPLAINT_CHANNEL_RE = re.compile(r"(?:投诉|举报|反映)(?:的)?(?:渠道|电话|方式|途径|热线|入口|窗口)")
 # a document number (…〔2021〕3号), a title in 《》 or an item's place (第五项, item 12): worth looking up
-NAMES_A_PLACE_RE = re.compile(r"\d\s*号|《|第\s*[（(]?[一二三四五六七八九十两\d]{1,3}[）)]?\s*(?:项|条|点)|\bitem\s*\d", re.I)
+NAMES_A_PLACE_RE = re.compile(r"\d\s*号|《|第\s*[（(]?[一二三四五六七八九十两\d]{1,3}[）)]?\s*(?:项|条|点)|\bitem\s*\d|"
+                              r"(?:最后|末尾|最末)\s*(?:一|那|这)?\s*(?:个)?\s*(?:项|条|点)", re.I)
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
 from bot.nlu.dense_prefetch import WANTED_KEY  # noqa: E402  (a question to embed before parsing again)

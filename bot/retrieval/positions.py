@@ -14,9 +14,12 @@ NUM = r"[一二三四五六七八九十百零两\d]{1,4}"
 # "第（五）项", "第5条", "第十二点", "（五）项"; not an article of a law ("条例第十条")
 ITEM_POS_RE = re.compile(rf"(?:第\s*[（(]?\s*({NUM})\s*[）)]?|[（(]\s*({NUM})\s*[）)])\s*(?:项|条|点|个事项|大项工作)")
 SECTION_POS_RE = re.compile(rf"第\s*({NUM})\s*(?:部分|大项|方面|板块|章|节)")
+# "最后一项", "最后那条", "末尾一条": the document's (or the section's) last item
+LAST_POS_RE = re.compile(r"(?:最后|末尾|最末)\s*(?:一|那|这)?\s*(?:个)?\s*(?:项|条|点)")
+LAST = -1
 EN_ITEM_RE = re.compile(r"\b(?:item|point|task)\s*(?:no\.?\s*|number\s*|#\s*)?(\d{1,2})\b", re.I)
 # the words that say where the item is, taken out to see whether anything else is asked of it
-POSITION_WORDS_RE = re.compile(rf"{ITEM_POS_RE.pattern}|{SECTION_POS_RE.pattern}|{EN_ITEM_RE.pattern}|《[^《》]*》|"
+POSITION_WORDS_RE = re.compile(rf"{ITEM_POS_RE.pattern}|{SECTION_POS_RE.pattern}|{EN_ITEM_RE.pattern}|{LAST_POS_RE.pattern}|《[^《》]*》|"
                                r"工作要点|要点|文件", re.I)
 LAW_BEFORE_RE = re.compile(r"(?:条例|法|办法|规定|规则|意见|决定)\s*》?\s*(?:的)?\s*$")
 TITLE_BEFORE_RE = re.compile(r"《([^《》]+)》\s*(?:的|里|中)?\s*$")
@@ -44,6 +47,15 @@ def _item_and_section(text: str, own_titles=()) -> Tuple[Optional[int], Optional
         m = EN_ITEM_RE.search(text)
         if m:
             item_no = int(m.group(1))
+    if item_no is None:
+        m = LAST_POS_RE.search(text)
+        if m:
+            item_no = LAST
+            sm = None
+            for s in SECTION_POS_RE.finditer(text[:m.start()]):
+                sm = s
+            if sm is not None:
+                section_no = _int(sm.group(1))
     return item_no, section_no
 
 
@@ -60,8 +72,12 @@ def items_at_position(kb, text: str, doc_id: Optional[str] = None) -> List[Tuple
         if section_no is not None:
             # "第三部分的第一条": the section's Nth item, whatever its numbering
             section = next((s for s in doc.sections if s.number == section_no), None)
-            if section is not None and 0 < item_no <= len(section.items):
+            if section is not None and section.items and item_no == LAST:
+                item = doc.item(section.items[-1])
+            elif section is not None and 0 < item_no <= len(section.items):
                 item = doc.item(section.items[item_no - 1])
+        elif item_no == LAST:
+            item = doc.items[-1] if doc.items else None
         else:
             numerals = [it.numeral for it in doc.items]
             restarts = len(set(numerals)) < len(numerals)
