@@ -527,6 +527,29 @@ def test_a_request_for_a_person_with_a_softener_is_a_handoff(text):
     assert _arbitrated(text, "ask_policy", 0.87)["name"] == "request_human"
 
 
+@pytest.mark.parametrize("text", ["Is there an officer online I could speak with?",
+                                  "Can somebody from the hotline phone me this afternoon?"])
+def test_an_english_request_for_a_person_in_either_order_is_a_handoff(text):
+    assert _arbitrated(text, "ask_policy", 0.6)["name"] == "request_human"
+    # a person or a call as a topic, not a request
+    assert _arbitrated("Who should I talk to about the budget disclosure rules?", "ask_policy", 0.6)["name"] != "request_human"
+
+
+@pytest.mark.parametrize("text", ["The street light outside is broken, who do I call to get it fixed?",
+                                  "县里公开招考教师什么时候报名", "办健康证要排队不，么子办快些"])
+def test_errands_in_other_wordings_are_not_answered_from_an_item(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer" and not reply.citations, (reply.kind, reply.citations)
+
+
+def test_an_english_unit_alone_after_another_units_duties_asks_its_duties(env):
+    answerer, _ = env
+    reply = ask(env, "And the Bureau of Finance?")
+    assert reply.kind == "answer" and "市财政局" in reply.texts[0] and "项工作" in reply.texts[0], reply.texts
+    # the same frame naming a topic is a question about the topic
+    assert ask(env, "What about drug procurement?").citations[0]["item"] == 6
+
+
 def test_foreign_reached_needs_the_words_too():
     from bot.retrieval import dense as D
     from bot.retrieval.search import Hit

@@ -48,7 +48,9 @@ EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]
 EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handling", "manage", "manages", "run", "runs",
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
-                          r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b", re.I)
+                          r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b"
+                          # "and the cyberspace office?" (after another unit's duties): a unit alone, like 那市委网信办呢
+                          r"|^\s*(?:and|what about|how about)\s+(?:the\s+)?[a-z][a-z '-]{2,40}[?.!]*\s*$", re.I)
 # "Which office issued this work plan notice?", "What is the document number of the plan?"
 EN_DOC_INFO_RE = re.compile(
     r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}"
@@ -62,7 +64,7 @@ BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务�
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
                         r"(?:上班|办公|营业|开放)时间|"
-                        r"(?:怎么|怎样|如何|咋)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
+                        r"(?:怎么|怎样|如何|咋|么子|啷个)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
                         r"转移|迁移|转入|转出|提取|过户|退费|退款)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
@@ -78,9 +80,10 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport)\b"
                         # signing up for an exam or a course: "笔试什么时候报名", "怎么报名"
                         r"|(?:什么时候|何时|哪天|几号|怎么|怎样|如何|咋|在哪里?|去哪里?)(?:能|可以|开始)?报名"
+                        r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b"
                         r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
 # ... unless the question is about information being published or found
-DISCLOSURE_RE = re.compile(r"公开|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
+DISCLOSURE_RE = re.compile(r"公开(?!招聘|招考|招录|招标|课|赛)|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
                            r"\b(?:publish|disclos|public|information|open|transparen|release|updat|news|notice|announce|guide|report)", re.I)
 # an English question asking whether something is published or where its guide is: what these
 # documents are about (the classifier, with hardly any English examples, calls most English out of scope)

@@ -43,7 +43,10 @@ ADDRESSED_TO_BOT_RE = re.compile(r"你|您|机器人|助手|\byou\b", re.I)
 # pulls every English question to them), so the words decide.
 ENGLISH_HANDOFF_RE = re.compile(
     r"\b(talk|speak|chat|transfer|connect|put me through|get me)\b.{0,30}\b(human|person|people|agent|staff|"
-    r"someone|somebody|operator|officer|representative)\b|\b(human|real person|live agent|operator)\s*(please)?\s*[.!?]*$",
+    r"someone|somebody|operator|officer|representative)\b|\b(human|real person|live agent|operator)\s*(please)?\s*[.!?]*$"
+    # "Is there a staff member online I can chat with?", "Could someone from your office call me back?"
+    r"|\b(human|person|agent|staff|someone|somebody|operator|officer|representative)\b.{0,30}\b(talk|speak|chat)\s+(to|with)\b"
+    r"|\b(someone|somebody|staff|an? (?:officer|agent|person))\b.{0,30}\b(call|phone|ring|contact)\s+me\b",
     re.I)
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
