@@ -536,6 +536,7 @@ def test_an_english_request_for_a_person_in_either_order_is_a_handoff(text):
 
 
 @pytest.mark.parametrize("text", ["The street light outside is broken, who do I call to get it fixed?",
+                                  "What time does the service hall open on Saturdays?",
                                   "县里公开招考教师什么时候报名", "办健康证要排队不，么子办快些"])
 def test_errands_in_other_wordings_are_not_answered_from_an_item(env, text):
     reply = ask(env, text)
@@ -546,8 +547,10 @@ def test_an_english_unit_alone_after_another_units_duties_asks_its_duties(env):
     answerer, _ = env
     reply = ask(env, "And the Bureau of Finance?")
     assert reply.kind == "answer" and "市财政局" in reply.texts[0] and "项工作" in reply.texts[0], reply.texts
-    # the same frame naming a topic is a question about the topic
+    # the same frame naming a topic is a question about the topic, and one asking who leads is not duties
     assert ask(env, "What about drug procurement?").citations[0]["item"] == 6
+    lead = ask(env, "And which agency leads the budget disclosure?")
+    assert first_item(lead) == 5 and "牵头" in lead.texts[0] and "在政务公开工作要点中牵头" not in lead.texts[0]
 
 
 def test_foreign_reached_needs_the_words_too():

@@ -50,7 +50,8 @@ EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handl
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b"
                           # "and the cyberspace office?" (after another unit's duties): a unit alone, like 那市委网信办呢
-                          r"|^\s*(?:and|what about|how about)\s+(?:the\s+)?[a-z][a-z '-]{2,40}[?.!]*\s*$", re.I)
+                          r"|^\s*(?:and|what about|how about)\s+(?:the\s+)?(?!.*\b(?:which|who|whom|whose|what|when|where|how|"
+                          r"leads?|responsible|charge|deadline|this|that|it)\b)[a-z][a-z '-]{2,40}[?.!]*\s*$", re.I)
 # "Which office issued this work plan notice?", "What is the document number of the plan?"
 EN_DOC_INFO_RE = re.compile(
     r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}"
@@ -81,10 +82,12 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         # signing up for an exam or a course: "笔试什么时候报名", "怎么报名"
                         r"|(?:什么时候|何时|哪天|几号|怎么|怎样|如何|咋|在哪里?|去哪里?)(?:能|可以|开始)?报名"
                         r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b"
+                        # opening hours, like 几点开门: "What time does the station open?"
+                        r"|\bwhat time (?:does|do|is|will)\b.{0,40}\b(?:open|close)\b|\bopening hours\b"
                         r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开(?!招聘|招考|招录|招标|课|赛)|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
-                           r"\b(?:publish|disclos|public|information|open|transparen|release|updat|news|notice|announce|guide|report)", re.I)
+                           r"\b(?:publish|disclos|public|information|open(?:ness|ly|\s+government|\s+data|\s+information)|transparen|release|updat|news|notice|announce|guide|report)", re.I)
 # an English question asking whether something is published or where its guide is: what these
 # documents are about (the classifier, with hardly any English examples, calls most English out of scope)
 EN_PUBLISHED_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made public|make \w+ public|transparen\w*|"
