@@ -397,7 +397,10 @@ def test_english_names_without_the_place_and_with_a_body_character(env, text, de
     assert answerer.index.departments_in_english(text) == [department]
 
 
-@pytest.mark.parametrize("text", ["What does the office do?", "What does the administration do?", "What does China do?"])
+@pytest.mark.parametrize("text", ["What does the office do?", "What does the administration do?", "What does China do?",
+                                  # a name's words far apart: the question's frame and its topic
+                                  "Which bureau is in charge of publishing the government's budget?",
+                                  "Which department should update the government website?"])
 def test_an_english_body_word_alone_names_no_department(env, text):
     answerer, _ = env
     assert answerer.index.departments_in_english(text) == []

@@ -257,15 +257,29 @@ def departments_in_english(text: str, glosses: Dict[str, List[List[List[str]]]])
     """Departments an English question names: every word of one of its forms translated in the
     question (one may be missing in names of four words or more), its last word (局, 办公室,
     中心: what kind of body it is) always."""
-    words = set(english_words(text))
+    # every word with its place: a name's words stand together ("the Justice Bureau", "Bureau of
+    # Justice"), not one at each end of the question ("which bureau … the government's debt")
+    placed = [(k, lemma(f)) for k, w in enumerate(LATIN_WORD_RE.findall((text or "").lower()))
+              for f in [w] + (w.split("-") + [w.replace("-", "")] if "-" in w else [])
+              if len(f) >= 2 and f not in ENGLISH_STOP and not f.isdigit()]
+    words = {w for _, w in placed}
     found = []
     for dept, forms in glosses.items():
         for parts in forms:
-            hits = [any(_same_word(w, g) for w in words for g in p) for p in parts]
-            if not hits[-1] and BODY_WORDS.intersection(parts[-1]):
-                hits[-1] = bool(BODY_WORDS.intersection(words))  # 局/办/中心: bureau = office
+            where = [{k for k, w in placed if any(_same_word(w, g) for g in p)} for p in parts]
+            if not where[-1] and BODY_WORDS.intersection(parts[-1]):
+                where[-1] = {k for k, w in placed if w in BODY_WORDS}  # 局/办/中心: bureau = office
+            hits = [bool(x) for x in where]
             need = len(parts) - (1 if len(parts) >= 4 else 0)
-            if hits[-1] and sum(hits) >= need:
+            if hits[-1] and sum(hits) >= need and _together([x for x in where if x], len(parts) + 2):
                 found.append((sum(hits), dept))
                 break
     return [d for _, d in sorted(found, key=lambda x: -x[0])]
+
+
+def _together(positions: List[Set[int]], span: int) -> bool:
+    """One place from each set, all within ``span`` words of each other."""
+    for start in sorted(set().union(*positions)):
+        if all(any(start <= k <= start + span for k in ks) for ks in positions):
+            return True
+    return False
