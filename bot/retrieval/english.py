@@ -257,12 +257,13 @@ def departments_in_english(text: str, glosses: Dict[str, List[List[List[str]]]])
     """Departments an English question names: every word of one of its forms translated in the
     question (one may be missing in names of four words or more), its last word (局, 办公室,
     中心: what kind of body it is) always."""
-    # every word with its place: a name's words stand together ("the Justice Bureau", "Bureau of
-    # Justice"), not one at each end of the question ("which bureau … the government's debt")
-    placed = [(k, lemma(f)) for k, w in enumerate(LATIN_WORD_RE.findall((text or "").lower()))
+    # every word with its place: a name's words stand together before its body word ("the Justice
+    # Bureau") or after "of" ("Bureau of Justice"), not at two ends of the question ("which
+    # department should update the government website")
+    raw = LATIN_WORD_RE.findall((text or "").lower())
+    placed = [(k, lemma(f)) for k, w in enumerate(raw)
               for f in [w] + (w.split("-") + [w.replace("-", "")] if "-" in w else [])
               if len(f) >= 2 and f not in ENGLISH_STOP and not f.isdigit()]
-    words = {w for _, w in placed}
     found = []
     for dept, forms in glosses.items():
         for parts in forms:
@@ -271,15 +272,18 @@ def departments_in_english(text: str, glosses: Dict[str, List[List[List[str]]]])
                 where[-1] = {k for k, w in placed if w in BODY_WORDS}  # 局/办/中心: bureau = office
             hits = [bool(x) for x in where]
             need = len(parts) - (1 if len(parts) >= 4 else 0)
-            if hits[-1] and sum(hits) >= need and _together([x for x in where if x], len(parts) + 2):
+            if hits[-1] and sum(hits) >= need and _named_together(where[:-1], where[-1], raw, len(parts) + 1):
                 found.append((sum(hits), dept))
                 break
     return [d for _, d in sorted(found, key=lambda x: -x[0])]
 
 
-def _together(positions: List[Set[int]], span: int) -> bool:
-    """One place from each set, all within ``span`` words of each other."""
-    for start in sorted(set().union(*positions)):
-        if all(any(start <= k <= start + span for k in ks) for ks in positions):
+def _named_together(words: List[Set[int]], bodies: Set[int], raw: List[str], span: int) -> bool:
+    """The name's other words found just before one of its body words, or just after "<body> of"."""
+    words = [ks for ks in words if ks]
+    for b in bodies:
+        if all(any(b - span <= k < b for k in ks) for ks in words):
+            return True
+        if b + 1 < len(raw) and raw[b + 1] == "of" and all(any(b < k <= b + span + 1 for k in ks) for ks in words):
             return True
     return False
