@@ -556,6 +556,20 @@ def test_an_english_unit_alone_after_another_units_duties_asks_its_duties(env):
     assert first_item(lead) == 5 and "牵头" in lead.texts[0] and "在政务公开工作要点中牵头" not in lead.texts[0]
 
 
+def test_a_thesaurus_key_is_not_covered_by_a_word_most_items_use(env):
+    # debt → 政府债务 (configured), whose word 政府 nearly every item uses: only the item with the
+    # debt covers "debt", so a mixed question is answered from it, not from 政府…数据…公开 elsewhere
+    answerer, _ = env
+    index = answerer.index
+    words = ["政府", "debt", "数据", "公开"]
+    weights = index.expand("政府 debt 数据公开", words)
+    coverage = {it["item"]: index._coverage(k, words, weights, "政府 debt 数据公开") for k, it in enumerate(index.items)}
+    assert coverage[5] == max(coverage.values()) and sorted(coverage.values())[-2] < 1.0
+    seg = default_segmenter()
+    text = "政府 debt 的统计多久公布一回"
+    assert index.search(text, question_words(seg, text))[0].item == 5
+
+
 def test_foreign_reached_needs_the_words_too():
     from bot.retrieval import dense as D
     from bot.retrieval.search import Hit

@@ -267,8 +267,12 @@ class PolicyIndex:
                 hit = sum(b in self.bigram_sets[i] for b in bgs) * 2 >= len(bgs) + (len(bgs) > 1)
             if not hit:
                 # covered by a thesaurus expansion whose key contains this word
+                # (the configured phrase in the item's text, or one of its words that few items use:
+                # 政府 of 政府债务 says nothing about an item)
                 for key, values in self.thesaurus.items():
-                    if w in key and key in low and any(v.lower() in self.word_sets[i] for v in values):
+                    if w in key and key in low and (
+                            any(v.lower() in self.texts[i] for v in self.kb.thesaurus.get(key, ()))
+                            or any(v.lower() in self.word_sets[i] and self.is_topic_word(v.lower()) for v in values)):
                         hit = True
                         break
             if not hit and w not in self.words.idf and not trans and CJK_RE.search(w) \
