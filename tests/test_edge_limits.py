@@ -182,7 +182,9 @@ def test_a_message_at_the_limit_is_answered_and_stored_within_the_event_cap(bot)
     sender = "edge-500-" + uuid.uuid4().hex[:6]
     text = ("政府网站集约化建设有什么要求，财政预决算信息会公开吗？市发改局负责哪些政务公开工作？" * 20)[:500]
     assert say(bot, sender, text)
-    assert nlu_runs(bot, sender) == 1
+    # the NLU ran; a second time only when the words were unsure and the question's vector (its
+    # first 96 characters) was computed off the event loop in between (bot/nlu/dense_prefetch.py)
+    assert 1 <= nlu_runs(bot, sender) <= 2
     rows = stored_rows(bot, sender)
     assert len(rows) == 1 and len(rows[0]) <= 8192, len(rows[0])
     stored = json.loads(rows[0])
