@@ -20,7 +20,7 @@ from bot.nlp.normalize import normalize_text, scoring_text
 from bot.nlp.segmenter import CJK_RE, content_words
 from bot.retrieval.positions import POSITION_WORDS_RE, items_at_position
 from bot.retrieval.references import DOC_NO_RE, document_named, items_naming
-from bot.retrieval.search import Hit, PolicyIndex
+from bot.retrieval.search import TOP_K, Hit, PolicyIndex
 
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
 PASSAGE_COVERAGE = 0.55  # a notice/preamble clause must cover this much of the question
@@ -328,7 +328,9 @@ class Answerer:
     # --------------------------------------------------------------- answers
     def retrieve(self, q: Query, mode: str) -> Reply:
         scope = q.doc_scope
-        hits = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope)
+        # every item ranked once; the English reading below weighs all of them, the rest the best five
+        ranked = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope, top_k=len(self.index.items))
+        hits = ranked[:TOP_K]
         if not hits and not content_words(q.tokens):
             hits = [h for h in self.index.literal_hits(q.scoring or q.text, q.tokens) if not scope or h.doc == scope]
             if len(hits) > 1:  # several items write the phrase: let the citizen choose
@@ -385,8 +387,7 @@ class Answerer:
             # the item best by both together is answered (bot.retrieval.dense.fused_best)
             from bot.retrieval.dense import FUSED_ANSWER, FUSED_ASKS_PUBLISHED, fused_best
 
-            lexical = self.index.search(q.scoring or q.text, q.tokens, q.departments, top_k=len(self.index.items))
-            fused = fused_best([h for h in lexical if self.index.names_a_topic_of(h)], self._dense_hits(q))
+            fused = fused_best([h for h in ranked if self.index.names_a_topic_of(h)], self._dense_hits(q))
             if fused is not None and (fused.score >= FUSED_ANSWER or fused.score >= FUSED_ASKS_PUBLISHED
                                       and EN_PUBLISHED_RE.search(q.text)) and self.kb.item(fused.doc, fused.item):
                 ordered = sorted(hits, key=lambda h: (h.doc, h.item) != (fused.doc, fused.item))

@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from bot.kb.departments import PREFIX_RE  # 市委/市/县…: the unit's place, not its name
 
@@ -55,15 +55,21 @@ def lemma(word: str) -> str:
     return w
 
 
-def english_words(text: str) -> List[str]:
-    """Lemmas of the English words of a question, hyphenated words also joined."""
-    out: List[str] = []
-    for w in LATIN_WORD_RE.findall((text or "").lower()):
+def placed_english_words(text: str) -> List[Tuple[int, str]]:
+    """(place among the question's words, lemma) of its English words, hyphenated words also
+    split and joined ("open-government" → open, government, opengovernment at one place)."""
+    out: List[Tuple[int, str]] = []
+    for k, w in enumerate(LATIN_WORD_RE.findall((text or "").lower())):
         forms = [w] + (w.split("-") + [w.replace("-", "")] if "-" in w else [])
         for f in forms:
             if len(f) >= 2 and f not in ENGLISH_STOP and not f.isdigit():
-                out.append(lemma(f))
-    return list(dict.fromkeys(out))
+                out.append((k, lemma(f)))
+    return out
+
+
+def english_words(text: str) -> List[str]:
+    """Lemmas of the English words of a question, hyphenated words also joined."""
+    return list(dict.fromkeys(w for _, w in placed_english_words(text)))
 
 
 def cedict_path() -> Optional[Path]:
@@ -261,9 +267,7 @@ def departments_in_english(text: str, glosses: Dict[str, List[List[List[str]]]])
     # Bureau") or after "of" ("Bureau of Justice"), not at two ends of the question ("which
     # department should update the government website")
     raw = LATIN_WORD_RE.findall((text or "").lower())
-    placed = [(k, lemma(f)) for k, w in enumerate(raw)
-              for f in [w] + (w.split("-") + [w.replace("-", "")] if "-" in w else [])
-              if len(f) >= 2 and f not in ENGLISH_STOP and not f.isdigit()]
+    placed = placed_english_words(text)
     found = []
     for dept, forms in glosses.items():
         for parts in forms:

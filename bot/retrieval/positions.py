@@ -29,6 +29,14 @@ def _int(numeral: str) -> int:
     return int(numeral) if numeral.isdigit() else cn_to_int(numeral.replace("两", "二"))
 
 
+def _section_before(text: str, end: int) -> Optional[int]:
+    """The section the question names before ``end`` ("第三部分的第一条"), the last one if several."""
+    sm = None
+    for sm in SECTION_POS_RE.finditer(text[:end]):
+        pass
+    return _int(sm.group(1)) if sm is not None else None
+
+
 def _item_and_section(text: str, own_titles=()) -> Tuple[Optional[int], Optional[int]]:
     item_no = section_no = None
     for m in ITEM_POS_RE.finditer(text):
@@ -37,11 +45,7 @@ def _item_and_section(text: str, own_titles=()) -> Tuple[Optional[int], Optional
         if LAW_BEFORE_RE.search(before) or (title and not any(title.group(1) in t for t in own_titles)):
             continue  # "《条例》第十条": an article of the law the item cites, not one of our items
         item_no = _int(m.group(1) or m.group(2))
-        sm = None
-        for s in SECTION_POS_RE.finditer(text[:m.start()]):
-            sm = s
-        if sm is not None:
-            section_no = _int(sm.group(1))
+        section_no = _section_before(text, m.start())
         break
     if item_no is None:
         m = EN_ITEM_RE.search(text)
@@ -50,12 +54,7 @@ def _item_and_section(text: str, own_titles=()) -> Tuple[Optional[int], Optional
     if item_no is None:
         m = LAST_POS_RE.search(text)
         if m:
-            item_no = LAST
-            sm = None
-            for s in SECTION_POS_RE.finditer(text[:m.start()]):
-                sm = s
-            if sm is not None:
-                section_no = _int(sm.group(1))
+            item_no, section_no = LAST, _section_before(text, m.start())
     return item_no, section_no
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import re
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -27,6 +26,7 @@ RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
 DEADLINE_Q_RE = re.compile(r"时间|时限|期限|什么时候|何时|多久|截止|年底|节点|啥时候|几时|哪天|哪年")
 RANK_COVERAGE_FLOOR = 0.1
+TOP_K = 5  # hits a search returns unless asked for more
 LATIN_RE = re.compile(r"[A-Za-z]{3,}")
 COUNT_Q_RE = re.compile(r"多少个|几个|几类|多少类|哪几|多少项")
 # "重点是哪几块", "包括哪些领域": the sentence that lists them ("就业、教育、医卫健康、社会保障等")
@@ -301,7 +301,7 @@ class PolicyIndex:
         text: str,
         tokens: Sequence[str],
         departments: Sequence[str] = (),
-        top_k: int = 5,
+        top_k: int = TOP_K,
         doc: Optional[str] = None,
     ) -> List[Hit]:
         words = [w for w in content_words(tokens) if w not in STOPWORDS]
