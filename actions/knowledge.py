@@ -88,6 +88,9 @@ def query_from_tracker(tracker) -> Query:
         from bot.retrieval.dense import DenseHit
 
         q.dense = [DenseHit.from_dict(d) for d in msg["dense"] if isinstance(d, dict)]
+    near = msg.get("near_words")
+    if text and isinstance(near, dict):  # the documents' words near a question's unknown word (the NLU's)
+        q.near = {str(w): [str(v) for v in vs][:3] for w, vs in list(near.items())[:8] if isinstance(vs, list)}
     if not text and not item_ref and tracker.get_slot("department") and intent == "ask_department_duties":
         q.departments = [tracker.get_slot("department")]
     return q

@@ -20,7 +20,7 @@ from bot.kb.store import kb_path
 from bot.nlp.normalize import scoring_text
 from bot.nlp.segmenter import default_segmenter, question_words
 from bot.retrieval import dense as D
-from bot.retrieval.search import Hit
+from bot.retrieval.search import Hit, document_words
 from tests.conftest import answerer_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -313,7 +313,7 @@ OTHER = """某某县人民政府办公室
 def other_env(tmp_path_factory):
     answerer, seg = answerer_for(tmp_path_factory, {"mou-2023.txt": OTHER})
     build = tmp_path_factory.mktemp("dense")
-    D.build_dense(answerer.kb, build)
+    D.build_dense(answerer.kb, build, words=document_words({"items": answerer.index.items}))
     index = D.DenseIndex.load(answerer.kb, build)
     assert index is not None and len(index.keys) == 8
     return answerer, seg, index
@@ -503,3 +503,103 @@ def test_a_fair_favourite_is_answered_when_asked_whether_something_is_published(
         assert reply.extra.get("basis") == "meaning_disclosure"
     else:
         assert reply.kind != "answer" and not reply.citations
+
+
+# ------------------------------- words no item uses, read by the documents' words near them
+
+def _near(answerer, seg, index, text):
+    """The parse's near_words as the NLU computes them (bot/nlu/retrieval_arbiter.py)."""
+    words = question_words(seg, text)
+    near = {w: index.near_words(w, D.embed_query(w)) for w in words if answerer.index.unknown_word(w)}
+    return words, {w: v for w, v in near.items() if v}
+
+
+def test_near_words_are_the_documents_words_close_to_it_sharing_a_character(env):
+    answerer, seg, index = env
+    for word in ("燃气", "停电"):
+        near = index.near_words(word, D.embed_query(word))
+        assert near and len(near) <= D.NEAR_PER_WORD
+        assert all(v in index.words and set(v) & set(word) for v in near)
+    # a word of the documents, or an everyday word, is not read by others
+    assert not answerer.index.unknown_word("公开")
+    assert not answerer.index.unknown_word("以后") and not answerer.index.unknown_word("公司")
+    assert answerer.index.unknown_word("燃气")
+
+
+def test_a_read_word_covers_part_of_itself_unless_an_unread_one_outweighs_it(env):
+    answerer, _, _ = env
+    index = answerer.index
+    i = next(k for k, ws in enumerate(index.word_sets) if "供气" in ws)
+    words = ["燃气", "公司", "信息", "公开"]
+    weights = {w: 1.0 for w in words}
+    plain = index._coverage(i, words, weights, "".join(words))
+    read = index._coverage(i, words, weights, "".join(words), {"燃气": ["供气"]})
+    assert read > plain
+    # a second word no item uses, as heavy and read by nothing: the reading does not count
+    both = ["燃气", "牌照", "公开"]
+    w2 = {w: 1.0 for w in both}
+    assert index._coverage(i, both, w2, "".join(both), {"燃气": ["供气"]}) == \
+        index._coverage(i, both, w2, "".join(both))
+
+
+def test_a_published_question_in_everyday_words_is_answered_through_near_words(other_env):
+    answerer, seg, index = other_env
+    text = "廉租房分给了谁，会公示吗"  # 廉租房 → 住房, 分给 → 分配 (保障性住房的分配结果)
+    words, near = _near(answerer, seg, index, text)
+    assert near
+    q = Query(text, words, "ask_policy", near=near)
+    q.dense = index.item_scores(scoring_text(text))
+    reply = answerer.answer(q)
+    assert reply.kind == "answer"
+    item = answerer.kb.item(reply.citations[0]["doc"], reply.citations[0]["item"])
+    assert any(v in item.text for vs in near.values() for v in vs)
+    without = Query(text, words, "ask_policy", dense=q.dense)
+    assert answerer.answer(without).kind != "answer"  # the words alone did not reach it
+
+
+@pytest.mark.parametrize("text", ["家里停电了找谁来修", "燃气费怎么交"])
+def test_an_errand_is_not_read_through_near_words(env, text):
+    answerer, seg, index = env
+    words, near = _near(answerer, seg, index, text)
+    assert near  # the errand's subject has near words, but an errand is not a question about what is published
+    q = Query(text, words, "ask_policy", near=near)
+    q.dense = index.item_scores(scoring_text(text))
+    assert answerer.answer(q).kind != "answer"
+
+
+def test_near_words_travel_in_the_parse_and_are_embedded_off_the_loop(agent, monkeypatch):
+    from bot.nlu.retrieval_arbiter import NEAR_KEY
+
+    text = "燃气公司、供暖公司的收费信息要不要公开"
+    for key in [D.query_text(scoring_text(text)), "燃气", "供暖"]:
+        D._vectors.pop(key, None)
+    threads, real = [], D.embed_query
+
+    def spy(t):
+        threads.append((t, threading.current_thread()))
+        return real(t)
+
+    monkeypatch.setattr(D, "embed_query", spy)
+    loop_thread = []
+
+    async def parse():
+        loop_thread.append(threading.current_thread())
+        return await agent.parse_message(text)
+
+    data = asyncio.run(parse())
+    near = data.get(NEAR_KEY) or {}
+    assert "燃气" in near and all(set(v) & set("燃气") for v in near["燃气"])
+    embedded = [t for t, th in threads if th is not loop_thread[0]]
+    assert "燃气" in embedded and all(th is not loop_thread[0] for _, th in threads)
+    again = asyncio.run(agent.processor.parse_message.__wrapped__(agent.processor, _message(text)))
+    assert again[NEAR_KEY] == near
+
+
+def test_near_words_are_shed_with_the_other_bulky_parse_data():
+    from bot.ops.limits import lean_event_data
+
+    event = {"event": "user", "text": "问" * 50, "parse_data": {
+        "text": "问" * 50, "intent": {"name": "ask_policy", "confidence": 0.9},
+        "near_words": {f"词{k}": ["供气", "供热"] for k in range(200)}}}
+    lean, changed = lean_event_data(event, max_bytes=2000)
+    assert changed and "near_words" not in lean["parse_data"] and lean["text"] == "问" * 50

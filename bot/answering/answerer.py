@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
                                  units_sentence)
@@ -151,6 +151,7 @@ class Query:
     scoring: str = ""  # the text without greetings and fillers (bot.nlp.normalize.scoring_text)
     doc_scope: Optional[str] = None  # "这个文件…" with several documents: only current_doc's items
     dense: Optional[list] = None  # items' dense scores (bot.retrieval.dense.DenseHit), best first
+    near: Optional[Dict[str, List[str]]] = None  # question words no item uses → documents' words near them
 
 
 class Answerer:
@@ -329,7 +330,12 @@ class Answerer:
     def retrieve(self, q: Query, mode: str) -> Reply:
         scope = q.doc_scope
         # every item ranked once; the English reading below weighs all of them, the rest the best five
-        ranked = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope, top_k=len(self.index.items))
+        # a word no item uses is read by the documents' words near it in meaning (燃气 → 供气) only in a
+        # question about what is published: in an errand or another service's question ("汽车站在哪",
+        # "家里停电了找谁来修") that word is its subject, and e5's word neighbours are loose (汽车站 → 网站)
+        near = q.near if q.near and DISCLOSURE_RE.search(q.text) and not SERVICE_RE.search(q.text) else None
+        ranked = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope, top_k=len(self.index.items),
+                                   near=near)
         hits = ranked[:TOP_K]
         if not hits and not content_words(q.tokens):
             hits = [h for h in self.index.literal_hits(q.scoring or q.text, q.tokens) if not scope or h.doc == scope]

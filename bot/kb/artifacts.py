@@ -23,7 +23,7 @@ def _atomic_text(path: Path, text: str) -> None:
 def write_artifacts(kb: KnowledgeBase, kb_file: Path, nlu_out: Path) -> dict:
     """Segment, index and write everything; returns {"index": path, "nlu": path, ...}."""
     from bot.nlp.segmenter import Segmenter
-    from bot.retrieval.search import build_index
+    from bot.retrieval.search import build_index, document_words
 
     kb_file, nlu_out = Path(kb_file), Path(nlu_out)
     build = kb_file.parent
@@ -36,7 +36,8 @@ def write_artifacts(kb: KnowledgeBase, kb_file: Path, nlu_out: Path) -> dict:
 
     dense = None
     try:
-        dense = compute_dense(kb)  # the items' sentence vectors (meaning, not words): seconds
+        # the items' sentence vectors (meaning, not words) and the documents' words': seconds
+        dense = compute_dense(kb, words=document_words(index))
     except Exception as exc:  # noqa: BLE001 — the bot still answers from words (bot/retrieval/dense.py)
         print(f"警告：未能生成语义向量（{exc}），将仅按字词检索。", file=sys.stderr)
     # everything slow is done: the files follow each other within milliseconds, kb.json last, so a

@@ -4,7 +4,8 @@ Rasa runs the NLU graph synchronously on the event loop that serves every conver
 server. Embedding a question (bot/retrieval/dense.py) costs about a millisecond per token, so
 the arbiter (bot/nlu/retrieval_arbiter.py) does not do it there: while a message is parsed
 inside :func:`parse_message` below, a question whose vector is not cached only records that it
-wants one (``dense_wanted`` in the parse data); the vector is then computed in a worker thread
+wants one (``dense_wanted`` in the parse data: the question, and the words of it no item uses,
+whose own vectors find the documents' words near them); the vector is then computed in a worker thread
 (the engine releases the GIL) and the message is parsed again, which now finds it cached. The
 NLU's own cost is a few milliseconds, so the second parse is cheap, and only messages the words
 could not settle take it.
@@ -49,11 +50,17 @@ def install() -> None:
             data = await original(self, message, tracker, only_output_properties)
         finally:
             DEFER.reset(token)
-        wanted: Optional[str] = data.pop(WANTED_KEY, None) if isinstance(data, dict) else None
+        wanted = data.pop(WANTED_KEY, None) if isinstance(data, dict) else None
         if not wanted:
             return data
+        texts = [wanted] if isinstance(wanted, str) else [t for t in wanted if isinstance(t, str)]
+
+        def embed_all() -> None:
+            for t in texts:
+                embed_query(t)
+
         try:
-            await asyncio.get_running_loop().run_in_executor(None, embed_query, wanted)
+            await asyncio.get_running_loop().run_in_executor(None, embed_all)
         except Exception:  # the words alone still answer
             logger.exception("embedding the question failed; parsing without dense scores")
             return data

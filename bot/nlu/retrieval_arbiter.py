@@ -97,6 +97,8 @@ NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback",
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
 from bot.nlu.dense_prefetch import WANTED_KEY  # noqa: E402  (a question to embed before parsing again)
 DENSE_KEEP = 5            # how many items' scores travel to the answerer
+NEAR_KEY = "near_words"   # parse-data key: {question word no item uses: [documents' words near it]}
+NEAR_WORDS_MAX = 4        # at most this many of a question's words are embedded alone (~3 ms each)
 DENSE_ABOVE = 0.7         # words covering this much need no vector
 Z_OVER_SURE = 4.3         # a sure out_of_scope / small-talk intent yields to meaning only this clear
 ARBITRATION_KEY = "arbitration"
@@ -348,7 +350,7 @@ class RetrievalArbiter(GraphComponent):
     def _dense(self, message: Message, scoring: str, tokens: List[str], weak: bool = False) -> Optional[list]:
         """The items' dense scores (bot.retrieval.dense) when the words found no sure answer,
         kept in the parse data (top few, a few hundred bytes) for the answerer."""
-        from bot.retrieval.dense import DEFER, cached_vector, enabled, query_text, worth_embedding
+        from bot.retrieval.dense import DEFER, cached_vector, embed_query, enabled, query_text, worth_embedding
 
         if not enabled() or not content_words(tokens) or not worth_embedding(scoring):
             return None
@@ -364,15 +366,26 @@ class RetrievalArbiter(GraphComponent):
         if dense is None:
             return None
         vector = cached_vector(scoring)
-        if vector is None and DEFER.get():  # embedded off the event loop, then parsed again
-            message.set(WANTED_KEY, query_text(scoring), add_to_output=True)
-            return None
+        # the question's words no item uses (自来水, 燃气): each read by the documents' words nearest
+        # in meaning (bot.retrieval.dense.DenseIndex.near_words)
+        unknown = [w for w in dict.fromkeys(content_words(tokens)) if index.unknown_word(w)][:NEAR_WORDS_MAX] \
+            if dense.word_vectors is not None else []
+        vectors = {w: cached_vector(w) for w in unknown}
+        if DEFER.get():  # embedded off the event loop, then parsed again
+            wanted = ([query_text(scoring)] if vector is None else []) + [w for w, v in vectors.items() if v is None]
+            if wanted:
+                message.set(WANTED_KEY, wanted, add_to_output=True)
+                return None
         try:
             hits = dense.item_scores(scoring, vector)
+            near = {w: found for w, v in vectors.items()
+                    if (found := dense.near_words(w, v if v is not None else embed_query(w)))}
         except Exception:  # the words still answer; never lose the message over the vectors
             logger.exception("dense scores failed; answering from words alone")
             return None
         message.set(DENSE_KEY, [h.as_dict() for h in hits[:DENSE_KEEP]], add_to_output=True)
+        if near:
+            message.set(NEAR_KEY, near, add_to_output=True)
         return hits
 
     @staticmethod

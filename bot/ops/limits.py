@@ -615,7 +615,8 @@ async def refuse_too_long(agent: Any, sender_id: str, text: str, output: Any,
 
 # --------------------------------------------------------------------------- lean storage
 # (the items' dense scores: the action server's input for this turn, a few hundred bytes)
-BULKY_PARSE_KEYS = ("tokens_zh", "text_scoring", "text_tokens", "response_selector", "dense", "dense_wanted")
+BULKY_PARSE_KEYS = ("tokens_zh", "text_scoring", "text_tokens", "response_selector", "dense", "dense_wanted",
+                    "near_words")
 
 
 def lean_event_data(data: Dict[str, Any], max_bytes: Optional[int] = None) -> Tuple[Dict[str, Any], bool]:

