@@ -538,6 +538,29 @@ def test_an_english_request_for_a_person_in_either_order_is_a_handoff(text):
     assert _arbitrated("Who should I talk to about the budget disclosure rules?", "ask_policy", 0.6)["name"] != "request_human"
 
 
+@pytest.mark.parametrize("text", ["Could you find me a real person, please?", "I want an operator to ring me back"])
+def test_an_english_request_for_a_human_by_get_or_need_is_a_handoff(text):
+    assert _arbitrated(text, "out_of_scope", 0.7)["name"] == "request_human"
+    # a person named as part of a topic is not a request
+    assert _arbitrated("I need a person who knows the disclosure rules to explain item five", "ask_policy", 0.6)["name"] \
+        != "request_human"
+
+
+@pytest.mark.parametrize("text, intent", [("Awesome, thank you very much for the explanation!", "thank"),
+                                          ("Cool, got it.", "thank"),
+                                          ("Pleased to meet you!", "greet"),
+                                          ("Many thanks and have a good weekend", "goodbye")])
+@pytest.mark.parametrize("classified", ["ask_policy", "out_of_scope", "nlu_fallback"])
+def test_english_small_talk_stays_small_talk_whatever_the_classifier_read(text, intent, classified):
+    # the classifier has hardly seen English: "meet" is not 会议, "great" not 重大
+    assert _arbitrated(text, classified, 0.8)["name"] == intent
+
+
+@pytest.mark.parametrize("text", ["Thanks. And who leads the budget disclosure work?", "Hello, is the IPv6 plan public?"])
+def test_a_question_after_english_small_talk_is_still_a_question(text):
+    assert _arbitrated(text, "ask_policy", 0.8)["name"] not in ("thank", "greet", "goodbye")
+
+
 @pytest.mark.parametrize("text", ["The street light outside is broken, who do I call to get it fixed?",
                                   "What time does the service hall open on Saturdays?",
                                   "县里公开招考教师什么时候报名", "办健康证要排队不，么子办快些"])

@@ -46,7 +46,9 @@ ENGLISH_HANDOFF_RE = re.compile(
     r"someone|somebody|operator|officer|representative)\b|\b(human|real person|live agent|operator)\s*(please)?\s*[.!?]*$"
     # "Is there a staff member online I can chat with?", "Could someone from your office call me back?"
     r"|\b(human|person|agent|staff|someone|somebody|operator|officer|representative)\b.{0,30}\b(talk|speak|chat)\s+(to|with)\b"
-    r"|\b(someone|somebody|staff|an? (?:officer|agent|person))\b.{0,30}\b(call|phone|ring|contact)\s+me\b",
+    r"|\b(someone|somebody|staff|an? (?:officer|agent|person|human))\b.{0,30}\b(call|phone|ring|contact)\s+me\b"
+    # "Please get a human to call me back", "I need a real person"
+    r"|\b(get|find|need|want)\b\s+(?:me\s+)?(?:a|an|some)\s+(human|real person|live agent|live person|operator)\b",
     re.I)
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
@@ -71,6 +73,36 @@ ENGLISH_COMPLAINT_RE = re.compile(
     r"\b(?:file|make|lodge|submit)\s+a\s+complaint\b|\bcomplain(?:ing)?\s+about\b|"
     r"\breport\s+(?:an?|the|some)\s+(?:\w+\s+)?(?:official|officer|civil servant|employee)\b|\bbrib(?:e|es|ery|ing)\b|\bcorruption\b",
     re.I)
+# English small talk, which the classifier has hardly seen ("Great, thanks!" came out as a policy
+# question, "Nice to meet you" as 会议, "Bye, have a nice day" as out of scope): a message made only
+# of such formulas is small talk, the last kind in it deciding (thanks, then bye → goodbye)
+_EN_HELLO = (r"hi|hello|hey|howdy|greetings|good (?:morning|afternoon|evening|day)|(?:nice|pleased|glad) to meet you"
+             r"|how are you(?: doing)?(?: today)?|how's it going")
+_EN_THANKS = (r"(?:thanks?(?: you)?(?: (?:so|very) much| a lot| again)?|many thanks)(?: for (?:all )?(?:your|the) "
+              r"(?:help|answer|reply|time|info(?:rmation)?|patience|explanation))?|much appreciated|cheers|ta"
+              r"|(?:i )?appreciate (?:it|that|your help)|(?:that's |that is |it's |you're |you are )?(?:very |really |so )?"
+              r"(?:helpful|useful|clear|great|perfect|awesome|cool|nice|good)|ok(?:ay)?|got it|i see|understood|noted"
+              r"|(?:all ?right|alright|fine|sure|great|perfect|excellent|wonderful)")
+_EN_BYE = (r"bye(?:-bye| bye)?|goodbye|good night|see you(?: later| soon| around)?|take care|that's all(?: for now)?"
+           r"|have a (?:nice|good|great|lovely) (?:day|one|evening|weekend|night)")
+_EN_TAIL = r"(?:\s*(?:,|\.|!|and|then|mate|sir|madam|friend|again|there|everyone|:\)|\s)+)?"
+EN_SMALL_TALK_RE = re.compile(rf"^\W*(?:(?:{_EN_HELLO}|{_EN_THANKS}|{_EN_BYE})\b{_EN_TAIL})+\W*$", re.I)
+EN_BYE_RE = re.compile(rf"\b(?:{_EN_BYE})\b", re.I)
+EN_THANKS_RE = re.compile(r"\b(?:thanks?|cheers|appreciated?|helpful)\b", re.I)
+EN_HELLO_RE = re.compile(rf"\b(?:{_EN_HELLO})\b", re.I)
+
+
+def english_small_talk(text: str) -> Optional[str]:
+    """The small-talk intent of an English message made only of greetings, thanks and goodbyes."""
+    if not EN_SMALL_TALK_RE.match(text or ""):
+        return None
+    if EN_BYE_RE.search(text):
+        return "goodbye"
+    if EN_THANKS_RE.search(text):
+        return "thank"
+    return "greet" if EN_HELLO_RE.search(text) else "thank"  # "OK got it": acknowledged
+
+
 UNSURE_COMPLAINT = 0.5
 UNSURE_HUMAN = 0.5       # an unsure request for a person with no request in it ("政务公开工作人员的培训")
 # thanks for the assistant's own reply ("谢谢你的解答"): small talk, whatever the reply's words
@@ -217,6 +249,12 @@ class RetrievalArbiter(GraphComponent):
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
+        small_talk = english_small_talk(text) if intent not in ("request_human", "complain") else None
+        if small_talk:  # nothing in it to look up ("Great" is not 重大)
+            if small_talk != intent:
+                self._set(message, {"name": small_talk, "confidence": 0.9},
+                          {"by": "english_small_talk", "overridden": intent})
+            return
         if intent not in ("request_human", "complain") and not (intent or "").startswith("ask_") and \
                 NAMES_A_PLACE_RE.search(text):
             # "湘财税[2021]3号", "第八项讲什么": a document an item cites, or an item's place — a
