@@ -33,6 +33,9 @@ def first_item(reply):
 def test_traditional_becomes_simplified():
     assert to_simplified("財政預算決算資訊會公開嗎") == "财政预算决算信息会公开吗"  # Taiwan phrase table too
     assert to_simplified("财政预算决算") == "财政预算决算"  # Simplified text is left alone
+    # the Taiwan table's 文件 → 文档 (a computer file) is not what an official document means
+    assert to_simplified("規範性文件還有效嗎") == "规范性文件还有效吗"
+    assert to_simplified("紅頭文件的檔案在哪") == "红头文件的文件在哪"  # 檔案 is still read as 文件
     assert normalize_text("政府網站甚麼時候支援IPv6") == to_simplified("政府網站甚麼時候支援IPv6")
 
 
@@ -811,3 +814,24 @@ def test_a_polite_duties_question_naming_the_document_lists_the_units_work(env):
     reply = ask(env, "您好，我想请问一下市财政局在这份工作要点里参与哪些工作，谢谢您")
     assert reply.kind == "answer" and "市财政局" in reply.texts[0] and len(reply.citations) >= 1
     assert "项" in reply.texts[0]
+
+
+@pytest.mark.parametrize("text", ["本通知的發文字號是多少", "这份要点是哪天发下来的嘛", "该文件几月几号印发的"])
+def test_the_words_of_a_document_cue_are_not_a_topic(env, text):
+    # the segmenter cuts the cue into odd words (发文字号 → 发文/字号, 哪天发的 → 天发): they name no topic
+    reply = ask(env, normalize_text(text), "ask_document_info")
+    assert reply.kind == "answer" and "印发" in reply.texts[0], reply.texts
+
+
+def test_a_topic_asked_with_a_document_cue_is_still_a_topic(env):
+    reply = ask(env, "文件库是什么", "ask_document_info")
+    assert reply.kind == "answer" and "文件库" in reply.texts[0] and "印发" not in reply.texts[0]
+
+
+@pytest.mark.parametrize("text, about_the_document", [
+    ("When was the 2021 work plan issued?", True),
+    ("What is the document number of the Ningxiang openness plan?", True),
+    ("What's the document number of the State Council notice on public hospitals?", False),
+])
+def test_english_questions_about_the_document_itself(text, about_the_document):
+    assert (_arbitrated(text, "out_of_scope", 0.9)["name"] == "ask_document_info") == about_the_document

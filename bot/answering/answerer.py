@@ -35,7 +35,7 @@ DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "�
 MAX_INPUT_CHARS = 500
 
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
-                         r"几月|几号|哪一天|哪年|下发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
+                         r"几月|几号|哪一天|哪年|下发|发下来|发出来|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干|搞|弄)些?(什么|哪些|啥|么子|名堂)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 # an English who-is-responsible question (the classifier has hardly seen English)
@@ -53,11 +53,12 @@ EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(
                           r"|^\s*(?:and|what about|how about)\s+(?:the\s+)?(?!.*\b(?:which|who|whom|whose|what|when|where|how|"
                           r"leads?|responsible|charge|deadline|this|that|it)\b)[a-z][a-z '-]{2,40}[?.!]*\s*$", re.I)
 # "Which office issued this work plan notice?", "What is the document number of the plan?"
+# "the 2021 work plan", "this Ningxiang openness plan": the document itself, with a year or a place
+_EN_THE_DOC = (r"\b(?:this|the)\s+(?:\d{4}\s+)?(?:(?:(?-i:[A-Z][a-z]+)(?:'s)?|city's|county's|government's)\s+)?(?:\d{4}\s+)?"
+               r"(?:(?:work|openness|transparency|disclosure|government affairs)\s+)?(?:plan|notice|document|circular|work points)\b")
 EN_DOC_INFO_RE = re.compile(
-    r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}"
-    r"\b(?:this|the)\s+(?:work\s+)?(?:plan|notice|document|circular|work points)\b|"
-    r"\b(?:this|the)\s+(?:work\s+)?(?:plan|notice|document|circular|work points)\b.{0,40}"
-    r"\b(?:issued|issuer|signed|dated|document number|reference number|released)\b", re.I)
+    r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}" + _EN_THE_DOC +
+    r"|" + _EN_THE_DOC + r".{0,40}\b(?:issued|issuer|signed|dated|document number|reference number|released)\b", re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
 # a public body named in a sentence: 长沙市数据资源管理局, 省政府办公厅, 市委网信办
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
@@ -137,6 +138,14 @@ def strip_markup_tokens(text: str, tokens: Sequence[str]) -> List[str]:
     for tag in TAG_RE.findall(text):
         markup.update(w.lower() for w in re.findall(r"[A-Za-z0-9]+", tag))
     return [t for t in tokens if t.lower() not in markup]
+
+
+def _positions(text: str, word: str) -> List[int]:
+    out, k = [], text.find(word)
+    while k >= 0:
+        out.append(k)
+        k = text.find(word, k + 1)
+    return out
 
 
 @dataclass
@@ -228,8 +237,10 @@ class Answerer:
                 return self._answer_item(doc.doc_id, item, q, mode)
         if q.doc_scope and self._asks_document_units(q):  # "这个文件的责任单位有哪些"
             return self.document_units(q)
-        if intent == "ask_document_info" and self._topic_words(q):
-            intent = "ask_policy"  # "文件库是什么": a topic of an item, not the document's metadata
+        if intent == "ask_document_info" and self._topic_words(q, outside=DOC_INFO_RE):
+            # "文件库是什么": a topic of an item, not the document's metadata (the words of the cue
+            # itself are not a topic: 发文字号 → 发文/字号, 哪天发的 → 天发)
+            intent = "ask_policy"
         if intent == "ask_document_info" or (intent in ("nlu_fallback", "ask_policy")
                                              and self._looks_like_doc_info(q)) or \
                 (self.mostly_foreign(text) and EN_DOC_INFO_RE.search(text)):
@@ -269,9 +280,15 @@ class Answerer:
                    "发给", "几月", "几月几号", "下发", "发送", "发到", "收到", "哪一天", "哪年", "月", "日", "哪些单位",
                    "全称", "全名", "题目", "名字", "这份", "份文件"}
 
-    def _topic_words(self, q: Query) -> List[str]:
+    def _topic_words(self, q: Query, outside: Optional[re.Pattern] = None) -> List[str]:
+        """The question's words that name a topic; with ``outside``, not the words written inside
+        that pattern's matches in the question."""
         words = [w for w in content_words(q.tokens)
                  if w not in self.DOC_GENERIC and not w.isdigit() and len(w) > 1]
+        if outside is not None:
+            spans = [m.span() for m in outside.finditer(q.text)]
+            words = [w for w in words if not any(
+                a < k + len(w) and k < b for a, b in spans for k in _positions(q.text, w))]
         for d in self.kb.documents:  # the document's own title and issuer are not a topic
             words = [w for w in words if w not in d.title and w not in (d.issuer or "")]
         return words

@@ -74,6 +74,9 @@ def _half_width(text: str) -> str:
     return "".join(out)
 
 
+KEEP_AS_WRITTEN = ("文件",)
+
+
 def to_simplified(text: str) -> str:
     """Traditional → Simplified. Text already in Simplified is returned as it is; text that
     carries Traditional characters also gets OpenCC's Taiwan phrase table (資訊 → 信息,
@@ -83,7 +86,14 @@ def to_simplified(text: str) -> str:
     simple = _opencc("t2s").convert(text)
     if simple == text:
         return text
-    return _opencc("tw2sp").convert(text)
+    # words the Taiwan table reads otherwise than a mainland government text means them: 文件 (an
+    # official document: 规范性文件, 红头文件) is not 文档 (a computer file) — kept as written
+    for k, word in enumerate(KEEP_AS_WRITTEN):
+        text = text.replace(word, chr(0xE000 + k))
+    text = _opencc("tw2sp").convert(text)
+    for k, word in enumerate(KEEP_AS_WRITTEN):
+        text = text.replace(chr(0xE000 + k), word)
+    return text
 
 
 def normalize_text(text: Optional[str]) -> str:
