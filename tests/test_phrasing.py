@@ -566,7 +566,9 @@ def test_a_question_after_english_small_talk_is_still_a_question(text):
 
 @pytest.mark.parametrize("text", ["The street light outside is broken, who do I call to get it fixed?",
                                   "What time does the service hall open on Saturdays?",
-                                  "县里公开招考教师什么时候报名", "办健康证要排队不，么子办快些"])
+                                  "县里公开招考教师什么时候报名", "办健康证要排队不，么子办快些",
+                                  "流感疫苗去哪儿可以打", "How can I extend my residence permit?",
+                                  "How do I book a slot to change my driving licence?"])
 def test_errands_in_other_wordings_are_not_answered_from_an_item(env, text):
     reply = ask(env, text)
     assert reply.kind != "answer" and not reply.citations, (reply.kind, reply.citations)
