@@ -837,3 +837,21 @@ def test_a_topic_asked_with_a_document_cue_is_still_a_topic(env):
 ])
 def test_english_questions_about_the_document_itself(text, about_the_document):
     assert (_arbitrated(text, "out_of_scope", 0.9)["name"] == "ask_document_info") == about_the_document
+
+
+@pytest.mark.parametrize("item", [8, 12])
+@pytest.mark.parametrize("text", ["这事是哪个部门在抓", "这块归谁管"])
+def test_who_follows_up_on_the_item_in_context_whatever_its_verb(env, text, item):
+    # "抓" (a single character some items also write) is not a topic of its own; 这事/这块 point back
+    reply = ask(env, text, "ask_responsible", current_doc="ningxiang-2021", current_item=item)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item
+
+
+@pytest.mark.parametrize("text", ["{}在政务公开里分到哪些活", "{}今年接到哪些任务"])
+def test_duties_asked_as_the_work_a_unit_was_given(env, text):
+    answerer, _ = env
+    unit = "市司法局"
+    expected = {i.number for _, i in answerer.kb.all_items() if unit in i.lead_units or unit in i.responsible_units}
+    q = text.format(unit)
+    reply = answerer.answer(Query(q, question_words(env[1], q), "ask_policy", departments=[unit]))
+    assert reply.kind == "answer" and {c["item"] for c in reply.citations} == expected

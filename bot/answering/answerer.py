@@ -37,7 +37,7 @@ MAX_INPUT_CHARS = 500
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
                          r"几月|几号|哪一天|哪年|下发|发下来|发出来|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
-DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(做|管|干|搞|弄)些?(什么|哪些|啥|么子|名堂)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
+DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事情?|任务)|(做|管|干|搞|弄)些?(什么|哪些|啥|么子|名堂)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 # an English who-is-responsible question (the classifier has hardly seen English)
 EN_RESPONSIBLE_RE = re.compile(r"\bwho\b.{0,40}\b(?:leads?|leading|in charge|responsible|handles?|oversees?|manages?|runs?)\b|"
                                r"\b(?:which|what)\s+(?:government\s+)?(?:department|bureau|unit|agency|office|body|"
@@ -122,7 +122,7 @@ MORE_RE = re.compile(r"^(?:那|那么|好的?|嗯+|哦+|ok|okay)?[，,\s]*(?:然
                      r"详细(?:说说|讲讲|点|一点|些)(?:吗|呢)?|展开(?:说说|讲讲)|全部内容(?:呢|是什么)?)[？?。！!～~\s]*$|"
                      r"^(?:and\s+)?(?:tell me more|more (?:details?|info(?:rmation)?)|anything else|what else|go on|and then|details)\b.{0,20}$",
                      re.I)
-ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|该项|它|此项|这一项|上面|刚才)")
+ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|这事|这件|这块|这方面|该项|它|此项|这一项|上面|刚才)")
 # "这个文件", "这份文件里", "该文件", "上面那个文件", "刚才那份要点": the document in context
 DOC_REF_RE = re.compile(r"(这|那|该|此|本|上面|上述|刚才|前面|之前)(一)?(个|份)?(那个|那份|这个|这份)?"
                         r"(文件|要点|通知|文档)(里面|里|中|上)?")
@@ -313,7 +313,7 @@ class Answerer:
         # "…在这份工作要点里参与哪些工作": the document named and a duties verb ask nothing more
         rest = [w for w in words if not any(w in f for f in forms)
                 and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那",
-                              "参与", "承担", "涉及", "分工") and w not in self.DOC_GENERIC]
+                              "参与", "承担", "涉及", "分工", "分到", "分得", "活", "活儿") and w not in self.DOC_GENERIC]
         return not rest or bool(DUTIES_RE.search(q.text)) and len(rest) <= 1
 
     def _scope_to_document(self, q: Query) -> None:
@@ -361,8 +361,9 @@ class Answerer:
         strong = [h for h in hits if h.coverage >= ANSWER_COVERAGE]
         ctx = self._context_item(q)
         # a topic of its own: a word that singles out a few items ("推进", used by most, does not)
+        # (a single character — 抓 of "这事是哪个部门在抓" — is not a topic of its own)
         own_topic = bool([w for w in content_words(q.tokens) if w not in DEADLINE_WORDS and w not in EN_FRAME_WORDS
-                          and self.index.is_topic_word(w)]) and not ((ANAPHORA_RE.search(q.text) or (
+                          and len(w) >= 2 and self.index.is_topic_word(w)]) and not ((ANAPHORA_RE.search(q.text) or (
                               self.mostly_foreign(q.text) and EN_ANAPHORA_RE.search(q.text))) and not scope)
         # "这个文件里关于预算的…": a topic of its own, asked of the document in context, not the item
         topic_in_doc = bool(scope) and own_topic
