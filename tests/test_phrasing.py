@@ -855,3 +855,14 @@ def test_duties_asked_as_the_work_a_unit_was_given(env, text):
     q = text.format(unit)
     reply = answerer.answer(Query(q, question_words(env[1], q), "ask_policy", departments=[unit]))
     assert reply.kind == "answer" and {c["item"] for c in reply.citations} == expected
+
+
+@pytest.mark.parametrize("intent", ["rate", "affirm", "thank", "out_of_scope"])
+def test_a_term_an_item_defines_names_that_item_whatever_the_classifier_read(env, intent):
+    answerer, _ = env
+    terms = [t for _, i in answerer.kb.all_items() for t in i.terms if len(t) >= 3]
+    assert terms
+    for term in terms:
+        assert _arbitrated(term, intent, 0.4)["name"] == "ask_policy", term
+    # a request for a person naming a term stays one
+    assert _arbitrated(f"{terms[0]}的事我要找人工", "request_human", 0.9)["name"] == "request_human"

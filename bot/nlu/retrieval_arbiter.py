@@ -104,6 +104,7 @@ def english_small_talk(text: str) -> Optional[str]:
 
 
 UNSURE_COMPLAINT = 0.5
+MIN_TERM_CHARS = 3       # a quoted term this long ("五统一", "文件库") names its item (六稳/空壳 are too short)
 UNSURE_HUMAN = 0.5       # an unsure request for a person with no request in it ("政务公开工作人员的培训")
 # thanks for the assistant's own reply ("谢谢你的解答"): small talk, whatever the reply's words
 THANKS_FOR_REPLY_RE = re.compile(r"(?:你|您)(?:们)?的(?:解答|回答|回复|答复|帮助|耐心|服务|讲解|介绍)"
@@ -269,6 +270,15 @@ class RetrievalArbiter(GraphComponent):
                     self._set(message, {"name": TARGET_INTENT, "confidence": 0.9},
                               {"by": "reference", "item": named[0][1].number, "overridden": intent})
                     return
+        if intent not in ("request_human", "complain") and not (intent or "").startswith("ask_"):
+            # "五统一" alone (read as a rating: 五), "谢谢，文件库在哪": a term an item defines names that item
+            loaded = _index()
+            term = next((t for d, item in loaded[0].all_items() for t in item.terms
+                         if len(t) >= MIN_TERM_CHARS and t in text), None) if loaded is not None else None
+            if term:
+                self._set(message, {"name": TARGET_INTENT, "confidence": 0.9},
+                          {"by": "term", "term": term, "overridden": intent})
+                return
         if intent not in ("request_human", "complain", "ask_capabilities") and CAPABILITY_RE.search(text):
             self._set(message, {"name": "ask_capabilities", "confidence": 0.9},
                       {"by": "capabilities", "overridden": intent})
