@@ -866,3 +866,19 @@ def test_a_term_an_item_defines_names_that_item_whatever_the_classifier_read(env
         assert _arbitrated(term, intent, 0.4)["name"] == "ask_policy", term
     # a request for a person naming a term stays one
     assert _arbitrated(f"{terms[0]}的事我要找人工", "request_human", 0.9)["name"] == "request_human"
+
+
+def _cn(n: int) -> str:
+    digits = "零一二三四五六七八九"
+    return digits[n] if n < 10 else "十" + (digits[n - 10] if n > 10 else "")
+
+
+def test_the_document_number_an_item_cites_asked_by_its_place(env):
+    answerer, seg = env
+    cited = [(i.number, i.references) for _, i in answerer.kb.all_items() if any("号" in r for r in i.references)]
+    assert cited
+    for number, refs in cited:
+        text = f"第{_cn(number)}项里提到的那个文件号是多少"
+        reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+        assert reply.kind == "answer" and reply.citations[0]["item"] == number
+        assert any(r in "".join(reply.texts) for r in refs if "号" in r), (text, reply.texts)

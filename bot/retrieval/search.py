@@ -23,7 +23,7 @@ from bot.retrieval.english import (build_department_glosses, build_english_map, 
                                    english_words, lemma)
 
 RUN_RE = re.compile(r"[\u3400-\u9fff]+")
-REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|规定")
+REFERENCE_Q_RE = re.compile(r"依据|根据|哪个文件|什么文件|文件依据|办法|文号|文件号|字号|规定")
 DEADLINE_Q_RE = re.compile(r"时间|时限|期限|什么时候|何时|多久|截止|年底|节点|啥时候|几时|哪天|哪年")
 RANK_COVERAGE_FLOOR = 0.1
 TOP_K = 5  # hits a search returns unless asked for more
