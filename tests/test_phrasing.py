@@ -882,3 +882,13 @@ def test_the_document_number_an_item_cites_asked_by_its_place(env):
         reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
         assert reply.kind == "answer" and reply.citations[0]["item"] == number
         assert any(r in "".join(reply.texts) for r in refs if "号" in r), (text, reply.texts)
+
+
+@pytest.mark.parametrize("text, intent", [("我没有其他问题了，谢谢", "thank"), ("暂时没别的事了", "thank"),
+                                          ("好的，没什么疑问了，再见", "goodbye")])
+def test_a_closing_message_is_small_talk_not_a_question_about_问题(text, intent):
+    assert _arbitrated(text, "ask_policy", 0.9)["name"] == intent
+
+
+def test_a_question_after_a_closing_phrase_is_still_a_question():
+    assert _arbitrated("没有其他问题了，那预算公开呢", "ask_policy", 0.9)["name"] == "ask_policy"

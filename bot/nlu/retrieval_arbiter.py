@@ -92,6 +92,12 @@ EN_THANKS_RE = re.compile(r"\b(?:thanks?|cheers|appreciated?|helpful)\b", re.I)
 EN_HELLO_RE = re.compile(rf"\b(?:{_EN_HELLO})\b", re.I)
 
 
+# "我没有其他问题了，谢谢", "暂时没别的事了": the conversation is closing — 问题 is not a topic
+CLOSING_RE = re.compile(r"^(?:好的?|嗯+|ok|行|明白了?|知道了)?[，,。！!\s]*(?:我|我们)?(?:暂时|目前|现在)?(?:就)?"
+                        r"(?:没有|没|没啥|没什么|无)(?:其他|别的|其它|什么|啥)?(?:的)?(?:问题|事|事情|要问的|疑问)了?"
+                        r"(?:[，,。！!\s]*(?:谢谢|多谢|感谢|辛苦|再见|拜拜)[^，,。？?]{0,6})*[。！!～~\s]*$", re.I)
+
+
 def english_small_talk(text: str) -> Optional[str]:
     """The small-talk intent of an English message made only of greetings, thanks and goodbyes."""
     if not EN_SMALL_TALK_RE.match(text or ""):
@@ -251,6 +257,8 @@ class RetrievalArbiter(GraphComponent):
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
         small_talk = english_small_talk(text) if intent not in ("request_human", "complain") else None
+        if intent not in ("request_human", "complain") and CLOSING_RE.match(text.strip()):
+            small_talk = "goodbye" if re.search(r"再见|拜拜", text) else "thank"
         if small_talk:  # nothing in it to look up ("Great" is not 重大)
             if small_talk != intent:
                 self._set(message, {"name": small_talk, "confidence": 0.9},
