@@ -527,7 +527,7 @@ def test_an_english_question_about_publishing_a_covered_topic_is_asked():
 
 
 @pytest.mark.parametrize("text", ["您好，我这个问题比较复杂，能不能帮我转接一下人工客服，谢谢",
-                                  "麻烦联系一下你们的工作人员跟进"])
+                                  "麻烦联系一下你们的工作人员跟进", "喊个管事的人来", "帮我找一下你们负责人"])
 def test_a_request_for_a_person_with_a_softener_is_a_handoff(text):
     assert HUMAN_REQUEST_RE.search(text)
     assert _arbitrated(text, "ask_policy", 0.87)["name"] == "request_human"
@@ -892,3 +892,8 @@ def test_a_closing_message_is_small_talk_not_a_question_about_问题(text, inten
 
 def test_a_question_after_a_closing_phrase_is_still_a_question():
     assert _arbitrated("没有其他问题了，那预算公开呢", "ask_policy", 0.9)["name"] == "ask_policy"
+
+
+@pytest.mark.parametrize("text", ["这项工作的负责人是谁", "各单位要明确负责人吗"])
+def test_a_person_asked_about_is_not_a_request_for_one(text):
+    assert not HUMAN_REQUEST_RE.search(text)

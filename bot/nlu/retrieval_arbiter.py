@@ -53,7 +53,7 @@ ENGLISH_HANDOFF_RE = re.compile(
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|活人|专人|值班人员|接线员|话务员)"
+PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|活人|专人|值班人员|接线员|话务员|管事儿?的(?:人)?|负责人)"
 HUMAN_REQUEST_RE = re.compile(
     r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:一下)?(?:你们的?)?(?:一位|一个|个|位)?"
     r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON +
