@@ -897,3 +897,12 @@ def test_a_question_after_a_closing_phrase_is_still_a_question():
 @pytest.mark.parametrize("text", ["这项工作的负责人是谁", "各单位要明确负责人吗"])
 def test_a_person_asked_about_is_not_a_request_for_one(text):
     assert not HUMAN_REQUEST_RE.search(text)
+
+
+@pytest.mark.parametrize("text, cue", [("Do government departments explain their new policies?", True),
+                                       ("Will the regulators' inspection results be made public?", True),
+                                       ("Where can I buy a train ticket to Changsha?", False)])
+def test_english_about_what_the_government_does_is_a_cue_for_the_documents(text, cue):
+    from bot.answering.answerer import EN_PUBLISHED_RE
+
+    assert bool(EN_PUBLISHED_RE.search(text)) == cue

@@ -91,8 +91,11 @@ DISCLOSURE_RE = re.compile(r"公开(?!招聘|招考|招录|招标|课|赛)|公�
                            r"\b(?:publish|disclos|public|information|open(?:ness|ly|\s+government|\s+data|\s+information)|transparen|release|updat|news|notice|announce|guide|report)", re.I)
 # an English question asking whether something is published or where its guide is: what these
 # documents are about (the classifier, with hardly any English examples, calls most English out of scope)
+# ... or what the government, its departments or its policies do (no errand: SERVICE_RE is checked too)
 EN_PUBLISHED_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made public|make \w+ public|transparen\w*|"
-                             r"releas\w*|announc\w*|guides?|guidelines?|information|info)\b", re.I)
+                             r"releas\w*|announc\w*|guides?|guidelines?|information|info"
+                             r"|government|official(?:s|ly)?|authorit(?:y|ies)|departments?|bureaus?|agenc(?:y|ies)"
+                             r"|regulators?|polic(?:y|ies)|regulations?|municipal)\b", re.I)
 FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
 # asked whether something is published, where to see it, who oversees it: what these documents answer
 DISCLOSURE_ASK_RE = re.compile(r"(?:公开|公布|发布|公示|晒|挂)(?:出来|出去)?了?(?:吗|么|没|不|嘛)|会不会(?:公开|公布|发布|公示|对外|拿出来)"
