@@ -346,28 +346,33 @@ def test_parse_embeds_in_a_worker_thread_and_keeps_the_result(agent, monkeypatch
 
     assert dense_prefetch._installed  # installed when the model's graph was loaded
     text = "村里的大工程建得怎么样了，进度会公开吗"
-    D._vectors.pop(D.query_text(scoring_text(text)), None)
-    threads = []
-    real = D.embed_query
+    data, calls, loop_thread = _parse_spying(agent, monkeypatch, text, [D.query_text(scoring_text(text))])
+    assert dense_prefetch.WANTED_KEY not in data
+    assert calls and all(th is not loop_thread for _, th in calls)  # never on the event loop
+    assert data.get(DENSE_KEY) and len(data[DENSE_KEY]) == 5
+    # the same parse as computing the vector in place (rasa test, scripts)
+    again = asyncio.run(agent.processor.parse_message.__wrapped__(agent.processor, _message(text)))
+    assert again[DENSE_KEY] == data[DENSE_KEY] and again["intent"] == data["intent"]
+
+
+def _parse_spying(agent, monkeypatch, text, uncached):
+    """Parse ``text`` as the server does, with ``uncached`` vectors forgotten first; returns the
+    parse, every (text, thread) the engine was asked to embed, and the event loop's thread."""
+    for key in uncached:
+        D._vectors.pop(key, None)
+    calls, real, loop_thread = [], D.embed_query, []
 
     def spy(t):
-        threads.append(threading.current_thread())
+        calls.append((t, threading.current_thread()))
         return real(t)
 
     monkeypatch.setattr(D, "embed_query", spy)
-    loop_thread = []
 
     async def parse():
         loop_thread.append(threading.current_thread())
         return await agent.parse_message(text)
 
-    data = asyncio.run(parse())
-    assert dense_prefetch.WANTED_KEY not in data
-    assert threads and all(t is not loop_thread[0] for t in threads)  # never on the event loop
-    assert data.get(DENSE_KEY) and len(data[DENSE_KEY]) == 5
-    # the same parse as computing the vector in place (rasa test, scripts)
-    again = asyncio.run(agent.processor.parse_message.__wrapped__(agent.processor, _message(text)))
-    assert again[DENSE_KEY] == data[DENSE_KEY] and again["intent"] == data["intent"]
+    return asyncio.run(parse()), calls, loop_thread[0]
 
 
 def _message(text):
@@ -571,26 +576,10 @@ def test_near_words_travel_in_the_parse_and_are_embedded_off_the_loop(agent, mon
     from bot.nlu.retrieval_arbiter import NEAR_KEY
 
     text = "燃气公司、供暖公司的收费信息要不要公开"
-    for key in [D.query_text(scoring_text(text)), "燃气", "供暖"]:
-        D._vectors.pop(key, None)
-    threads, real = [], D.embed_query
-
-    def spy(t):
-        threads.append((t, threading.current_thread()))
-        return real(t)
-
-    monkeypatch.setattr(D, "embed_query", spy)
-    loop_thread = []
-
-    async def parse():
-        loop_thread.append(threading.current_thread())
-        return await agent.parse_message(text)
-
-    data = asyncio.run(parse())
+    data, calls, loop_thread = _parse_spying(agent, monkeypatch, text, [D.query_text(scoring_text(text)), "燃气", "供暖"])
     near = data.get(NEAR_KEY) or {}
     assert "燃气" in near and all(set(v) & set("燃气") for v in near["燃气"])
-    embedded = [t for t, th in threads if th is not loop_thread[0]]
-    assert "燃气" in embedded and all(th is not loop_thread[0] for _, th in threads)
+    assert "燃气" in [t for t, _ in calls] and all(th is not loop_thread for _, th in calls)
     again = asyncio.run(agent.processor.parse_message.__wrapped__(agent.processor, _message(text)))
     assert again[NEAR_KEY] == near
 

@@ -265,21 +265,21 @@ def write_dense(computed: Optional[dict], build_dir: Path) -> Optional[Path]:
     np.save(tmp_vec, computed["vectors"])
     tmp_meta = build_dir / f".{META}.{os.getpid()}.tmp"
     tmp_meta.write_text(json.dumps(computed["meta"], ensure_ascii=False), encoding="utf-8")
-    if computed.get("contrast") is not None:
-        tmp_con = build_dir / f".{CONTRAST}.{os.getpid()}.tmp.npy"
-        np.save(tmp_con, computed["contrast"])
-        tmp_con.replace(build_dir / CONTRAST)
-    else:
-        (build_dir / CONTRAST).unlink(missing_ok=True)
-    if computed.get("words") is not None:
-        tmp_words = build_dir / f".{WORDS}.{os.getpid()}.tmp.npy"
-        np.save(tmp_words, computed["words"])
-        tmp_words.replace(build_dir / WORDS)
-    else:
-        (build_dir / WORDS).unlink(missing_ok=True)
+    _save_or_remove(build_dir, CONTRAST, computed.get("contrast"))
+    _save_or_remove(build_dir, WORDS, computed.get("words"))
     tmp_vec.replace(build_dir / VECTORS)
     tmp_meta.replace(build_dir / META)
     return build_dir / VECTORS
+
+
+def _save_or_remove(build_dir: Path, name: str, array: Optional[np.ndarray]) -> None:
+    """``build_dir/name`` holds ``array`` (written under a temp name, renamed), or is removed."""
+    if array is None:
+        (build_dir / name).unlink(missing_ok=True)
+        return
+    tmp = build_dir / f".{name}.{os.getpid()}.tmp.npy"
+    np.save(tmp, array)
+    tmp.replace(build_dir / name)
 
 
 def build_dense(kb: KnowledgeBase, build_dir: Path, contrast_files=DEFAULT_CONTRAST_FILES,
