@@ -143,6 +143,14 @@ def strip_markup_tokens(text: str, tokens: Sequence[str]) -> List[str]:
     return [t for t in tokens if t.lower() not in markup]
 
 
+def reads_near_words(text: str) -> bool:
+    """A word no item uses is read by the documents' words near it in meaning (燃气 → 供气) only in a
+    question about what is published: in an errand or another service's question ("汽车站在哪",
+    "家里停电了找谁来修") that word is its subject, and e5's word neighbours are loose (汽车站 → 网站).
+    The NLU computes near words only for such questions; the answerer uses them only there."""
+    return bool(DISCLOSURE_RE.search(text)) and not SERVICE_RE.search(text)
+
+
 def _positions(text: str, word: str) -> List[int]:
     out, k = [], text.find(word)
     while k >= 0:
@@ -350,10 +358,7 @@ class Answerer:
     def retrieve(self, q: Query, mode: str) -> Reply:
         scope = q.doc_scope
         # every item ranked once; the English reading below weighs all of them, the rest the best five
-        # a word no item uses is read by the documents' words near it in meaning (燃气 → 供气) only in a
-        # question about what is published: in an errand or another service's question ("汽车站在哪",
-        # "家里停电了找谁来修") that word is its subject, and e5's word neighbours are loose (汽车站 → 网站)
-        near = q.near if q.near and DISCLOSURE_RE.search(q.text) and not SERVICE_RE.search(q.text) else None
+        near = q.near if q.near and reads_near_words(q.text) else None
         ranked = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope, top_k=len(self.index.items),
                                    near=near)
         hits = ranked[:TOP_K]

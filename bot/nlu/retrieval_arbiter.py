@@ -98,6 +98,13 @@ CLOSING_RE = re.compile(r"^(?:好的?|嗯+|ok|行|明白了?|知道了)?[，,。
                         r"(?:[，,。！!\s]*(?:谢谢|多谢|感谢|辛苦|再见|拜拜)[^，,。？?]{0,6})*[。！!～~\s]*$", re.I)
 
 
+def closing_small_talk(text: str) -> Optional[str]:
+    """Goodbye or thanks for a message that only closes the conversation ("我没有其他问题了，谢谢")."""
+    if not CLOSING_RE.match(text.strip()):
+        return None
+    return "goodbye" if re.search(r"再见|拜拜", text) else "thank"
+
+
 def english_small_talk(text: str) -> Optional[str]:
     """The small-talk intent of an English message made only of greetings, thanks and goodbyes."""
     if not EN_SMALL_TALK_RE.match(text or ""):
@@ -256,13 +263,12 @@ class RetrievalArbiter(GraphComponent):
                 return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
-        small_talk = english_small_talk(text) if intent not in ("request_human", "complain") else None
-        if intent not in ("request_human", "complain") and CLOSING_RE.match(text.strip()):
-            small_talk = "goodbye" if re.search(r"再见|拜拜", text) else "thank"
-        if small_talk:  # nothing in it to look up ("Great" is not 重大)
+        small_talk = None if intent in ("request_human", "complain") else \
+            closing_small_talk(text) or english_small_talk(text)
+        if small_talk:  # nothing in it to look up ("Great" is not 重大, 问题 of "没有其他问题了" no topic)
             if small_talk != intent:
                 self._set(message, {"name": small_talk, "confidence": 0.9},
-                          {"by": "english_small_talk", "overridden": intent})
+                          {"by": "small_talk", "overridden": intent})
             return
         if intent not in ("request_human", "complain") and not (intent or "").startswith("ask_") and \
                 NAMES_A_PLACE_RE.search(text):
@@ -423,9 +429,11 @@ class RetrievalArbiter(GraphComponent):
             return None
         vector = cached_vector(scoring)
         # the question's words no item uses (自来水, 燃气): each read by the documents' words nearest
-        # in meaning (bot.retrieval.dense.DenseIndex.near_words)
+        # in meaning (bot.retrieval.dense.DenseIndex.near_words), in a question the answerer reads them in
+        from bot.answering.answerer import reads_near_words
+
         unknown = [w for w in dict.fromkeys(content_words(tokens)) if index.unknown_word(w)][:NEAR_WORDS_MAX] \
-            if dense.word_vectors is not None else []
+            if dense.word_vectors is not None and reads_near_words(message.get(TEXT) or "") else []
         vectors = {w: cached_vector(w) for w in unknown}
         if DEFER.get():  # embedded off the event loop, then parsed again
             wanted = ([query_text(scoring)] if vector is None else []) + [w for w, v in vectors.items() if v is None]

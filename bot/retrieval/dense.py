@@ -339,7 +339,8 @@ class DenseIndex:
         (自来水 → 供水, 燃气 → 供气, 停电 → 供电), at most ``NEAR_PER_WORD``: at least ``NEAR_SIM``
         close and sharing one of its characters. A word's vector alone is a weak reading (e5
         places 自来水 as near 自身 as 供水), the shared character keeps the ones that name the
-        same thing. Used as expansions (weight, never coverage: bot/retrieval/search.py)."""
+        same thing. Used as expansions that also cover part of the word, in questions about what is
+        published (bot/retrieval/search.py ``NEAR_WEIGHT``/``NEAR_COVER``, answerer.reads_near_words)."""
         if self.word_vectors is None:
             return []
         sims = self.word_vectors @ vector
