@@ -906,3 +906,56 @@ def test_english_about_what_the_government_does_is_a_cue_for_the_documents(text,
     from bot.answering.answerer import EN_PUBLISHED_RE
 
     assert bool(EN_PUBLISHED_RE.search(text)) == cue
+
+
+# Requests for a person come in many shapes besides "转人工": asking whether someone on duty can
+# answer, asking for a manager, a person word alone, "not a bot", "escalate". Whatever intent the
+# classifier read, they hand off; questions that mention staff or officials as a topic do not.
+@pytest.mark.parametrize("text", [
+    "有没有值班的同志能帮我解答一下",          # availability of someone on duty
+    "能不能请窗口的同志帮我看一下这个情况",     # 请 … 同志 … 看一下
+    "麻烦让负责这方面的同事联系我",
+    "你们在班的人在不在",
+    "我想跟相关负责同志当面聊",
+    "喊你们领导出来",
+    "人工客服呢",
+    "能帮我叫下客服吗",
+    "实在说不清，还是请人工来吧",
+    "能不能让管事的人回个话",
+])
+def test_chinese_requests_for_a_person_of_other_shapes_hand_off(text):
+    assert HUMAN_REQUEST_RE.search(text)
+    assert _arbitrated(text, "ask_policy", 0.8)["name"] == "request_human"
+    assert _arbitrated(text, "out_of_scope", 0.8)["name"] == "request_human"
+
+
+@pytest.mark.parametrize("text", [
+    "Could I speak with your manager?",
+    "Please connect me with customer support",
+    "Is somebody available to assist?",
+    "I'd prefer a human instead of a chatbot",
+    "Can one of your officers get back to me tomorrow?",
+    "Have a staff member look at my case please",
+    "Please escalate my question",
+    "Can I get somebody on the line?",
+])
+def test_english_requests_for_a_person_of_other_shapes_hand_off(text):
+    assert _arbitrated(text, "out_of_scope", 0.8)["name"] == "request_human"
+    assert _arbitrated(text, "ask_policy", 0.6)["name"] == "request_human"
+
+
+@pytest.mark.parametrize("text", [
+    "各单位是否有专人处理依申请公开", "政务公开要不要安排专人负责", "请各部门工作人员做好宣传",
+    "值班的安排会公开吗", "领导干部的任免信息公开吗",
+])
+def test_staff_as_a_topic_is_not_a_request(text):
+    assert not HUMAN_REQUEST_RE.search(text)
+
+
+@pytest.mark.parametrize("text", [
+    "Are the names of officials available online?", "Which official is responsible for the website?",
+    "Can anyone apply for government information?", "How are staff trained on disclosure?",
+    "Will an official respond to public concerns?",
+])
+def test_english_staff_as_a_topic_is_not_a_request(text):
+    assert _arbitrated(text, "ask_policy", 0.6)["name"] != "request_human"

@@ -41,29 +41,60 @@ SHORT_REPLIES = {"greet", "goodbye", "thank", "affirm", "deny", "cancel"}
 ADDRESSED_TO_BOT_RE = re.compile(r"你|您|机器人|助手|\byou\b", re.I)
 # An English request for a person: the classifier has almost no English examples (adding some
 # pulls every English question to them), so the words decide.
+_EN_PERSON = (r"(?:human(?: being)?|(?:real|actual|live) (?:person|human|agent)|person|people|agent|staff(?: member)?|"
+              r"member of staff|someone|somebody|anyone|anybody|operator|officer|official|representative|employee|"
+              r"supervisor|manager|boss|colleague|customer (?:service|support)|help ?desk)")
+_EN_SOMEONE = (r"(?:anyone|anybody|someone|somebody|staff|one of (?:your|the) (?:staff|officers|agents|colleagues|team)|(?:a|an|your) (?:real |actual |live )?(?:human|person|staff member|"
+               r"staff|colleague|officer|agent|operator|representative))")
 ENGLISH_HANDOFF_RE = re.compile(
-    r"\b(talk|speak|chat|transfer|connect|put me through|get me)\b.{0,30}\b(human|person|people|agent|staff|"
-    r"someone|somebody|operator|officer|representative)\b|\b(human|real person|live agent|operator)\s*(please)?\s*[.!?]*$"
-    # "Is there a staff member online I can chat with?", "Could someone from your office call me back?"
-    r"|\b(human|person|agent|staff|someone|somebody|operator|officer|representative)\b.{0,30}\b(talk|speak|chat)\s+(to|with)\b"
-    r"|\b(someone|somebody|staff|an? (?:officer|agent|person|human))\b.{0,30}\b(call|phone|ring|contact)\s+me\b"
+    # "Let me talk to your supervisor", "Can I chat with an actual person?", "May I speak to an officer?"
+    r"\b(?:talk|speak|chat)\s+(?:to|with)\s+(?:\w+\s+){0,3}?" + _EN_PERSON + r"\b"
+    # "Transfer me to an agent", "Connect me to customer service", "Put me in touch with a government employee"
+    r"|\b(?:transfer|connect|put)\s+me\s+(?:through\s+)?(?:to|with)\b|\b(?:get|put)\s+me\s+in\s+touch\b"
+    r"|\b(?:talk|speak|chat|transfer|connect|get me)\b.{0,30}\b(?:human|person|agent|staff|operator|representative)\b"
+    # "Is there a staff member online I can chat with?", "Could a staff member get back to me?"
+    r"|\b" + _EN_PERSON + r"\b.{0,30}\b(?:talk|speak|chat)\s+(?:to|with)\b"
+    r"|\b" + _EN_SOMEONE + r"\b.{0,30}\b(?:call|phone|ring|contact|reach|email|get back to)\s+me\b"
+    # "Please let a staff member handle this", "Have someone look at my case"
+    r"|\b(?:let|have|get)\s+(?:a|an|the|some|your|one of your)?\s*(?:\w+\s+)?" + _EN_PERSON +
+    r"\s+(?:to\s+)?(?:handle|deal with|take over|answer|look at|call|contact|help)\b"
     # "Please get a human to call me back", "I need a real person"
-    r"|\b(get|find|need|want)\b\s+(?:me\s+)?(?:a|an|some)\s+(human|real person|live agent|live person|operator)\b",
+    r"|\b(?:get|find|need|want)\b\s+(?:me\s+)?(?:a|an|some)\s+(?:human|(?:real|actual|live) (?:person|agent)|operator)\b"
+    # "Is anyone from the staff available?", "Is a human available to help?", "help from a person, not a bot"
+    r"|\b" + _EN_SOMEONE + r"\b.{0,25}\b(?:available|online|around|on duty)\b(?:\s+to\s+(?:help|talk|chat|assist))?\W*$"
+    r"|\b(?:not|instead of|rather than) (?:a|the|your|this) (?:bot|robot|machine|chatbot)\b"
+    r"|\bcall ?back from\b|\b(?:hand|pass)\s+(?:me|this|it)\s+(?:over\s+)?to\b|\bescalate\b"
+    r"|\b" + _EN_SOMEONE + r"\s+on the (?:phone|line)\b"
+    r"|^\W*(?:a\s+)?(?:human|real person|live agent|operator|customer service)\s*(?:please)?\s*[.!?]*$",
     re.I)
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = r"(?:工作人员|人工(?:客服|服务)?|客服|真人|活人|专人|值班人员|接线员|话务员|管事儿?的(?:人)?|负责人)"
+PERSON = r"(?:工作人员|人工(?:客服|服务|坐席)?|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|专人|值班人员|接线员|话务员|坐席|管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志))"
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:一下)?(?:你们的?)?(?:一位|一个|个|位)?"
-    r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON +
+    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
     # "帮我联系一下县政务公开办的工作人员": the office named between the request and the person
     r"|(?:转给|转到|转接|帮我转|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的" + PERSON +
     r"|请(?:一位|个|位)" + PERSON +
     r"|" + PERSON + r".{0,6}(?:跟进|和我沟通|跟我沟通|与我沟通|直接.{0,3}沟通|联系我|给我回电|回电话|给我打电话|来处理|来回答)"
-    r"|(?:和|跟|与)" + PERSON + r".{0,3}(?:通个?电话|通话|面谈|当面谈)"
+    r"|(?:和|跟|与)(?:相关|负责|相关负责|业务)?(?:的)?" + PERSON + r".{0,3}(?:通个?电话|通话|面谈|当面谈|当面聊|见个?面|直接聊|聊聊)"
+    # "叫你们经理出来", "我找你们主任", "你们值班的在不在"
+    r"|(?:叫|找|喊|让|请)(?:一下|下)?你们(?:的)?(?:经理|主任|领导|局长|科长|负责人|主管)"
+    r"|(?:值班|上班|在班)的(?:人|同志|同事)?(?:在吗|在不在|在么|呢)"
+    # "客服呢？", "人工在哪" alone; "让负责的人回个话"
+    r"|^\W*(?:请问)?(?:人工(?:客服|服务|坐席)?|客服(?:人员)?|真人|工作人员|接线员|坐席)(?:呢|在哪儿?|在哪里|在吗|在不在)?\W*$"
+    r"|(?:让|叫|请|喊)(?:个|一个|位|一位)?(?:负责|管事|懂行|专业|相关)的人|^\W*有(?:没有)?人(?:能|可以|来)(?:帮|回答|解答)"
+    r"|" + PERSON + r".{0,6}(?:回个?话|回复我|回我一下)"
     # "我不跟机器聊", "别让机器人回答": not the assistant, a person
-    r"|(?:不|别|不想|不要)(?:再)?(?:跟|和|与|让|用)?机器人?(?:聊|说|讲|对话|回答|回复)")
+    r"|(?:不|别|不想|不要)(?:再)?(?:跟|和|与|让|用)?机器人?(?:聊|说|讲|对话|回答|回复)"
+    # "有没有值班的同志可以回答", "你们上班的人在吗", "请热线的同志帮忙看下", "还是请人工处理吧"
+    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:回答|解答|帮|接待|聊|说)"
+    r"|" + PERSON + r"(?:在吗|在不在|在么|在线吗)"
+    r"|请[^，。？！,.?!\s]{0,8}" + PERSON + r".{0,3}(?:帮忙看|帮我|看一?下|处理一下|回答|解答)"
+    r"|(?:请|转|要)人工(?:处理|来|回答|解答|服务)?(?:吧|吗|。|！|$)"
+    r"|(?:安排|找|请|叫)(?:一位|一个|个|位)老师.{0,3}(?:给我|帮我|来)(?:解答|回答|讲|看)"
+    r"|" + PERSON + r".{0,4}(?:给我|帮我)(?:解答|回答|看一?下|处理)")
 # A complaint names what is wrong or the act of complaining; an unsure "complain" without such a
 # word ("政务服务大厅周末上班吗", "典型案例要不要上报") is a question, not a complaint for a person.
 COMPLAINT_CUE_RE = re.compile(
