@@ -251,3 +251,43 @@ def test_the_body_that_bears_a_duty_is_the_subject_of_the_clause_before_it(lists
     reply = answerer.answer(Query(text, seg.words(text), "ask_responsible"))
     assert reply.citations[0]["item"] == 2
     assert "县政府办公室要履行主管部门职责" in reply.texts[0] and "担负起主体责任" in reply.texts[0]
+
+
+LISTED_CONCERNS = """某县2026年政务公开工作要点
+一、回应关切
+（一）做好舆情回应。密切关注涉及物价上涨、停车收费、噪声扰民、物业纠纷等方面的舆情，及时回应社会关切。【县委宣传部牵头】
+（二）做好预算公开。部门预算批复后20日内公开，停车场建设资金的使用情况一并公开。【县财政局牵头】
+（三）做好招商引资信息公开。及时公开招商引资优惠政策和项目进展。【县商务局牵头】
+"""
+
+
+@pytest.fixture(scope="module")
+def listed_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-concerns.txt": LISTED_CONCERNS})
+
+
+@pytest.mark.parametrize("text", ["噪声扰民有什么新政策", "物业纠纷的处理标准是多少", "物价上涨了政府怎么补"])
+def test_a_policy_question_about_a_topic_an_item_only_lists_is_out_of_scope(listed_env, text):
+    # the item names noise and property disputes among the concerns it responds to; what the noise
+    # policy is, is not in the document
+    answerer, seg = listed_env
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.kind == "out_of_scope" and not reply.citations
+    assert "12345" in reply.texts[0]
+
+
+@pytest.mark.parametrize("text, item", [("噪声扰民的舆情政府会回应吗", 1), ("物业纠纷这类热点有人出来回应吗", 1),
+                                        ("招商引资有什么优惠政策", 3)])
+def test_asking_about_the_response_or_a_topic_of_the_item_itself_is_answered(listed_env, text, item):
+    answerer, seg = listed_env
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item
+
+
+def test_listed_only_needs_every_matched_topic_word_inside_a_list(listed_env):
+    answerer, seg = listed_env
+    index = answerer.index
+    listed = index.search("停车收费", seg.words("停车收费"))[0]
+    assert listed.item == 1 and index.listed_only(listed)
+    # 停车 is also written outside a list (item 2's 停车场), 预算 is item 2's heading word
+    assert not index.listed_only(index.search("预算公开", seg.words("预算公开"))[0])

@@ -8,6 +8,7 @@ items as buttons, or an honest "I can't help" with the way to a person.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -96,6 +97,20 @@ EN_PUBLISHED_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made pu
                              r"releas\w*|announc\w*|guides?|guidelines?|information|info"
                              r"|government|official(?:s|ly)?|authorit(?:y|ies)|departments?|bureaus?|agenc(?:y|ies)"
                              r"|regulators?|polic(?:y|ies)|regulations?|municipal)\b", re.I)
+# a question reaching an item only through a list of examples must ask about publishing, seeing or
+# responding for the item to answer it (``PolicyIndex.listed_only``)
+LISTED_GATE = os.environ.get("ZWZX_LISTED_GATE", "on") != "off"
+LISTED_FRAME_RE = re.compile(r"^(?:政策|政府|规定|文件|措施|办法|工作|情况|要求|新政)$")  # what is asked, not of what
+# ... and it asks what the policy, the standard or the amount is
+LISTED_CONTENT_RE = re.compile(r"(?:有|出了|出台了?|定了)(?:什么|哪些|啥)(?:新的?)?(?:政策|规定|补贴|标准|待遇)|(?:政策|规定|标准|待遇)是(?:什么|啥|多少)"
+                               r"|(?:标准|额度|比例|价格|金额)(?:是)?多少|多少钱|(?:怎么|如何|咋)(?:调整?|算|计算|分|领|补|涨)")
+LISTED_CONTENT_EN_RE = re.compile(r"\bpolic(?:y|ies) (?:on|for|about|regarding)\b|\bhow much\b|\b(?:rate|amount|level|limit|"
+                                  r"standard|price)s? (?:of|for|is|are)\b|\bminimum\b|\bsubsid\w*\b", re.I)
+LISTED_ASK_RE = re.compile(r"公开|公布|发布|公示|晒|挂|信息|解读|回应|答复|表态|舆情|通报|透明|网站|专栏|平台|栏目|查|看|知道|"
+                           r"对外|通知|告知|说明|谁(?:来)?管|哪个部门|哪个单位|牵头|负责|监督|领域|方面")
+LISTED_ASK_EN_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made public|make \w+ public|transparen\w*|"
+                              r"releas\w*|announc\w*|information|info|data|respon\w*|report\w*|online|website|find|see|"
+                              r"check|know|which (?:department|office|bureau|agency)|who)\b", re.I)
 FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
 # asked whether something is published, where to see it, who oversees it: what these documents answer
 DISCLOSURE_ASK_RE = re.compile(r"(?:公开|公布|发布|公示|晒|挂)(?:出来|出去)?了?(?:吗|么|没|不|嘛)|会不会(?:公开|公布|发布|公示|对外|拿出来)"
@@ -362,6 +377,12 @@ class Answerer:
         ranked = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope, top_k=len(self.index.items),
                                    near=near)
         hits = ranked[:TOP_K]
+        if LISTED_GATE and mode == "policy" and hits and not scope and self.index.listed_only(hits[0], LISTED_FRAME_RE) \
+                and (LISTED_CONTENT_EN_RE if self.mostly_foreign(q.text) else LISTED_CONTENT_RE).search(q.text) \
+                and not (LISTED_ASK_EN_RE if self.mostly_foreign(q.text) else LISTED_ASK_RE).search(q.text):
+            # "政府对养老金调整有什么政策": the pension itself, which an item only names among
+            # the topics of public concern — not what is published about it
+            return self.listed_fallback(q)
         if not hits and not content_words(q.tokens):
             hits = [h for h in self.index.literal_hits(q.scoring or q.text, q.tokens) if not scope or h.doc == scope]
             if len(hits) > 1:  # several items write the phrase: let the citizen choose
@@ -781,6 +802,12 @@ class Answerer:
             + "。您想了解哪一份文件的规定？"]
         reply.extra["reason"] = "several_documents"
         return reply
+
+    def listed_fallback(self, q: Query) -> Reply:
+        note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""
+        return Reply("out_of_scope", [note + "抱歉，您问的这项具体政策不在我能解答的范围内：政务公开文件只把它列为需要公开或回应的领域之一。"
+                                      "我解答的是政务公开工作（哪些信息公开、在哪里查、由哪个部门负责）；具体政策请拨打12345政务服务便民热线咨询。"
+                                      "如需人工帮助，请回复“转人工”。"], buttons=[HUMAN_BUTTON])
 
     def service_fallback(self, q: Query) -> Reply:
         note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""

@@ -128,6 +128,9 @@ NEAR_WEIGHT = 0.5        # a document word near in meaning to a question's unkno
 NEAR_COVER = 0.5         # ... and covers this share of it
 
 
+LIST_CLAUSE_SPLIT_RE = re.compile(r"[，。；：！？（）()〔〕\[\]]")
+
+
 @dataclass
 class Hit:
     doc: str
@@ -244,6 +247,25 @@ class PolicyIndex:
         """The question reaches this item by a word that singles out a few items (not only by
         政府/公开/信息, which every item uses): for English, whose dictionary words reach loosely."""
         return any(len(w) >= 2 and self.is_topic_word(w) for w in hit.matched)
+
+    def listed_only(self, hit: "Hit", frame: Optional[re.Pattern] = None) -> bool:
+        """The question reaches this item only by words the item names as one of a list of examples
+        ("疫情防控、工资拖欠、教育医疗养老等方面的舆情": 养老, 工资): a question about the pension or
+        the wage itself, not about what the item asks to publish. Generic words (政府, 政策) aside,
+        every word it matched stands in a clause of three or more 、-joined parts, never in the
+        heading or in another clause."""
+        topic = [w for w in hit.matched if len(w) >= 2 and self.is_topic_word(w) and not (frame and frame.search(w))]
+        if not topic:
+            return False
+        k = self.position(hit.doc, hit.item)
+        if any(w in "".join(self.items[k]["title_tokens"]) for w in topic):
+            return False
+        clauses = [c for c in LIST_CLAUSE_SPLIT_RE.split(self.texts[k]) if c]
+        for w in topic:
+            places = [c for c in clauses if w in c]
+            if not places or any(c.count("、") < 2 for c in places):
+                return False
+        return True
 
     def position(self, doc: str, item: int) -> int:
         """Index of an item in ``self.items`` (and ``title_sets``, ``texts``…)."""
