@@ -959,3 +959,22 @@ def test_staff_as_a_topic_is_not_a_request(text):
 ])
 def test_english_staff_as_a_topic_is_not_a_request(text):
     assert _arbitrated(text, "ask_policy", 0.6)["name"] != "request_human"
+
+
+@pytest.mark.parametrize("text", ["What is the government's policy on stray dogs this year?",
+                                  "What's the city government's policy for e-scooters?",
+                                  "Tell me the county's policy about fishing licences"])
+def test_english_reaching_items_only_by_government_and_policy_stays_out_of_scope(text):
+    # 政府/政策/年底 are what "government", "policy", "year" translate to; they say what kind of
+    # question it is, not what about: the classifier's out_of_scope stands
+    assert _arbitrated(text, "out_of_scope", 0.7)["name"] == "out_of_scope"
+
+
+def test_generic_glosses_are_only_those_no_topic_word_also_reaches():
+    from actions.knowledge import answerer
+
+    index = answerer().index
+    generic = index.generic_glosses("What is the government's policy on budget disclosure this year?")
+    assert "政府" in generic and "政策" in generic
+    assert not generic & set(index.translations("budget"))
+    assert _arbitrated("Is the government budget published every year?", "out_of_scope", 0.7)["name"] == "ask_policy"

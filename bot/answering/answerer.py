@@ -110,7 +110,7 @@ LISTED_ASK_RE = re.compile(r"公开|公布|发布|公示|晒|挂|信息|解读|�
                            r"对外|通知|告知|说明|谁(?:来)?管|哪个部门|哪个单位|牵头|负责|监督|领域|方面")
 LISTED_ASK_EN_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made public|make \w+ public|transparen\w*|"
                               r"releas\w*|announc\w*|information|info|data|respon\w*|report\w*|online|website|find|see|"
-                              r"check|know|which (?:department|office|bureau|agency)|who)\b", re.I)
+                              r"check|know|which (?:department|office|bureau|agency)|who|brief\w*|explain\w*|interpret\w*|respond\w*)\b", re.I)
 FOREIGN_SURE = 0.6       # English words covering less than this leave the choice to the meaning
 # asked whether something is published, where to see it, who oversees it: what these documents answer
 DISCLOSURE_ASK_RE = re.compile(r"(?:公开|公布|发布|公示|晒|挂)(?:出来|出去)?了?(?:吗|么|没|不|嘛)|会不会(?:公开|公布|发布|公示|对外|拿出来)"
@@ -440,7 +440,8 @@ class Answerer:
             # the item best by both together is answered (bot.retrieval.dense.fused_best)
             from bot.retrieval.dense import FUSED_ANSWER, FUSED_ASKS_PUBLISHED, fused_best
 
-            fused = fused_best([h for h in ranked if self.index.names_a_topic_of(h)], self._dense_hits(q))
+            generic = self.index.generic_glosses(q.scoring or q.text)
+            fused = fused_best([h for h in ranked if self.index.names_a_topic_of(h, generic)], self._dense_hits(q))
             if fused is not None and (fused.score >= FUSED_ANSWER or fused.score >= FUSED_ASKS_PUBLISHED
                                       and EN_PUBLISHED_RE.search(q.text)) and self.kb.item(fused.doc, fused.item):
                 ordered = sorted(hits, key=lambda h: (h.doc, h.item) != (fused.doc, fused.item))

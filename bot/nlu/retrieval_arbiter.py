@@ -253,6 +253,8 @@ def policy_strength(kb, index, text: str, tokens: List[str], raw: Optional[str] 
     departments = kb.find_departments(text)
     hits = index.search(text, tokens, departments)
     if hits and hits[0].coverage >= ANSWER_COVERAGE:
+        if Answerer.mostly_foreign(text) and not index.names_a_topic_of(hits[0], index.generic_glosses(text)):
+            return None  # "The government policy on pensions?": only 政府/政策 reach it, not a topic of it
         return {"doc": hits[0].doc, "item": hits[0].item, "coverage": round(hits[0].coverage, 3), "by": "retrieval"}
     return None
 
@@ -407,7 +409,8 @@ class RetrievalArbiter(GraphComponent):
                 strength = {"doc": top.doc, "item": top.item, "coverage": 0.0, "by": "dense", "z": round(top.z, 2)}
             elif foreign and lexical:
                 # English the dictionary reaches only in part: the words and the meaning together
-                fused = fused_best([h for h in lexical if index.names_a_topic_of(h)], dense)
+                generic = index.generic_glosses(scoring)
+                fused = fused_best([h for h in lexical if index.names_a_topic_of(h, generic)], dense)
                 if fused is not None and (fused.score >= FUSED_OVER_SURE or (
                         fused.score >= FUSED_ASKS_PUBLISHED and EN_PUBLISHED_RE.search(scoring)
                         and not SERVICE_RE.search(scoring))):

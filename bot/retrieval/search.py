@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Set
 
 from bot.kb.store import KnowledgeBase
 from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
@@ -128,6 +128,10 @@ NEAR_WEIGHT = 0.5        # a document word near in meaning to a question's unkno
 NEAR_COVER = 0.5         # ... and covers this share of it
 
 
+# English words of a question's frame, not its topic (their glosses 政府/政策/部门 reach many items)
+EN_GENERIC = {lemma(w) for w in """government policy policies official officials department bureau office agency
+    authority authorities city county town municipal local state citizen citizens resident residents people
+    year years month months week today now time""".split()}
 LIST_CLAUSE_SPLIT_RE = re.compile(r"[，。；：！？（）()〔〕\[\]]")
 
 
@@ -243,10 +247,22 @@ class PolicyIndex:
             df = sum(word in t for t in self.texts)
         return 0 < df <= max(1, 0.4 * len(self.word_sets)) or df == 0
 
-    def names_a_topic_of(self, hit: "Hit") -> bool:
+    def names_a_topic_of(self, hit: "Hit", generic: Set[str] = frozenset()) -> bool:
         """The question reaches this item by a word that singles out a few items (not only by
-        政府/公开/信息, which every item uses): for English, whose dictionary words reach loosely."""
-        return any(len(w) >= 2 and self.is_topic_word(w) for w in hit.matched)
+        政府/公开/信息, which every item uses, nor only by ``generic``: what the question's generic
+        English words translate to): for English, whose dictionary words reach loosely."""
+        return any(len(w) >= 2 and w not in generic and self.is_topic_word(w) for w in hit.matched)
+
+    def generic_glosses(self, text: str) -> Set[str]:
+        """The Chinese words only the question's generic English words reach ("the government's
+        policy on …": 政府, 政策): they say what kind of question it is, not what it is about."""
+        if not self.english:
+            return set()
+        generic: Set[str] = set()
+        specific: Set[str] = set()
+        for w in english_words(text):
+            (generic if w in EN_GENERIC else specific).update(self.translations(w))
+        return generic - specific
 
     def listed_only(self, hit: "Hit", frame: Optional[re.Pattern] = None) -> bool:
         """The question reaches this item only by words the item names as one of a list of examples
