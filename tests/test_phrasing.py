@@ -978,3 +978,24 @@ def test_generic_glosses_are_only_those_no_topic_word_also_reaches():
     assert "政府" in generic and "政策" in generic
     assert not generic & set(index.translations("budget"))
     assert _arbitrated("Is the government budget published every year?", "out_of_scope", 0.7)["name"] == "ask_policy"
+
+
+def test_a_document_number_with_the_year_written_with_nian_or_without_the_issuer(env):
+    # computed from the knowledge base: every document number an item cites, written as citizens do
+    from bot.retrieval.references import is_doc_number, items_naming
+
+    kb = env[0].kb
+    own = {k[1:] for d in kb.documents for k in doc_number_keys(d.doc_number or "")}
+    cited = [(item.number, k) for d, item in kb.all_items() for r in item.references if is_doc_number(r)
+             for k in doc_number_keys(r)]
+    assert cited
+    for number, (issuer, year, no) in cited:
+        for text in (f"{issuer}{year}年{no}号文讲的什么", f"{issuer}{year}年第{no}号文件"):
+            assert [i.number for _, i, _ in items_naming(kb, text)][:1] == [number], text
+        alone = [f"What does the [{year}] No. {no} document require?", f"{year}年第{no}号文件说了什么"]
+        shared = sum(1 for _, k in cited if k[1:] == (year, no)) > 1 or (year, no) in own
+        for text in alone:  # without the issuer: only a year and number one document carries
+            found = [i.number for _, i, _ in items_naming(kb, text)][:1]
+            assert found == ([] if shared else [number]), text
+    # a date is not a document number
+    assert items_naming(kb, "我2021年3月5号去办的事") == []

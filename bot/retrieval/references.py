@@ -11,7 +11,9 @@ from typing import Iterable, List, Optional, Set, Tuple
 
 DOC_NO_RE = re.compile(
     r"([\u4e00-\u9fff]{1,10})\s*[〔\[\(（【［]\s*((?:19|20)\d{2})\s*[〕\]\)）】］]\s*第?\s*(\d{1,4})\s*号"
-    r"|([\u4e00-\u9fff]{1,10}?[发函字办])\s*((?:19|20)\d{2})\s*年?\s*第?\s*(\d{1,4})\s*号")
+    r"|([\u4e00-\u9fff]{1,10}?[发函字办])\s*((?:19|20)\d{2})\s*年?\s*第?\s*(\d{1,4})\s*号"
+    # "湘财税2021年3号文": any issuer, the year written with 年
+    r"|([\u4e00-\u9fff]{2,10}?)\s*((?:19|20)\d{2})\s*年\s*第?\s*(\d{1,4})\s*号")
 TITLE_MARK_RE = re.compile(r"[《》〈〉<>“”\"]")
 CJK_RUN_RE = re.compile(r"[\u3400-\u9fff]+")
 
@@ -23,7 +25,7 @@ def doc_number_keys(text: str) -> Set[Tuple[str, int, int]]:
     out = set()
     for m in DOC_NO_RE.finditer(text or ""):
         g = m.groups()
-        issuer, year, num = (g[0], g[1], g[2]) if g[0] else (g[3], g[4], g[5])
+        issuer, year, num = next((g[k], g[k + 1], g[k + 2]) for k in (0, 3, 6) if g[k])
         out.add((issuer, int(year), int(num)))
     return out
 
@@ -105,8 +107,38 @@ def items_naming(kb, text: str) -> List[Tuple[object, object, List[str]]]:
             found.append((doc, item, matched))
     found.sort(key=lambda x: (-sum(is_doc_number(r) for r in x[2]), -len(x[2])))
     if not found and not doc_number_keys(text):
-        found = _by_number_alone(kb, text)
+        found = _by_number_alone(kb, text) or _by_year_and_number(kb, text)
     return found
+
+
+# "[2020] No. 50", "(2020) 50号", "2020年第50号": a year and a number without the issuer (an English
+# question, or the issuer's abbreviation not remembered)
+YEAR_NO_RE = re.compile(
+    r"[〔\[\(（【［]\s*((?:19|20)\d{2})\s*[〕\]\)）】］]\s*(?:No\.?\s*|第\s*)?(\d{1,4})(?!\d)"
+    r"|(?<!\d)((?:19|20)\d{2})\s*年?\s*(?:No\.?|第)\s*(\d{1,4})(?!\d)"
+    r"|(?<!\d)((?:19|20)\d{2})\s*年\s*(\d{1,4})\s*号", re.I)
+
+
+def _by_year_and_number(kb, text: str) -> List[Tuple[object, object, List[str]]]:
+    """The one item citing a document of that year and number, when the knowledge base knows
+    exactly one such document number (its own document's number counts: then none is named)."""
+    pairs = set()
+    for m in YEAR_NO_RE.finditer(text or ""):
+        g = m.groups()
+        year, num = next((g[k], g[k + 1]) for k in (0, 2, 4) if g[k])
+        pairs.add((int(year), int(num)))
+    if len(pairs) != 1:
+        return []
+    (pair,) = pairs
+    owners = {doc.doc_number for doc in kb.documents
+              if any((y, n) == pair for _, y, n in doc_number_keys(doc.doc_number or ""))}
+    cited = []
+    for doc, item in kb.all_items():
+        refs = [r for r in item.references if is_doc_number(r) and any((y, n) == pair for _, y, n in doc_number_keys(r))]
+        if refs:
+            cited.append((doc, item, refs))
+            owners.add(refs[0])
+    return cited[:1] if len(owners) == 1 and cited else []
 
 
 def _by_number_alone(kb, text: str) -> List[Tuple[object, object, List[str]]]:
