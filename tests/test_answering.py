@@ -291,3 +291,18 @@ def test_listed_only_needs_every_matched_topic_word_inside_a_list(listed_env):
     assert listed.item == 1 and index.listed_only(listed)
     # 停车 is also written outside a list (item 2's 停车场), 预算 is item 2's heading word
     assert not index.listed_only(index.search("预算公开", seg.words("预算公开"))[0])
+
+
+SPACED_TERM = """某县2026年政务公开工作要点
+一、重点工作
+（一）深化执法公开。全面落实“随机抽查、结果公开”制度，按季度公示抽查结果。【县市场监管局牵头】
+（二）做好预算公开。部门预算批复后20日内公开。【县财政局牵头】
+"""
+
+
+@pytest.mark.parametrize("text", ["随机抽查结果公开制度是什么", "随机抽查 结果公开 在哪看", "随机抽查，结果公开是啥要求"])
+def test_a_term_written_without_its_inner_punctuation_names_its_item(tmp_path_factory, text):
+    answerer, seg = answerer_for(tmp_path_factory, {"mou-terms.txt": SPACED_TERM})
+    assert answerer.kb.with_terms_as_written(text).startswith("随机抽查、结果公开")
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 1

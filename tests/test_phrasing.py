@@ -999,3 +999,13 @@ def test_a_document_number_with_the_year_written_with_nian_or_without_the_issuer
             assert found == ([] if shared else [number]), text
     # a date is not a document number
     assert items_naming(kb, "我2021年3月5号去办的事") == []
+
+
+def test_an_english_term_named_by_a_noun_derived_from_the_glossed_verb():
+    from bot.retrieval.english import _same_word, terms_in_english
+
+    assert _same_word("unification", "unify") and _same_word("standardize", "standardization")
+    assert not _same_word("unification", "unit")
+    glosses = {"五统一": [["five"], ["integrat", "unify"]]}
+    assert terms_in_english('What are the "five unifications"?', glosses) == ["五统一"]
+    assert terms_in_english('What are the "five units"?', glosses) == []

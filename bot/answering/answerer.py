@@ -210,6 +210,12 @@ class Answerer:
     def _answer(self, q: Query) -> Reply:
         q.text = normalize_text(q.text) if q.text else ""
         q.scoring = scoring_text(q.text) or q.text
+        written = self.kb.with_terms_as_written(q.scoring)
+        if written != q.scoring:  # "双随机 一公开": the term as the documents write it, one word
+            from bot.nlp.segmenter import default_segmenter
+
+            q.text, q.scoring = self.kb.with_terms_as_written(q.text), written
+            q.tokens = default_segmenter().words(written)
         text = q.text
         if q.item_ref:  # a button the citizen clicked: answer exactly that item
             doc_id, _, num = q.item_ref.partition("#")

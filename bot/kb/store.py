@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,6 +28,9 @@ DEFAULT_POLICY_DIR = ROOT / "data" / "policies"
 DEFAULT_CONFIG_DIR = ROOT / "data" / "kb_config"
 DEFAULT_BUILD_DIR = ROOT / "build"
 KB_FORMAT_VERSION = 1
+
+
+TERM_INNER_PUNCT_RE = re.compile(r"[、，,·\s]")  # inside a term: 双随机、一公开
 
 
 @dataclass
@@ -106,6 +110,29 @@ class KnowledgeBase:
         for doc in self.documents:
             out.append(doc.title)
         return list(dict.fromkeys(t for t in out if t))
+
+    def with_terms_as_written(self, text: str) -> str:
+        """``text`` with the items' terms that have punctuation inside ("双随机、一公开") written as
+        the documents write them when the question leaves it out or spaces it ("双随机一公开",
+        "双随机 一公开"): the segmenter then reads the term as one word, as in the documents."""
+        if not text:
+            return text
+        for term, pattern in self._spaced_terms():
+            if term not in text:
+                text = pattern.sub(term, text)
+        return text
+
+    def _spaced_terms(self):
+        cached = getattr(self, "_spaced_terms_cache", None)
+        if cached is None:
+            cached = []
+            for _, item in self.all_items():
+                for term in item.terms:
+                    bare = TERM_INNER_PUNCT_RE.sub("", term)
+                    if bare != term and len(bare) >= 4:
+                        cached.append((term, re.compile(r"[、，,·\s]?".join(map(re.escape, bare)))))
+            self._spaced_terms_cache = cached
+        return cached
 
     # -- (de)serialisation -----------------------------------------------------
     def to_dict(self) -> dict:

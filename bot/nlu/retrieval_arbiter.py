@@ -320,8 +320,10 @@ class RetrievalArbiter(GraphComponent):
         if intent not in ("request_human", "complain") and not (intent or "").startswith("ask_"):
             # "五统一" alone (read as a rating: 五), "谢谢，文件库在哪": a term an item defines names that item
             loaded = _index()
+            written = loaded[0].with_terms_as_written(text) if loaded is not None else text
             term = next((t for d, item in loaded[0].all_items() for t in item.terms
-                         if len(t) >= MIN_TERM_CHARS and t in text), None) if loaded is not None else None
+                         if len(t) >= MIN_TERM_CHARS and t in written), None) if loaded is not None else None
+
             if term:
                 self._set(message, {"name": TARGET_INTENT, "confidence": 0.9},
                           {"by": "term", "term": term, "overridden": intent})
@@ -416,6 +418,14 @@ class RetrievalArbiter(GraphComponent):
                         and not SERVICE_RE.search(scoring))):
                     strength = {"doc": fused.doc, "item": fused.item, "coverage": round(fused.coverage, 3),
                                 "by": "words_and_meaning", "z": round(fused.z, 2)}
+            if not strength and foreign:
+                # 'What are the "five unifications"?': a term an item defines, named in English (CC-CEDICT)
+                from bot.retrieval.english import terms_in_english
+
+                term = next(iter(terms_in_english(scoring, index._term_glosses)), None)
+                owner = next(((d, i) for d, i in kb.all_items() if term in i.terms), None) if term else None
+                if owner:
+                    strength = {"doc": owner[0].doc_id, "item": owner[1].number, "coverage": 1.0, "by": "english_term"}
         if not strength:
             if not_a_complaint:  # nothing found, nothing complained of: "没有找到" with the way to a person
                 self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},

@@ -124,9 +124,20 @@ BODY_WORDS = {lemma(w) for w in {"bureau", "office", "department", "administrati
               "centre", "agency", "authority"}}
 
 
+_DERIVED = (("ification", "ify"), ("ization", "ize"), ("isation", "ise"))
+
+
+def _underived(w: str) -> str:
+    """unification → unify, standardization → standardize: the verb a noun is made from."""
+    for suffix, repl in _DERIVED:
+        if w.endswith(suffix) and len(w) > len(suffix) + 1:
+            return w[: -len(suffix)] + repl
+    return w
+
+
 def _same_word(a: str, b: str) -> bool:
-    """optimization ~ optimize, finance ~ financial: one English word in two forms."""
-    if a == b:
+    """optimization ~ optimize, finance ~ financial, unification ~ unify: one English word in two forms."""
+    if a == b or _underived(a) == b or a == _underived(b):
         return True
     n = 0
     for x, y in zip(a, b):
