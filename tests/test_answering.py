@@ -306,3 +306,19 @@ def test_a_term_written_without_its_inner_punctuation_names_its_item(tmp_path_fa
     assert answerer.kb.with_terms_as_written(text).startswith("随机抽查、结果公开")
     reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
     assert reply.kind == "answer" and reply.citations[0]["item"] == 1
+
+
+LEAD_AS_GUIDE = """某县2026年政务公开工作要点
+一、重点工作
+（一）加强舆论引导。做好网站引导，引导社会预期。【县委宣传部牵头】
+（二）推进网站集约。网站要集约，关停空壳网站。【县数据资源中心牵头】
+"""
+
+
+def test_an_english_who_leads_question_does_not_look_for_the_word_lead(tmp_path_factory):
+    # CC-CEDICT's "to lead" is 引导 (to guide): in "Who leads …?" it says what is asked, not about what
+    answerer, seg = answerer_for(tmp_path_factory, {"mou-lead.txt": LEAD_AS_GUIDE})
+    text = "Who leads the websites?"
+    reply = answerer.answer(Query(text, seg.words(text), "ask_responsible"))
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 2
+    assert "县数据资源中心" in reply.texts[0]

@@ -48,6 +48,7 @@ EN_DEADLINE_RE = re.compile(r"\b(?:deadlines?|by when|when|how long|timeline|tim
 EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]*$|^\s*(?:and|what about|how about)\b", re.I)
 EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handling", "manage", "manages", "run", "runs",
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
+EN_FRAME_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(EN_FRAME_WORDS, key=len, reverse=True)) + r")\b", re.I)
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b"
                           # "and the cyberspace office?" (after another unit's duties): a unit alone, like 那市委网信办呢
@@ -380,7 +381,13 @@ class Answerer:
         scope = q.doc_scope
         # every item ranked once; the English reading below weighs all of them, the rest the best five
         near = q.near if q.near and reads_near_words(q.text) else None
-        ranked = self.index.search(q.scoring or q.text, q.tokens, q.departments, doc=scope, top_k=len(self.index.items),
+        search_text, search_tokens = q.scoring or q.text, q.tokens
+        if mode in ("responsible", "deadline") and self.mostly_foreign(search_text):
+            # "Who leads the website consolidation?": lead/deadline say what is asked, not about what
+            # (CC-CEDICT's 引导 "to lead" would find the items that guide something)
+            search_text = EN_FRAME_WORD_RE.sub(" ", search_text)
+            search_tokens = [t for t in q.tokens if t.lower() not in EN_FRAME_WORDS]
+        ranked = self.index.search(search_text, search_tokens, q.departments, doc=scope, top_k=len(self.index.items),
                                    near=near)
         hits = ranked[:TOP_K]
         if LISTED_GATE and mode == "policy" and hits and not scope and self.index.listed_only(hits[0], LISTED_FRAME_RE) \
