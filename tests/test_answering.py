@@ -322,3 +322,22 @@ def test_an_english_who_leads_question_does_not_look_for_the_word_lead(tmp_path_
     reply = answerer.answer(Query(text, seg.words(text), "ask_responsible"))
     assert reply.kind == "answer" and reply.citations[0]["item"] == 2
     assert "县数据资源中心" in reply.texts[0]
+
+
+LEADS = """某县2026年政务公开工作要点
+一、重点工作
+（一）做好规划公开。及时公开国土空间规划。【县自然资源局牵头】
+（二）做好预算公开。部门预算批复后20日内公开。【县财政局牵头】
+（三）做好地名信息公开。公开地名命名更名信息。【县自然资源局牵头】
+"""
+
+
+@pytest.mark.parametrize("text", ["第一项牵头的单位还负责哪些事", "第（一）项的牵头单位都管什么"])
+def test_the_lead_unit_of_an_item_named_by_its_place_and_its_duties(tmp_path_factory, text):
+    answerer, seg = answerer_for(tmp_path_factory, {"mou-leads.txt": LEADS})
+    reply = answerer.answer(Query(text, seg.words(text), "ask_department_duties"))
+    assert reply.kind == "answer" and {c["item"] for c in reply.citations} == {1, 3}
+    assert "县自然资源局" in reply.texts[0]
+    # the item itself, asked by its place, is still the item
+    plain = answerer.answer(Query("第一项讲什么", seg.words("第一项讲什么"), "ask_policy"))
+    assert [c["item"] for c in plain.citations] == [1]

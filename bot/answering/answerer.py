@@ -48,6 +48,9 @@ EN_DEADLINE_RE = re.compile(r"\b(?:deadlines?|by when|when|how long|timeline|tim
 EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]*$|^\s*(?:and|what about|how about)\b", re.I)
 EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handling", "manage", "manages", "run", "runs",
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
+# the lead unit of an item named by its place, and what else it does ("第二项牵头的单位负责哪些事")
+LEAD_UNIT_DUTIES_RE = re.compile(r"(?:牵头|负责牵头|主抓)的?(?:单位|部门|局)(?:还|都|一共|总共|另外)?"
+                                 r"(?:负责|管|牵头|承担|要做|要干|干|做)(?:了)?(?:哪些|什么|啥|几项|多少)")
 EN_FRAME_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(EN_FRAME_WORDS, key=len, reverse=True)) + r")\b", re.I)
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b"
@@ -265,6 +268,10 @@ class Answerer:
                 if len(placed) > 1:  # each document has one: which document?
                     return self.choose_document([Hit(d.doc_id, it.number, 0.0, 0.0) for d, it in placed[:3]], q)
                 doc, item = placed[0]
+                leads = [self.kb.canonical_department(u) or u for u in item.lead_units]
+                if LEAD_UNIT_DUTIES_RE.search(text) and len(leads) == 1 and self.kb.department_items(leads[0]):
+                    # "第二项牵头的单位还负责哪些事": that unit's duties, not the item again
+                    return self.department_duties(leads[0], q)
                 if mode == "policy" and not self._asks_a_topic(POSITION_WORDS_RE.sub(" ", text), q.tokens):
                     mode = "full"  # "第（五）项是什么内容": the item itself, not one sentence of it
                 return self._answer_item(doc.doc_id, item, q, mode)
