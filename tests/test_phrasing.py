@@ -922,6 +922,10 @@ def test_english_about_what_the_government_does_is_a_cue_for_the_documents(text,
     "能帮我叫下客服吗",
     "实在说不清，还是请人工来吧",
     "能不能让管事的人回个话",
+    "算了，给我转个真人吧",
+    "想当面问问，怎么预约工作人员",
+    "请一位懂业务的同志帮我看看",
+    "帮我喊个值班的",
 ])
 def test_chinese_requests_for_a_person_of_other_shapes_hand_off(text):
     assert HUMAN_REQUEST_RE.search(text)
@@ -938,6 +942,8 @@ def test_chinese_requests_for_a_person_of_other_shapes_hand_off(text):
     "Have a staff member look at my case please",
     "Please escalate my question",
     "Can I get somebody on the line?",
+    "I'd like to be transferred to an agent",
+    "Any way to contact a real person?",
 ])
 def test_english_requests_for_a_person_of_other_shapes_hand_off(text):
     assert _arbitrated(text, "out_of_scope", 0.8)["name"] == "request_human"
@@ -946,7 +952,7 @@ def test_english_requests_for_a_person_of_other_shapes_hand_off(text):
 
 @pytest.mark.parametrize("text", [
     "各单位是否有专人处理依申请公开", "政务公开要不要安排专人负责", "请各部门工作人员做好宣传",
-    "值班的安排会公开吗", "领导干部的任免信息公开吗",
+    "值班的安排会公开吗", "领导干部的任免信息公开吗", "转发上级文件要公开吗", "派驻机构的信息公开吗",
 ])
 def test_staff_as_a_topic_is_not_a_request(text):
     assert not HUMAN_REQUEST_RE.search(text)

@@ -65,18 +65,26 @@ ENGLISH_HANDOFF_RE = re.compile(
     r"|\b(?:not|instead of|rather than) (?:a|the|your|this) (?:bot|robot|machine|chatbot)\b"
     r"|\bcall ?back from\b|\b(?:hand|pass)\s+(?:me|this|it)\s+(?:over\s+)?to\b|\bescalate\b"
     r"|\b" + _EN_SOMEONE + r"\s+on the (?:phone|line)\b"
+    # "I would like to be transferred to a staff member", "Is there any way to reach a real officer?"
+    r"|\btransferr(?:ed|ing)\s+to\s+(?:\w+\s+){0,3}?" + _EN_PERSON + r"\b"
+    r"|\b(?:reach|contact|get hold of)\s+(?:a|an|some|one of your|your)\s+(?:real\s+|human\s+|actual\s+|live\s+)?"
+    r"(?:person|human|officer|staff(?: member)?|agent|operator|representative|employee|colleague)\b"
     r"|^\W*(?:a\s+)?(?:human|real person|live agent|operator|customer service)\s*(?:please)?\s*[.!?]*$",
     re.I)
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = r"(?:工作人员|人工(?:客服|服务|坐席)?|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|专人|值班人员|接线员|话务员|坐席|管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志))"
+PERSON = (r"(?:工作人员|人工(?:客服|服务|坐席)?|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
+          r"管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志)|"
+          r"懂(?:政策|行|业务)的(?:人|同志|老师))")
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|找|换|联系|接通|安排|让|要|叫|喊)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:转给|转到|转接|转交|帮我转|转|找|换|联系|接通|安排|预约|派|让|要|叫|喊)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
     r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
     # "帮我联系一下县政务公开办的工作人员": the office named between the request and the person
     r"|(?:转给|转到|转接|帮我转|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的" + PERSON +
-    r"|请(?:一位|个|位)" + PERSON +
+    r"|请(?:一位|个|位)(?:[^，。？！,.?!\s]{1,6}的)?" + PERSON +
+    # "帮我叫个值班的"
+    r"|(?:叫|喊|找|转)(?:一下|下)?(?:一个|个|位)(?:值班|上班|管事|负责)的(?:人|同志)?(?:吧|吗|来|过来|。|！|$)"
     r"|" + PERSON + r".{0,6}(?:跟进|和我沟通|跟我沟通|与我沟通|直接.{0,3}沟通|联系我|给我回电|回电话|给我打电话|来处理|来回答)"
     r"|(?:和|跟|与)(?:相关|负责|相关负责|业务)?(?:的)?" + PERSON + r".{0,3}(?:通个?电话|通话|面谈|当面谈|当面聊|见个?面|直接聊|聊聊)"
     # "叫你们经理出来", "我找你们主任", "你们值班的在不在"
