@@ -1015,3 +1015,4 @@ def test_an_english_term_named_by_a_noun_derived_from_the_glossed_verb():
     glosses = {"五统一": [["five"], ["integrat", "unify"]]}
     assert terms_in_english('What are the "five unifications"?', glosses) == ["五统一"]
     assert terms_in_english('What are the "five units"?', glosses) == []
+

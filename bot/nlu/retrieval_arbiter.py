@@ -43,7 +43,7 @@ ADDRESSED_TO_BOT_RE = re.compile(r"你|您|机器人|助手|\byou\b", re.I)
 # pulls every English question to them), so the words decide.
 _EN_PERSON = (r"(?:human(?: being)?|(?:real|actual|live) (?:person|human|agent)|person|people|agent|staff(?: member)?|"
               r"member of staff|someone|somebody|anyone|anybody|operator|officer|official|representative|employee|"
-              r"supervisor|manager|boss|colleague|customer (?:service|support)|help ?desk)")
+              r"supervisor|manager|boss|colleague|customer (?:service|support)|help ?desk|whoever)")
 _EN_SOMEONE = (r"(?:anyone|anybody|someone|somebody|staff|one of (?:your|the) (?:staff|officers|agents|colleagues|team)|(?:a|an|your) (?:real |actual |live )?(?:human|person|staff member|"
                r"staff|colleague|officer|agent|operator|representative))")
 ENGLISH_HANDOFF_RE = re.compile(
@@ -67,6 +67,13 @@ ENGLISH_HANDOFF_RE = re.compile(
     r"|\b" + _EN_SOMEONE + r"\s+on the (?:phone|line)\b"
     # "I would like to be transferred to a staff member", "Is there any way to reach a real officer?"
     r"|\btransferr(?:ed|ing)\s+to\s+(?:\w+\s+){0,3}?" + _EN_PERSON + r"\b"
+    # typed in a hurry: "tranfer me to a real persn pls"
+    r"|\btrans?fer\s+me\b|\b(?:real|actual|live)\s+(?:persn|prson|humn|hooman)\b"
+    # "Get me someone who knows …", "arrange a phone call with the officer handling my case"
+    r"|\bget me (?:someone|somebody|a person|a human|an? (?:officer|agent|operator|staff member))\b"
+    r"|\b(?:arrange|schedule|book|set up)\s+(?:me\s+)?(?:a\s+)?(?:phone\s+)?(?:call|meeting|appointment)\s+with\s+"
+    r"(?:a|an|the|your|one of your)?\s*(?:someone|somebody|person|officer|official|staff(?: member)?|agent|"
+    r"representative|employee|supervisor|manager)\b"
     r"|\b(?:reach|contact|get hold of)\s+(?:a|an|some|one of your|your)\s+(?:real\s+|human\s+|actual\s+|live\s+)?"
     r"(?:person|human|officer|staff(?: member)?|agent|operator|representative|employee|colleague)\b"
     r"|^\W*(?:a\s+)?(?:human|real person|live agent|operator|customer service)\s*(?:please)?\s*[.!?]*$",
@@ -74,19 +81,20 @@ ENGLISH_HANDOFF_RE = re.compile(
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = (r"(?:工作人员|人工(?:客服|服务|坐席)?|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
+PERSON = (r"(?:工作人员|[人仁]工(?:客服|服务|坐席)?|经办人|办事员|值班员|同仁|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
           r"管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志)|"
           r"懂(?:政策|行|业务)的(?:人|同志|老师))")
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|转|找|换|联系|接通|安排|预约|派|让|要|叫|喊)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
-    r"(?:负责的?|相关的?|专门的?|真正的?)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
+    r"(?:转给|转到|转接|转交|帮我转|转|找|换|联系|接通|接|安排|预约|派|让|要|叫|喊)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:负责的?|相关的?|专门的?|真正的?)?(?:热线|12345|窗口|大厅)?(?:的)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
     # "帮我联系一下县政务公开办的工作人员": the office named between the request and the person
     r"|(?:转给|转到|转接|帮我转|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的" + PERSON +
     r"|请(?:一位|个|位)(?:[^，。？！,.?!\s]{1,6}的)?" + PERSON +
     # "帮我叫个值班的"
     r"|(?:叫|喊|找|转)(?:一下|下)?(?:一个|个|位)(?:值班|上班|管事|负责)的(?:人|同志)?(?:吧|吗|来|过来|。|！|$)"
     r"|" + PERSON + r".{0,6}(?:跟进|和我沟通|跟我沟通|与我沟通|直接.{0,3}沟通|联系我|给我回电|回电话|给我打电话|来处理|来回答)"
-    r"|(?:和|跟|与)(?:相关|负责|相关负责|业务)?(?:的)?" + PERSON + r".{0,3}(?:通个?电话|通话|面谈|当面谈|当面聊|见个?面|直接聊|聊聊)"
+    r"|(?:和|跟|与)(?:[^，。？！,.?!\s]{1,10}的)?(?:相关|负责|相关负责|业务)?(?:的)?" + PERSON +
+    r".{0,3}(?:通个?电话|通话|面谈|当面谈|当面聊|当面沟通|见个?面|直接聊|聊聊)"
     # "叫你们经理出来", "我找你们主任", "你们值班的在不在"
     r"|(?:叫|找|喊|让|请)(?:一下|下)?你们(?:的)?(?:经理|主任|领导|局长|科长|负责人|主管)"
     r"|(?:值班|上班|在班)的(?:人|同志|同事)?(?:在吗|在不在|在么|呢)"
@@ -97,7 +105,7 @@ HUMAN_REQUEST_RE = re.compile(
     # "我不跟机器聊", "别让机器人回答": not the assistant, a person
     r"|(?:不|别|不想|不要)(?:再)?(?:跟|和|与|让|用)?机器人?(?:聊|说|讲|对话|回答|回复)"
     # "有没有值班的同志可以回答", "你们上班的人在吗", "请热线的同志帮忙看下", "还是请人工处理吧"
-    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:回答|解答|帮|接待|聊|说)"
+    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:回答|解答|帮|接待|接听|接电话|聊|说)"
     r"|" + PERSON + r"(?:在吗|在不在|在么|在线吗)"
     r"|请[^，。？！,.?!\s]{0,8}" + PERSON + r".{0,3}(?:帮忙看|帮我|看一?下|处理一下|回答|解答)"
     r"|(?:请|转|要)人工(?:处理|来|回答|解答|服务)?(?:吧|吗|。|！|$)"
