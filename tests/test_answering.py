@@ -341,3 +341,27 @@ def test_the_lead_unit_of_an_item_named_by_its_place_and_its_duties(tmp_path_fac
     # the item itself, asked by its place, is still the item
     plain = answerer.answer(Query("第一项讲什么", seg.words("第一项讲什么"), "ask_policy"))
     assert [c["item"] for c in plain.citations] == [1]
+
+
+@pytest.mark.parametrize("text", ["生育津贴是按什么标准算的", "家电以旧换新的补贴标准是怎样的", "契税优惠政策是怎么规定的"])
+def test_what_a_policy_no_document_mentions_says_is_out_of_scope(listed_env, text):
+    answerer, seg = listed_env
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.kind in ("out_of_scope", "fallback") and not reply.citations
+
+
+@pytest.mark.parametrize("text, item", [("预算公开按什么标准", 2), ("招商引资优惠政策是怎么规定的", 3),
+                                        ("生育津贴的标准会公开吗", None)])
+def test_a_standard_the_documents_cover_or_asked_whether_published_is_not_refused_as_unknown(listed_env, text, item):
+    answerer, seg = listed_env
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.kind != "out_of_scope"
+    if item:
+        assert reply.kind == "answer" and reply.citations[0]["item"] == item
+
+
+@pytest.mark.parametrize("text", ["Is the service hall open on Saturdays?", "Can I pay my property tax on the website?",
+                                  "how to move my hukou to the city", "Any good restaurants near the government building?"])
+def test_english_errands_and_recommendations_are_not_policy_answers(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer" and not reply.citations

@@ -90,6 +90,11 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b"
                         # opening hours, like 几点开门: "What time does the station open?"
                         r"|\bwhat time (?:does|do|is|will)\b.{0,40}\b(?:open|close)\b|\bopening hours\b"
+                        # "Is the service hall open on Saturdays?", "Can I pay my property tax online?",
+                        # "how to move my hukou", "Any good hotpot places near …?"
+                        r"|\bopen (?:on|at|during) (?:the )?(?:saturdays?|sundays?|weekends?|holidays?|public holidays)\b"
+                        r"|\bcan i (?:pay|renew|register|book|move|transfer)\b|\bhow (?:to|do i|can i) (?:move|transfer) my\b"
+                        r"|\bany good\b.{0,30}\b(?:places?|restaurants?|food|shops?|hotels?)\b|\b(?:restaurants?|hotpot|places to eat)\b"
                         r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开(?!招聘|招考|招录|招标|课|赛)|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
@@ -108,10 +113,13 @@ LISTED_FRAME_RE = re.compile(r"^(?:政策|政府|规定|文件|措施|办法|工
 # ... and it asks what the policy, the standard or the amount is
 LISTED_CONTENT_RE = re.compile(r"(?:有|出了|出台了?|定了)(?:什么|哪些|啥)(?:新的?)?(?:政策|规定|补贴|标准|待遇)|(?:政策|规定|标准|待遇)是(?:什么|啥|多少)"
                                r"|(?:标准|额度|比例|价格|金额)(?:是)?多少|多少钱|(?:怎么|如何|咋)(?:调整?|算|计算|分|领|补|涨)")
+UNKNOWN_TOPIC_COVERAGE = 0.5  # ... and no item covers even half of the question
+CONTENT_ASK_RE = re.compile(r"标准(?:是)?(?:怎样|怎么样|什么)|按(?:什么|啥|哪个)标准|(?:是)?(?:怎么|如何|咋)(?:规定|计算|算|定)的"
+                            r"|有(?:什么|哪些|啥)优惠|优惠(?:政策)?是|(?:怎么|如何)收费|收不收费|能(?:补|报|领|退)多少")
 LISTED_CONTENT_EN_RE = re.compile(r"\bpolic(?:y|ies) (?:on|for|about|regarding)\b|\bhow much\b|\b(?:rate|amount|level|limit|"
                                   r"standard|price)s? (?:of|for|is|are)\b|\bminimum\b|\bsubsid\w*\b", re.I)
 LISTED_ASK_RE = re.compile(r"公开|公布|发布|公示|晒|挂|信息|解读|回应|答复|表态|舆情|通报|透明|网站|专栏|平台|栏目|查|看|知道|"
-                           r"对外|通知|告知|说明|谁(?:来)?管|哪个部门|哪个单位|牵头|负责|监督|领域|方面")
+                           r"对外|通知|告知|告诉|贴出来|说明|谁(?:来)?管|哪个部门|哪个单位|牵头|负责|监督|领域|方面")
 LISTED_ASK_EN_RE = re.compile(r"\b(?:publish\w*|publici[sz]\w*|disclos\w*|made public|make \w+ public|transparen\w*|"
                               r"releas\w*|announc\w*|information|info|data|respon\w*|report\w*|online|website|find|see|"
                               r"check|know|which (?:department|office|bureau|agency)|who|brief\w*|explain\w*|interpret\w*|respond\w*)\b", re.I)
@@ -402,6 +410,11 @@ class Answerer:
                 and not (LISTED_ASK_EN_RE if self.mostly_foreign(q.text) else LISTED_ASK_RE).search(q.text):
             # "政府对养老金调整有什么政策": the pension itself, which an item only names among
             # the topics of public concern — not what is published about it
+            return self.listed_fallback(q)
+        if LISTED_GATE and mode == "policy" and hits and not scope and not self.mostly_foreign(q.text) \
+                and (LISTED_CONTENT_RE.search(q.text) or CONTENT_ASK_RE.search(q.text)) and not LISTED_ASK_RE.search(q.text) \
+                and hits[0].coverage < UNKNOWN_TOPIC_COVERAGE and any(self.index.unknown_word(w) for w in content_words(q.tokens)):
+            # "生育津贴是按什么标准算的": what a policy no document mentions says — not what is published
             return self.listed_fallback(q)
         if not hits and not content_words(q.tokens):
             hits = [h for h in self.index.literal_hits(q.scoring or q.text, q.tokens) if not scope or h.doc == scope]
