@@ -63,12 +63,12 @@ ENGLISH_HANDOFF_RE = re.compile(
     # "Is anyone from the staff available?", "Is a human available to help?", "help from a person, not a bot"
     r"|\b" + _EN_SOMEONE + r"\b.{0,25}\b(?:available|online|around|on duty)\b(?:\s+to\s+(?:help|talk|chat|assist))?\W*$"
     r"|\b(?:not|instead of|rather than) (?:a|the|your|this) (?:bot|robot|machine|chatbot)\b"
-    r"|\bcall ?back from\b|\b(?:hand|pass)\s+(?:me|this|it)\s+(?:over\s+)?to\b|\bescalate\b"
+    r"|\bcall ?back from\b|\b(?:hand|pass)\s+(?:me|this|it)\s+(?:over\s+|on\s+)?to\b|\bescalate\b"
     r"|\b" + _EN_SOMEONE + r"\s+on the (?:phone|line)\b"
     # "I would like to be transferred to a staff member", "Is there any way to reach a real officer?"
     r"|\btransferr(?:ed|ing)\s+to\s+(?:\w+\s+){0,3}?" + _EN_PERSON + r"\b"
     # typed in a hurry: "tranfer me to a real persn pls"
-    r"|\btrans?fer\s+me\b|\b(?:real|actual|live)\s+(?:persn|prson|humn|hooman)\b"
+    r"|\btrans?fer\s+me\b|\b(?:real|actual|live)\s+(?:persn|prson|humn|hooman)\b|\b(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+)?(?:humna|humman|hmuan|huamn|persn|prson)\b"
     # "Get me someone who knows …", "arrange a phone call with the officer handling my case"
     r"|\bget me (?:someone|somebody|a person|a human|an? (?:officer|agent|operator|staff member))\b"
     r"|\b(?:arrange|schedule|book|set up)\s+(?:me\s+)?(?:a\s+)?(?:phone\s+)?(?:call|meeting|appointment)\s+with\s+"
@@ -76,17 +76,17 @@ ENGLISH_HANDOFF_RE = re.compile(
     r"representative|employee|supervisor|manager)\b"
     r"|\b(?:reach|contact|get hold of)\s+(?:a|an|some|one of your|your)\s+(?:real\s+|human\s+|actual\s+|live\s+)?"
     r"(?:person|human|officer|staff(?: member)?|agent|operator|representative|employee|colleague)\b"
-    r"|^\W*(?:a\s+)?(?:human|real person|live agent|operator|customer service)\s*(?:please)?\s*[.!?]*$",
+    r"|^\W*(?:an?\s+)?(?:human|real person|live agent|agent|operator|customer service|live chat|representative|staff)\s*(?:please|pls|plz)?\s*[.!?]*$",
     re.I)
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = (r"(?:工作人员|[人仁]工(?:客服|服务|坐席)?|经办人|办事员|值班员|同仁|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
+PERSON = (r"(?:工作人员|[人仁]工(?:客服|服务|坐席)?|经办人|办事员|值班员|同仁|真正的人|真的人|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
           r"管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志)|"
           r"懂(?:政策|行|业务)的(?:人|同志|老师))")
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|转|找|换|联系|接通|接|安排|预约|派|让|要|叫|喊)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
-    r"(?:负责的?|相关的?|专门的?|真正的?)?(?:热线|12345|窗口|大厅)?(?:的)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
+    r"(?:转给|转到|转接|转交|帮我转|转|找|换|联系|接通|接|安排|预约|派|让|要|叫|喊|整)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:负责的?|相关的?|专门的?|真正的?)?(?:今天|现在|当班|热线|12345|窗口|大厅)?(?:的)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
     # "帮我联系一下县政务公开办的工作人员": the office named between the request and the person
     r"|(?:转给|转到|转接|帮我转|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的" + PERSON +
     r"|请(?:一位|个|位)(?:[^，。？！,.?!\s]{1,6}的)?" + PERSON +
@@ -101,6 +101,11 @@ HUMAN_REQUEST_RE = re.compile(
     # "客服呢？", "人工在哪" alone; "让负责的人回个话"
     r"|^\W*(?:请问)?(?:人工(?:客服|服务|坐席)?|客服(?:人员)?|真人|工作人员|接线员|坐席)(?:呢|在哪儿?|在哪里|在吗|在不在)?\W*$"
     r"|(?:让|叫|请|喊)(?:个|一个|位|一位)?(?:负责|管事|懂行|专业|相关)的人|^\W*有(?:没有)?人(?:能|可以|来)(?:帮|回答|解答)"
+    # "喊个人来跟我讲", "安排人给我打个电话", "打电话给我讲讲", "找主管谈", pinyin "rengong kefu"
+    r"|(?:喊|叫|找|整|派|安排)(?:一)?个?人(?:来|过来|出来|给我|跟我|和我)"
+    r"|(?:打|回)(?:个|一个)?电话给我|给我(?:打|回)(?:个|一个)?电话"
+    r"|找(?:你们)?(?:的)?(?:主管|经理|领导)(?:谈|聊|说|反映)"
+    r"|\b(?:zhuan\s*)?ren\s*gong(?:\s*ke\s*fu)?\b|\bkefu\b"
     r"|" + PERSON + r".{0,6}(?:回个?话|回复我|回我一下)"
     # "我不跟机器聊", "别让机器人回答": not the assistant, a person
     r"|(?:不|别|不想|不要)(?:再)?(?:跟|和|与|让|用)?机器人?(?:聊|说|讲|对话|回答|回复)"
