@@ -10,7 +10,7 @@ from actions.knowledge import answerer as shared_answerer
 from bot.answering.answerer import CHINESE_NOTE, Query
 from bot.nlp.normalize import normalize_text, scoring_text, strip_markup, to_simplified
 from bot.nlp.segmenter import default_segmenter, question_words
-from bot.nlu.retrieval_arbiter import ENGLISH_COMPLAINT_RE, HUMAN_REQUEST_RE, policy_strength
+from bot.nlu.retrieval_arbiter import ENGLISH_COMPLAINT_RE, HUMAN_REQUEST_RE, SOFT_HUMAN_REQUEST_RE, policy_strength
 from bot.retrieval.references import doc_number_keys, items_naming, title_matches
 from tests.conftest import answerer_for
 
@@ -928,7 +928,7 @@ def test_english_about_what_the_government_does_is_a_cue_for_the_documents(text,
     "帮我喊个值班的",
 ])
 def test_chinese_requests_for_a_person_of_other_shapes_hand_off(text):
-    assert HUMAN_REQUEST_RE.search(text)
+    assert HUMAN_REQUEST_RE.search(text) or SOFT_HUMAN_REQUEST_RE.search(text)
     assert _arbitrated(text, "ask_policy", 0.8)["name"] == "request_human"
     assert _arbitrated(text, "out_of_scope", 0.8)["name"] == "request_human"
 
@@ -1016,3 +1016,16 @@ def test_an_english_term_named_by_a_noun_derived_from_the_glossed_verb():
     assert terms_in_english('What are the "five unifications"?', glosses) == ["五统一"]
     assert terms_in_english('What are the "five units"?', glosses) == []
 
+
+
+@pytest.mark.parametrize("request_text, question", [
+    ("有人能帮我吗", "有人能帮我查一下预算公开在哪看吗"),
+    ("喊个人来跟我讲", "喊个人来跟我讲讲依申请公开怎么收费"),
+    ("请工作人员帮我看一下", "请工作人员帮我解答一下预算决算公开的问题"),
+])
+def test_a_soft_request_for_a_person_that_names_a_subject_is_a_question(request_text, question):
+    # no word for staff (有人, 个人) or asking someone to answer: a person when nothing else is
+    # asked, the question when it names a subject of the documents clearly
+    assert SOFT_HUMAN_REQUEST_RE.search(request_text) and SOFT_HUMAN_REQUEST_RE.search(question)
+    assert _arbitrated(request_text, "ask_policy", 0.8)["name"] == "request_human"
+    assert _arbitrated(question, "ask_policy", 0.8)["name"] == "ask_policy"

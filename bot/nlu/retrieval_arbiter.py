@@ -100,21 +100,28 @@ HUMAN_REQUEST_RE = re.compile(
     r"|(?:值班|上班|在班)的(?:人|同志|同事)?(?:在吗|在不在|在么|呢)"
     # "客服呢？", "人工在哪" alone; "让负责的人回个话"
     r"|^\W*(?:请问)?(?:人工(?:客服|服务|坐席)?|客服(?:人员)?|真人|工作人员|接线员|坐席)(?:呢|在哪儿?|在哪里|在吗|在不在)?\W*$"
-    r"|(?:让|叫|请|喊)(?:个|一个|位|一位)?(?:负责|管事|懂行|专业|相关)的人|^\W*有(?:没有)?人(?:能|可以|来)(?:帮|回答|解答)"
-    # "喊个人来跟我讲", "安排人给我打个电话", "打电话给我讲讲", "找主管谈", pinyin "rengong kefu"
-    r"|(?:喊|叫|找|整|派|安排)(?:一)?个?人(?:来|过来|出来|给我|跟我|和我)"
-    r"|(?:打|回)(?:个|一个)?电话给我|给我(?:打|回)(?:个|一个)?电话"
+    r"|(?:让|叫|请|喊)(?:个|一个|位|一位)?(?:负责|管事|懂行|专业|相关)的人"
+    # "找主管谈", pinyin "rengong kefu"
     r"|找(?:你们)?(?:的)?(?:主管|经理|领导)(?:谈|聊|说|反映)"
     r"|\b(?:zhuan\s*)?ren\s*gong(?:\s*ke\s*fu)?\b|\bkefu\b"
     r"|" + PERSON + r".{0,6}(?:回个?话|回复我|回我一下)"
     # "我不跟机器聊", "别让机器人回答": not the assistant, a person
     r"|(?:不|别|不想|不要)(?:再)?(?:跟|和|与|让|用)?机器人?(?:聊|说|讲|对话|回答|回复)"
     # "有没有值班的同志可以回答", "你们上班的人在吗", "请热线的同志帮忙看下", "还是请人工处理吧"
-    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:回答|解答|帮|接待|接听|接电话|聊|说)"
     r"|" + PERSON + r"(?:在吗|在不在|在么|在线吗)"
-    r"|请[^，。？！,.?!\s]{0,8}" + PERSON + r".{0,3}(?:帮忙看|帮我|看一?下|处理一下|回答|解答)"
     r"|(?:请|转|要)人工(?:处理|来|回答|解答|服务)?(?:吧|吗|。|！|$)"
     r"|(?:安排|找|请|叫)(?:一位|一个|个|位)老师.{0,3}(?:给我|帮我|来)(?:解答|回答|讲|看)"
+)
+# The same with no word for staff — "有人能帮我吗", "喊个人来跟我讲", "安排人给我打个电话", "打电话给我讲讲":
+# a request for a person unless the message also names a subject of the documents clearly
+# ("有人能帮我查一下预算公开在哪看吗" is a question about budgets)
+SOFT_HUMAN_REQUEST_RE = re.compile(
+    r"^\W*有(?:没有)?人(?:能|可以|来)(?:帮|回答|解答)"
+    r"|(?:喊|叫|找|整|派|安排)(?:一)?个?人(?:来|过来|出来|给我|跟我|和我)"
+    r"|(?:打|回)(?:个|一个)?电话给我|给我(?:打|回)(?:个|一个)?电话"
+    # someone who can answer: "有没有值班的同志可以回答", "请窗口的同志帮我看一下", "工作人员帮我解答一下"
+    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:回答|解答|帮|接待|接听|接电话|聊|说)"
+    r"|请[^，。？！,.?!\s]{0,8}" + PERSON + r".{0,3}(?:帮忙看|帮我|看一?下|处理一下|回答|解答)"
     r"|" + PERSON + r".{0,4}(?:给我|帮我)(?:解答|回答|看一?下|处理)")
 # A complaint names what is wrong or the act of complaining; an unsure "complain" without such a
 # word ("政务服务大厅周末上班吗", "典型案例要不要上报") is a question, not a complaint for a person.
@@ -299,6 +306,16 @@ class RetrievalArbiter(GraphComponent):
                 logger.exception("retrieval arbitration failed; keeping the classifier's intent")
         return messages
 
+    @staticmethod
+    def _names_a_subject(message: Message) -> bool:
+        """The words of the message clearly name a subject of the documents."""
+        loaded = _index()
+        if loaded is None:
+            return False
+        scoring = message.get("text_scoring") or message.get(TEXT) or ""
+        strength = policy_strength(loaded[0], loaded[1], scoring, message.get("tokens_zh") or [], message.get(TEXT))
+        return bool(strength) and float(strength.get("coverage") or 0.0) >= STRONG_COVERAGE
+
     def _arbitrate(self, message: Message) -> None:
         intent = (message.get(INTENT) or {}).get("name")
         if intent != "request_human" and ENGLISH_HANDOFF_RE.search(message.get(TEXT) or ""):
@@ -307,7 +324,7 @@ class RetrievalArbiter(GraphComponent):
             return
         if intent not in ("request_human", "complain"):
             text = message.get(TEXT) or ""
-            if HUMAN_REQUEST_RE.search(text):
+            if HUMAN_REQUEST_RE.search(text) or (SOFT_HUMAN_REQUEST_RE.search(text) and not self._names_a_subject(message)):
                 self._set(message, {"name": "request_human", "confidence": 0.9},
                           {"by": "human_request", "overridden": intent})
                 return
