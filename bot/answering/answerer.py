@@ -405,17 +405,10 @@ class Answerer:
         ranked = self.index.search(search_text, search_tokens, q.departments, doc=scope, top_k=len(self.index.items),
                                    near=near)
         hits = ranked[:TOP_K]
-        if LISTED_GATE and mode == "policy" and hits and not scope and self.index.listed_only(hits[0], LISTED_FRAME_RE) \
-                and (LISTED_CONTENT_EN_RE if self.mostly_foreign(q.text) else LISTED_CONTENT_RE).search(q.text) \
-                and not (LISTED_ASK_EN_RE if self.mostly_foreign(q.text) else LISTED_ASK_RE).search(q.text):
-            # "政府对养老金调整有什么政策": the pension itself, which an item only names among
-            # the topics of public concern — not what is published about it
-            return self.listed_fallback(q)
-        if LISTED_GATE and mode == "policy" and hits and not scope and not self.mostly_foreign(q.text) \
-                and (LISTED_CONTENT_RE.search(q.text) or CONTENT_ASK_RE.search(q.text)) and not LISTED_ASK_RE.search(q.text) \
-                and hits[0].coverage < UNKNOWN_TOPIC_COVERAGE and any(self.index.unknown_word(w) for w in content_words(q.tokens)):
-            # "生育津贴是按什么标准算的": what a policy no document mentions says — not what is published
-            return self.listed_fallback(q)
+        if LISTED_GATE and mode == "policy" and hits and not scope:
+            refused = self._policy_content_refusal(q, hits[0])
+            if refused is not None:
+                return refused
         if not hits and not content_words(q.tokens):
             hits = [h for h in self.index.literal_hits(q.scoring or q.text, q.tokens) if not scope or h.doc == scope]
             if len(hits) > 1:  # several items write the phrase: let the citizen choose
@@ -837,9 +830,26 @@ class Answerer:
         reply.extra["reason"] = "several_documents"
         return reply
 
-    def listed_fallback(self, q: Query) -> Reply:
+    def _policy_content_refusal(self, q: Query, top: Hit) -> Optional[Reply]:
+        """What a policy says, asked of a topic the documents only list or do not mention, is not
+        what these documents answer (what is published, where, by whom)."""
+        foreign = self.mostly_foreign(q.text)
+        if (LISTED_ASK_EN_RE if foreign else LISTED_ASK_RE).search(q.text):
+            return None  # asks whether it is published, seen, responded to: the documents' subject
+        if self.index.listed_only(top, LISTED_FRAME_RE) and (LISTED_CONTENT_EN_RE if foreign else LISTED_CONTENT_RE).search(q.text):
+            # "政府对养老金调整有什么政策": the pension itself, which an item only names among the
+            # topics of public concern
+            return self.policy_content_fallback(q, listed=True)
+        if not foreign and (LISTED_CONTENT_RE.search(q.text) or CONTENT_ASK_RE.search(q.text)) \
+                and top.coverage < UNKNOWN_TOPIC_COVERAGE and any(self.index.unknown_word(w) for w in content_words(q.tokens)):
+            # "生育津贴是按什么标准算的": a policy no document mentions
+            return self.policy_content_fallback(q, listed=False)
+        return None
+
+    def policy_content_fallback(self, q: Query, listed: bool) -> Reply:
         note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""
-        return Reply("out_of_scope", [note + "抱歉，您问的这项具体政策不在我能解答的范围内：政务公开文件只把它列为需要公开或回应的领域之一。"
+        why = "政务公开文件只把它列为需要公开或回应的领域之一" if listed else "政务公开文件中没有这项政策的内容"
+        return Reply("out_of_scope", [note + f"抱歉，您问的这项具体政策不在我能解答的范围内：{why}。"
                                       "我解答的是政务公开工作（哪些信息公开、在哪里查、由哪个部门负责）；具体政策请拨打12345政务服务便民热线咨询。"
                                       "如需人工帮助，请回复“转人工”。"], buttons=[HUMAN_BUTTON])
 
