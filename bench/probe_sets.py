@@ -14,14 +14,12 @@ import json
 import uuid
 from collections import Counter
 
-import requests
+from bot.eval import card_of, send
 
 
 def card(url: str, text: str) -> dict:
-    r = requests.post(f"{url}/webhooks/rest/webhook", json={"sender": f"probe-{uuid.uuid4().hex[:10]}", "message": text},
-                      timeout=30)
-    r.raise_for_status()
-    return next((m["custom"] for m in r.json() if isinstance(m.get("custom"), dict) and "kind" in m["custom"]), {})
+    messages, _ = send(url, f"probe-{uuid.uuid4().hex[:10]}", text)
+    return card_of(messages) or {}
 
 
 def main(argv=None) -> int:

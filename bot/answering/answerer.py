@@ -18,7 +18,7 @@ from bot.answering.cards import (Reply, citation, doc_citation, item_departments
 from bot.kb.parser import BOOK_TITLE_RE
 from bot.kb.store import KnowledgeBase
 from bot.nlp.normalize import normalize_text, scoring_text
-from bot.nlp.segmenter import CJK_RE, content_words
+from bot.nlp.segmenter import CJK_RE, content_words, default_segmenter
 from bot.retrieval.positions import POSITION_WORDS_RE, items_at_position
 from bot.retrieval.references import DOC_NO_RE, document_named, items_naming
 from bot.retrieval.search import TOP_K, Hit, PolicyIndex
@@ -224,8 +224,6 @@ class Answerer:
         q.scoring = scoring_text(q.text) or q.text
         written = self.kb.with_terms_as_written(q.scoring)
         if written != q.scoring:  # "双随机 一公开": the term as the documents write it, one word
-            from bot.nlp.segmenter import default_segmenter
-
             q.text, q.scoring = self.kb.with_terms_as_written(q.text), written
             q.tokens = default_segmenter().words(written)
         text = q.text

@@ -30,7 +30,7 @@ DEFAULT_BUILD_DIR = ROOT / "build"
 KB_FORMAT_VERSION = 1
 
 
-TERM_INNER_PUNCT_RE = re.compile(r"[、，,·\s]")  # inside a term: 双随机、一公开
+TERM_INNER_PUNCT_RE = re.compile(r"[、，,·\s]")  # inside a term: 双随机、一公开 (also bot/retrieval/english.py)
 
 
 @dataclass
@@ -117,22 +117,22 @@ class KnowledgeBase:
         "双随机 一公开"): the segmenter then reads the term as one word, as in the documents."""
         if not text:
             return text
-        for term, pattern in self._spaced_terms():
+        for term, pattern in self._spaced_terms:
             if term not in text:
                 text = pattern.sub(term, text)
         return text
 
-    def _spaced_terms(self):
-        cached = getattr(self, "_spaced_terms_cache", None)
-        if cached is None:
-            cached = []
-            for _, item in self.all_items():
-                for term in item.terms:
-                    bare = TERM_INNER_PUNCT_RE.sub("", term)
-                    if bare != term and len(bare) >= 4:
-                        cached.append((term, re.compile(r"[、，,·\s]?".join(map(re.escape, bare)))))
-            self._spaced_terms_cache = cached
-        return cached
+    @cached_property
+    def _spaced_terms(self) -> List[tuple]:
+        """(term as written, pattern of its characters with the punctuation optional) for the
+        items' terms with punctuation inside."""
+        out = []
+        for _, item in self.all_items():
+            for term in item.terms:
+                bare = TERM_INNER_PUNCT_RE.sub("", term)
+                if bare != term and len(bare) >= 4:
+                    out.append((term, re.compile(f"{TERM_INNER_PUNCT_RE.pattern}?".join(map(re.escape, bare)))))
+        return out
 
     # -- (de)serialisation -----------------------------------------------------
     def to_dict(self) -> dict:

@@ -458,9 +458,7 @@ class RetrievalArbiter(GraphComponent):
                                 "by": "words_and_meaning", "z": round(fused.z, 2)}
             if not strength and foreign:
                 # 'What are the "five unifications"?': a term an item defines, named in English (CC-CEDICT)
-                from bot.retrieval.english import terms_in_english
-
-                term = next(iter(terms_in_english(scoring, index._term_glosses)), None)
+                term = next(iter(index.english_terms_named(scoring)), None)
                 owner = next(((d, i) for d, i in kb.all_items() if term in i.terms), None) if term else None
                 if owner:
                     strength = {"doc": owner[0].doc_id, "item": owner[1].number, "coverage": 1.0, "by": "english_term"}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 from bot.kb.departments import PREFIX_RE  # 市委/市/县…: the unit's place, not its name
+from bot.kb.store import TERM_INNER_PUNCT_RE
 
 LATIN_WORD_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PAREN_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
@@ -199,7 +200,6 @@ def _chunk_glosses(names: Iterable[str], path: Optional[Path] = None) -> Dict[st
     return glosses
 
 
-TERM_PUNCT_RE = re.compile(r"[、，,·\s]")
 QUOTED_RE = re.compile(r"[\"“”'‘’]([^\"“”'‘’]{3,80})[\"“”'‘’]")
 
 
@@ -207,11 +207,11 @@ def build_term_glosses(terms: Iterable[str], path: Optional[Path] = None) -> Dic
     """{term: [[English lemmas of its 1st word], [of its 2nd], ...]} for the terms the documents
     put in quotes, composed from CC-CEDICT like department names: 双随机、一公开 → [[double, …],
     [random, …], [public, open, …]], so "double random, one public" names it."""
-    terms = [t for t in dict.fromkeys(terms) if len(TERM_PUNCT_RE.sub("", t)) >= 3]
-    glosses = _chunk_glosses([TERM_PUNCT_RE.sub("", t) for t in terms], path)
+    terms = [t for t in dict.fromkeys(terms) if len(TERM_INNER_PUNCT_RE.sub("", t)) >= 3]
+    glosses = _chunk_glosses([TERM_INNER_PUNCT_RE.sub("", t) for t in terms], path)
     out: Dict[str, List[List[str]]] = {}
     for term in terms:
-        name = TERM_PUNCT_RE.sub("", term)
+        name = TERM_INNER_PUNCT_RE.sub("", term)
         parts: List[List[str]] = []
         i = 0
         while i < len(name):

@@ -130,15 +130,7 @@ def _by_year_and_number(kb, text: str) -> List[Tuple[object, object, List[str]]]
     if len(pairs) != 1:
         return []
     (pair,) = pairs
-    owners = {doc.doc_number for doc in kb.documents
-              if any((y, n) == pair for _, y, n in doc_number_keys(doc.doc_number or ""))}
-    cited = []
-    for doc, item in kb.all_items():
-        refs = [r for r in item.references if is_doc_number(r) and any((y, n) == pair for _, y, n in doc_number_keys(r))]
-        if refs:
-            cited.append((doc, item, refs))
-            owners.add(refs[0])
-    return cited[:1] if len(owners) == 1 and cited else []
+    return _the_one_item_citing(kb, lambda key: key[1:] == pair)
 
 
 def _by_number_alone(kb, text: str) -> List[Tuple[object, object, List[str]]]:
@@ -148,12 +140,19 @@ def _by_number_alone(kb, text: str) -> List[Tuple[object, object, List[str]]]:
     if len(numbers) != 1:
         return []
     (number,) = numbers
+    return _the_one_item_citing(kb, lambda key: key[2] == number)
+
+
+def _the_one_item_citing(kb, carries) -> List[Tuple[object, object, List[str]]]:
+    """[(doc, item, refs)] for the first item citing the document whose number ``carries`` says
+    yes to ((issuer, year, number) → bool), when exactly one document number the knowledge base
+    knows does — an item's reference or a document's own (then it is that document, no item)."""
     owners = []
     for doc in kb.documents:
-        if any(n == number for _, _, n in doc_number_keys(doc.doc_number or "")):
+        if any(carries(k) for k in doc_number_keys(doc.doc_number or "")):
             owners.append((doc, None, [doc.doc_number]))
     for doc, item in kb.all_items():
-        refs = [r for r in item.references if is_doc_number(r) and any(n == number for _, _, n in doc_number_keys(r))]
+        refs = [r for r in item.references if is_doc_number(r) and any(carries(k) for k in doc_number_keys(r))]
         if refs and not any(o[2] == refs[:1] for o in owners):
             owners.append((doc, item, refs))
     distinct = {o[2][0] for o in owners}

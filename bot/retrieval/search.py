@@ -215,12 +215,17 @@ class PolicyIndex:
                     weights.setdefault(t, 0.6)
         return weights
 
+    def english_terms_named(self, text: str) -> List[str]:
+        """The documents' quoted terms an English question names ('double random, one public' →
+        双随机、一公开), best first (CC-CEDICT glosses, bot.retrieval.english.terms_in_english)."""
+        return terms_in_english(text, self._term_glosses) if self._term_glosses else []
+
     def with_english_terms(self, text: str, words: List[str]) -> List[str]:
         """``words`` and, when an English question names one of the documents' quoted terms
         ('double random, one public'), that term's own words, as if the citizen had written it."""
         if not self._term_glosses or not LATIN_RE.search(text):
             return words
-        for term in terms_in_english(text, self._term_glosses)[:1]:
+        for term in self.english_terms_named(text)[:1]:
             words = words + [w for w in self.english_terms[term]["words"] if w not in words]
         return words
 
@@ -417,7 +422,7 @@ class PolicyIndex:
         if not self.english_departments:
             return []
         if self._term_glosses:  # "the 'double random, one public' disclosure": a term, not the 公共…部门
-            text = QUOTED_RE.sub(lambda m: " " if terms_in_english(m.group(0), self._term_glosses) else m.group(0), text)
+            text = QUOTED_RE.sub(lambda m: " " if self.english_terms_named(m.group(0)) else m.group(0), text)
         return departments_in_english(text, self.english_departments)
 
     def passage_search(self, text: str, tokens: Sequence[str]) -> Optional[Passage]:
