@@ -87,13 +87,13 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport|visa|permit)\b"
                         # signing up for an exam or a course: "笔试什么时候报名", "怎么报名"
                         r"|(?:什么时候|何时|哪天|几号|怎么|怎样|如何|咋|在哪里?|去哪里?)(?:能|可以|开始)?报名"
-                        r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b"
+                        r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b|\bget (?:my|the|our)\b.{0,30}\b(?:fixed|repaired)\b"
                         # opening hours, like 几点开门: "What time does the station open?"
                         r"|\bwhat time (?:does|do|is|will)\b.{0,40}\b(?:open|close)\b|\bopening hours\b"
                         # "Is the service hall open on Saturdays?", "Can I pay my property tax online?",
                         # "how to move my hukou", "Any good hotpot places near …?"
                         r"|\bopen (?:on|at|during) (?:the )?(?:saturdays?|sundays?|weekends?|holidays?|public holidays)\b"
-                        r"|\bcan i (?:pay|renew|register|book|move|transfer)\b|\bhow (?:to|do i|can i) (?:move|transfer) my\b"
+                        r"|\bcan i (?:pay|renew|register|book|move|transfer)\b|\b(?:how (?:to|do i|can i)|help me) (?:move|transfer) my\b"
                         r"|\bany good\b.{0,30}\b(?:places?|restaurants?|food|shops?|hotels?)\b|\b(?:restaurants?|hotpot|places to eat)\b"
                         r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
 # ... unless the question is about information being published or found

@@ -30,6 +30,14 @@ WANTED_KEY = "dense_wanted"
 _installed = False
 
 
+def want(message, texts) -> None:
+    """Ask for ``texts`` to be embedded before the message is parsed again (several components
+    may each want one: the lists are merged)."""
+    have = message.get(WANTED_KEY) or []
+    have = [have] if isinstance(have, str) else list(have)
+    message.set(WANTED_KEY, list(dict.fromkeys(have + [t for t in texts if t])), add_to_output=True)
+
+
 def install() -> None:
     global _installed
     if _installed:

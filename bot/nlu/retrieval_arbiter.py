@@ -28,9 +28,10 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.answering.answerer import (EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_DOC_INFO_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
+from bot.answering.answerer import (SERVICE_RE, EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_DOC_INFO_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
                                     CLARIFY_MARGIN, Answerer)
 from bot.nlp.segmenter import content_words
+from bot.nlu.dense_handoff import HANDOFF_P_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +200,10 @@ COMPLAINT_CHANNEL_RE = re.compile(r"(?:投诉|举报|反映)(?:的)?(?:渠道|�
 NAMES_A_PLACE_RE = re.compile(r"\d\s*号|《|第\s*[（(]?[一二三四五六七八九十两\d]{1,3}[）)]?\s*(?:项|条|点)|\bitem\s*\d|"
                               r"(?:最后|末尾|最末)\s*(?:一|那|这)?\s*(?:个)?\s*(?:项|条|点)", re.I)
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
+DOUBT_HANDOFF_P = 0.25    # ... and below which an unsure classifier's request for a person is doubted
+HANDOFF_P = 0.9           # the meaning's probability of a request for a person that hands off (bot/nlu/dense_handoff.py)
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
-from bot.nlu.dense_prefetch import WANTED_KEY  # noqa: E402  (a question to embed before parsing again)
+from bot.nlu.dense_prefetch import want  # noqa: E402  (a question to embed before parsing again)
 DENSE_KEEP = 5            # how many items' scores travel to the answerer
 NEAR_KEY = "near_words"   # parse-data key: {question word no item uses: [documents' words near it]}
 NEAR_WORDS_MAX = 4        # at most this many of a question's words are embedded alone (~3 ms each)
@@ -332,6 +335,13 @@ class RetrievalArbiter(GraphComponent):
                 self._set(message, {"name": "complain", "confidence": 0.9},
                           {"by": "english_complaint", "overridden": intent})
                 return
+            handoff_p = float(message.get(HANDOFF_P_KEY) or 0.0)
+            if handoff_p >= HANDOFF_P and intent != "request_callback" and not SERVICE_RE.search(text):
+                # asks for a person in words no pattern has (bot/nlu/dense_handoff.py); an errand
+                # ("who do I call to fix it", "help me transfer my pension") is not such a request
+                self._set(message, {"name": "request_human", "confidence": handoff_p},
+                          {"by": "dense_handoff", "p": handoff_p, "overridden": intent})
+                return
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
         small_talk = None if intent in ("request_human", "complain") else \
@@ -385,8 +395,17 @@ class RetrievalArbiter(GraphComponent):
                       {"by": "english_responsible" if who else "english_deadline", "overridden": intent})
             self._dense(message, message.get("text_scoring") or text, message.get("tokens_zh") or [])
             return
+        if intent == "request_human" and message.get(HANDOFF_P_KEY) is not None \
+                and float(message.get(HANDOFF_P_KEY)) < DOUBT_HANDOFF_P and not HUMAN_REQUEST_RE.search(text) \
+                and not ENGLISH_HANDOFF_RE.search(text):
+            # the classifier read a person in "代理人能否代替申请人提交…", "工作人员故意拖延答复，可以怎么维权":
+            # the meaning is far from every request for a person, so it is a question like any other
+            self._set(message, {"name": "nlu_fallback", "confidence": 1.0 - confidence},
+                      {"by": "dense_doubts_handoff", "p": float(message.get(HANDOFF_P_KEY)), "overridden": intent})
+            intent, confidence = "nlu_fallback", 1.0 - confidence
         if intent == "request_human" and confidence < UNSURE_HUMAN and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
-                and not ENGLISH_HANDOFF_RE.search(message.get(TEXT) or ""):
+                and not ENGLISH_HANDOFF_RE.search(message.get(TEXT) or "") \
+                and float(message.get(HANDOFF_P_KEY) or 0.0) < HANDOFF_P:  # (the meaning may confirm it)
             unsure_human = True  # decided below: a strong match makes it a question
         else:
             unsure_human = False
@@ -431,7 +450,7 @@ class RetrievalArbiter(GraphComponent):
         if not strength and content_words(tokens) and (intent not in SHORT_REPLIES or ASKS_RE.search(scoring)):
             # (a form answer or small talk that asks nothing — "好的知道了" — has no topic to look up)
             # no item shares enough words: does one share the meaning? ("供水供电公司" → 公共企事业单位)
-            from bot.answering.answerer import EN_PUBLISHED_RE, SERVICE_RE
+            from bot.answering.answerer import EN_PUBLISHED_RE
             from bot.retrieval.dense import (ANSWER_WITHOUT_WORDS, FUSED_ASKS_PUBLISHED, FUSED_OVER_SURE, agreeing, answers_alone,
                                              confident_alone, foreign_reached, fused_best)
 
@@ -518,7 +537,7 @@ class RetrievalArbiter(GraphComponent):
         if DEFER.get():  # embedded off the event loop, then parsed again
             wanted = ([query_text(scoring)] if vector is None else []) + [w for w, v in vectors.items() if v is None]
             if wanted:
-                message.set(WANTED_KEY, wanted, add_to_output=True)
+                want(message, wanted)
                 return None
         try:
             hits = dense.item_scores(scoring, vector)

