@@ -1029,3 +1029,55 @@ def test_a_soft_request_for_a_person_that_names_a_subject_is_a_question(request_
     assert SOFT_HUMAN_REQUEST_RE.search(request_text) and SOFT_HUMAN_REQUEST_RE.search(question)
     assert _arbitrated(request_text, "ask_policy", 0.8)["name"] == "request_human"
     assert _arbitrated(question, "ask_policy", 0.8)["name"] == "ask_policy"
+
+
+# ------------------------------------------------ duties, follow-ups, terms' lists, errands (session 7)
+@pytest.mark.parametrize("text", [
+    "您好，我是市司法局刚调来的同事，想了解一下我们局今年在要点里承担哪些任务，麻烦您梳理一下，谢谢",
+    "《宁乡市2021年政务公开工作要点》给市财政局分了哪些任务？",
+])
+def test_a_units_duties_in_a_long_frame(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and reply.departments and len(reply.citations) >= 1
+    assert "项工作" in reply.texts[0]  # the unit's list of items, not one item
+
+
+def test_a_topic_beside_the_unit_is_still_asked_of_the_items(env):
+    reply = ask(env, "市财政局在预算决算公开方面要承担哪些任务")
+    assert reply.kind == "answer" and "项工作" not in reply.texts[0]
+
+
+def test_the_first_of_a_terms_list_is_not_the_first_item(env):
+    answerer, _ = env
+    term_item = next(it for _, it in answerer.kb.all_items() if "五统一" in it.terms)
+    assert first_item(ask(env, "“五统一”的第一项指的是啥")) == term_item.number
+    assert first_item(ask(env, "第一项讲的是什么")) == 1  # a place in the document stays one
+
+
+def test_a_follow_up_frame_is_not_a_new_topic(env):
+    answerer, _ = env
+    reply = ask(env, "具体涉及哪些领域", current_item=16.0, current_doc=answerer.kb.documents[0].doc_id)
+    assert first_item(reply) == 16
+
+
+@pytest.mark.parametrize("text", ["医保卡去哪个窗口补办", "居住证去哪个大厅办"])
+def test_which_counter_for_an_errand_is_not_a_policy_question(env, text):
+    assert ask(env, text, intent="ask_responsible").kind == "fallback"
+
+
+def test_a_smart_customer_service_is_not_a_person():
+    assert not HUMAN_REQUEST_RE.search("网上有没有智能客服可以回答办事问题")
+    assert not SOFT_HUMAN_REQUEST_RE.search("网上有没有智能客服可以回答办事问题")
+    assert HUMAN_REQUEST_RE.search("我要找客服")
+
+
+@pytest.mark.parametrize("text", ["Which office issued the Ningxiang 2021 government transparency work points?",
+                                  "Who issued the city's 2021 government openness work points?"])
+def test_english_questions_about_the_document_itself(env, text):
+    reply = ask(env, text, intent="ask_responsible")
+    assert reply.kind == "answer" and "印发" in reply.texts[0]
+
+
+def test_english_items_led_by_a_unit(env):
+    reply = ask(env, "List the work items led by the Finance Bureau.")
+    assert reply.kind == "answer" and reply.departments == ["市财政局"]

@@ -49,10 +49,13 @@ EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]
 EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handling", "manage", "manages", "run", "runs",
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
 # the lead unit of an item named by its place, and what else it does ("第二项牵头的单位负责哪些事")
+EVERYDAY_WEIGHT = 0.5  # a word this frequent in Chinese in general (bot/retrieval/general_words.py) is not a topic
 LEAD_UNIT_DUTIES_RE = re.compile(r"(?:牵头|负责牵头|主抓)的?(?:单位|部门|局)(?:还|都|一共|总共|另外)?"
                                  r"(?:负责|管|牵头|承担|要做|要干|干|做)(?:了)?(?:哪些|什么|啥|几项|多少)")
 EN_FRAME_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(EN_FRAME_WORDS, key=len, reverse=True)) + r")\b", re.I)
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
+                          # "List the work items led by the Finance Bureau"
+                          r"(?:items?|tasks?|work|ones)\b.{0,20}\b(?:led|headed|overseen|run)\s+by|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b"
                           # "and the cyberspace office?" (after another unit's duties): a unit alone, like 那市委网信办呢
                           r"|^\s*(?:and|what about|how about)\s+(?:the\s+)?(?!.*\b(?:which|who|whom|whose|what|when|where|how|"
@@ -60,7 +63,7 @@ EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(
 # "Which office issued this work plan notice?", "What is the document number of the plan?"
 # "the 2021 work plan", "this Ningxiang openness plan": the document itself, with a year or a place
 _EN_THE_DOC = (r"\b(?:this|the)\s+(?:\d{4}\s+)?(?:(?:(?-i:[A-Z][a-z]+)(?:'s)?|city's|county's|government's)\s+)?(?:\d{4}\s+)?"
-               r"(?:(?:work|openness|transparency|disclosure|government affairs)\s+)?(?:plan|notice|document|circular|work points)\b")
+               r"(?:(?:government\s+)?(?:work|openness|transparency|disclosure|government affairs)\s+)?(?:plan|notice|document|circular|work points)\b")
 EN_DOC_INFO_RE = re.compile(
     r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}" + _EN_THE_DOC +
     r"|" + _EN_THE_DOC + r".{0,40}\b(?:issued|issuer|signed|dated|document number|reference number|released)\b", re.I)
@@ -75,7 +78,7 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"转移|迁移|转入|转出|提取|过户|退费|退款)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
-                        r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿)?(?:可以|能|才能)?(?:办|交|缴|开|打|接种|领|买|挂号)"
+                        r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿|个窗口|个大厅|个网点)?(?:可以|能|才能)?(?:补办|办|交|缴|开|打|接种|领|买|挂号)"
                         # an entitlement or a case of one's own: "能报多少", "有没有补贴", "多久会有人来处理"
                         r"|(?:能|可以)?(?:报|领|补|退|赔|发)多少|有没有(?:补贴|补助|优惠|奖励)|(?:多久|几天)(?:会|能)?有人(?:来)?(?:处理|管|上门)"
                         # a recommendation, a lost card: "哪家医院看病比较好", "卡丢了要怎么补"
@@ -140,7 +143,7 @@ CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 # a follow-up asking for more about what was just answered (bot/nlu/retrieval_arbiter.py routes it here)
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
-                          r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容)"
+                          r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容|涉及|覆盖|指)"
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
                           r"|^(?:具体|详细)的?(?:要求|规定|内容|措施|做法|安排|任务)(?:是|有|包括|指)"
                           r"|^(?:有)?(?:什么|哪些|啥)具体(?:的)?(?:要求|规定|内容|措施|做法|安排|任务)")
@@ -360,7 +363,18 @@ class Answerer:
         rest = [w for w in words if not any(w in f for f in forms)
                 and w not in ("政务", "公开", "工作", "职责", "任务", "政务公开", "哪些", "什么", "呢", "那",
                               "参与", "承担", "涉及", "分工", "分到", "分得", "活", "活儿") and w not in self.DOC_GENERIC]
-        return not rest or bool(DUTIES_RE.search(q.text)) and len(rest) <= 1
+        if not rest:
+            return True
+        rest = [w for w in rest if not any(w in d.title for d in self.kb.documents)]  # 《…2021年…要点》给…
+        # "我是市司法局新入职的同事，想了解我们局在今年的要点里承担哪些任务": a duties question in a
+        # long frame — none of the other words names a topic of some items (an everyday word such
+        # as 具体, frequent in Chinese in general, names none)
+        return bool(DUTIES_RE.search(q.text)) and (len(rest) <= 1 or not any(self._names_items(w) for w in rest))
+
+    def _names_items(self, word: str) -> bool:
+        """A word of two or more characters that some items use (at most 40 %) and that is not an
+        everyday word of Chinese (具体, 今年: frequent in general, they name no topic)."""
+        return len(word) >= 2 and self.index.singles_out_items(word) and self.index.general.weight(word) > EVERYDAY_WEIGHT
 
     def _scope_to_document(self, q: Query) -> None:
         """With several documents loaded, a question that points at the document in context
@@ -431,8 +445,11 @@ class Answerer:
                 (FOLLOW_UP_RE.search(q.scoring or q.text) or WHAT_ABOUT_RE.search(q.text.strip())):
             # "具体有哪些领域", "那线上的专栏呢": a word of the item in context, asked right after it,
             # is asked of that item (another item's word — "那反垄断执法呢" — is a new topic)
+            # (the words of the follow-up frame itself — 具体涉及 — are not its topic)
+            frame = FOLLOW_UP_RE.search(q.scoring or q.text)
+            frame = frame.group(0) if frame else ""
             topic = [w for w in content_words(q.tokens) if w not in DEADLINE_WORDS and w not in EN_FRAME_WORDS
-                     and self.index.is_topic_word(w)]
+                     and w not in frame and self.index.is_topic_word(w)]
             # "那政策解读呢" after 一件事一次办: another item's heading names it, a new topic
             core = WHAT_ABOUT_RE.sub(r"\1", q.text.strip())
             elsewhere = not FOLLOW_UP_RE.search(q.scoring or q.text) and len(core) >= 2 and any(
@@ -455,7 +472,8 @@ class Answerer:
                     passage.coverage > top_cov + (0.1 if top_cov < ANSWER_COVERAGE else 0.3)
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
-        if mode in ("policy", "deadline") and (not hits or hits[0].coverage < SERVICE_COVERAGE) and SERVICE_RE.search(q.text) \
+        if mode in ("policy", "deadline", "responsible") and (not hits or hits[0].coverage < SERVICE_COVERAGE) \
+                and SERVICE_RE.search(q.text) \
                 and not DISCLOSURE_RE.search(q.text) and not scope:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)

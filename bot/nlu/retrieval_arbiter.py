@@ -82,7 +82,7 @@ ENGLISH_HANDOFF_RE = re.compile(
 # A request, in any wording, to pass the conversation to a person ("能不能麻烦您帮我转给负责的工作人员
 # 跟进一下", "能不能请一位工作人员直接跟我沟通"): the verb of the request and the person decide, not
 # the long polite frame around them, which the classifier reads as a policy question.
-PERSON = (r"(?:工作人员|[人仁]工(?:客服|服务|坐席)?|经办人|办事员|值班员|同仁|真正的人|真的人|客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
+PERSON = (r"(?:工作人员|(?<!智能)[人仁]工(?:客服|服务|坐席)?|经办人|办事员|值班员|同仁|真正的人|真的人|(?<!智能)(?<!在线)客服(?:人员|小姐姐|小哥哥|妹妹)?|真人|活人|明白人|专人|值班人员|接线员|话务员|坐席|"
           r"管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志)|"
           r"懂(?:政策|行|业务)的(?:人|同志|老师))")
 HUMAN_REQUEST_RE = re.compile(

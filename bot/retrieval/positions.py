@@ -58,11 +58,17 @@ def _item_and_section(text: str, own_titles=()) -> Tuple[Optional[int], Optional
     return item_no, section_no
 
 
+OF_A_TERM_RE = re.compile(r"[”」』\"']?\s*的\s*第\s*[（(]?[一二三四五六七八九十两\d]")
+
+
 def items_at_position(kb, text: str, doc_id: Optional[str] = None) -> List[Tuple[object, object]]:
     """[(doc, item)] that the question names by position; several when documents differ."""
     item_no, section_no = _item_and_section(text or "", [d.title for d in kb.documents])
     if not item_no:
         return []
+    of = OF_A_TERM_RE.search(text or "")
+    if of and any(len(t) >= 2 and t in text[:of.start()] for _, it in kb.all_items() for t in it.terms):
+        return []  # "“五统一”的第一项是什么": the first of what a term lists, not the document's first item
     found = []
     for doc in kb.documents:
         if doc_id and doc.doc_id != doc_id:

@@ -252,6 +252,12 @@ class PolicyIndex:
             df = sum(word in t for t in self.texts)
         return 0 < df <= max(1, 0.4 * len(self.word_sets)) or df == 0
 
+    def singles_out_items(self, word: str) -> bool:
+        """Some items use it, at most 40 % of them (unlike ``is_topic_word``, a word no item
+        uses — 入职, 梳理 — singles out nothing)."""
+        df = sum(word in ws for ws in self.word_sets) or sum(word in t for t in self.texts)
+        return 0 < df <= max(1, 0.4 * len(self.word_sets))
+
     def names_a_topic_of(self, hit: "Hit", generic: Set[str] = frozenset()) -> bool:
         """The question reaches this item by a word that singles out a few items (not only by
         政府/公开/信息, which every item uses, nor only by ``generic``: what the question's generic
