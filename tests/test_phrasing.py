@@ -1081,3 +1081,9 @@ def test_english_questions_about_the_document_itself(env, text):
 def test_english_items_led_by_a_unit(env):
     reply = ask(env, "List the work items led by the Finance Bureau.")
     assert reply.kind == "answer" and reply.departments == ["市财政局"]
+
+
+@pytest.mark.parametrize("text, intent", [("哪个单位负责办理老年卡", "ask_responsible"), ("怎么查自己的征信", "ask_policy"),
+                                          ("能直接缴医保吗", "ask_policy")])
+def test_personal_errands_are_not_policy_questions(env, text, intent):
+    assert ask(env, text, intent=intent).kind == "fallback"
