@@ -244,7 +244,9 @@ def test_english_topics_without_a_hand_typed_entry(env, text, item):
 
 @pytest.mark.parametrize("text", ["How do I renew my passport?", "What's the weather in Changsha tomorrow?",
                                   "What is the minimum wage in Hunan?", "Is the hospital open on Sunday?",
-                                  "How much is a train ticket to Changsha?"])
+                                  "How much is a train ticket to Changsha?",
+                                  "How much is the childcare allowance each month?",
+                                  "What is the pension amount under the new rules?"])
 def test_english_questions_about_other_services_are_not_answered(env, text):
     answerer, seg = env
     t = scoring_text(text)

@@ -101,7 +101,11 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\bopen (?:on|at|during) (?:the )?(?:saturdays?|sundays?|weekends?|holidays?|public holidays)\b"
                         r"|\bcan i (?:pay|renew|register|book|move|transfer)\b|\b(?:how (?:to|do i|can i)|help me) (?:move|transfer) my\b"
                         r"|\bany good\b.{0,30}\b(?:places?|restaurants?|food|shops?|hotels?)\b|\b(?:restaurants?|hotpot|places to eat)\b"
-                        r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b", re.I)
+                        r"|\b(?:lost|stolen|replace|renew)\b.{0,30}\b(?:card|licen[cs]e|passport|certificate|id)\b"
+                        # an amount of money for a person: "how big is the subsidy for …", "the child subsidy amount"
+                        r"|\bhow (?:much|big|large|high) (?:is|are|will|would) (?:the |my |a |an )?(?:\w+ )?(?:subsid(?:y|ies)|allowances?|"
+                        r"benefits?|pensions?|compensation|refunds?|bonus(?:es)?|grants?)\b"
+                        r"|\b(?:subsid(?:y|ies)|allowances?|benefits?|pensions?|compensation|grants?) (?:amounts?|rates?|standards?)\b", re.I)
 # ... unless the question is about information being published or found
 DISCLOSURE_RE = re.compile(r"公开(?!招聘|招考|招录|招标|课|赛)|公布|发布|公示|信息|政策|解读|网站|专栏|平台|查询|查到|能查|指南|目录|清单|"
                            r"\b(?:publish|disclos|public|information|open(?:ness|ly|\s+government|\s+data|\s+information)|transparen|release|updat|news|notice|announce|guide|report)", re.I)
