@@ -1089,3 +1089,19 @@ def test_english_items_led_by_a_unit(env):
                                           ("能直接缴医保吗", "ask_policy")])
 def test_personal_errands_are_not_policy_questions(env, text, intent):
     assert ask(env, text, intent=intent).kind == "fallback"
+
+
+def test_a_term_typed_with_one_wrong_character_is_read_as_the_term(env):
+    answerer, _ = env
+    checked = 0
+    for _, item in answerer.kb.all_items():
+        for term in item.terms:
+            if len(term) < 4 or not all("\u4e00" <= ch <= "\u9fff" for ch in term):
+                continue
+            typo = term[:1] + "搞" + term[2:] if term[1] != "搞" else term[:1] + "高" + term[2:]
+            assert answerer.kb.with_terms_as_written(f"{typo}是什么意思") == f"{term}是什么意思"
+            assert first_item(ask(env, f"{typo}是什么意思")) == item.number
+            checked += 1
+    assert checked >= 3
+    # two wrong characters, or a near word that is nearer another term, stay as typed
+    assert answerer.kb.with_terms_as_written("搞搞四新是什么") == "搞搞四新是什么"

@@ -31,6 +31,7 @@ KB_FORMAT_VERSION = 1
 
 
 TERM_INNER_PUNCT_RE = re.compile(r"[、，,·\s]")  # inside a term: 双随机、一公开 (also bot/retrieval/english.py)
+CJK_ONLY_RE = re.compile(r"[\u4e00-\u9fff]+")  # a term a typo of which is read as the term (Chinese characters only)
 
 
 @dataclass
@@ -120,7 +121,36 @@ class KnowledgeBase:
         for term, pattern in self._spaced_terms:
             if term not in text:
                 text = pattern.sub(term, text)
+        return self._typos_of_terms_corrected(text)
+
+    def _typos_of_terms_corrected(self, text: str) -> str:
+        """A term of four or more characters typed with one character wrong ("三搞四新" for 三高四新,
+        "跨省同办" for 跨省通办) is read as the term, when it is the only term that close."""
+        for term, bare in self._typo_terms:
+            if bare in text or term in text:
+                continue
+            n = len(bare)
+            spans = [i for i in range(len(text) - n + 1)
+                     if sum(a != b for a, b in zip(text[i:i + n], bare)) == 1 and CJK_ONLY_RE.fullmatch(text[i:i + n])]
+            if len(spans) != 1:
+                continue
+            window = text[spans[0]:spans[0] + n]
+            rivals = [b for _, b in self._typo_terms if b != bare and len(b) == n
+                      and sum(x != y for x, y in zip(window, b)) <= 1]
+            if not rivals:
+                text = text[:spans[0]] + term + text[spans[0] + n:]
         return text
+
+    @cached_property
+    def _typo_terms(self) -> List[tuple]:
+        """(term as written, its characters without punctuation) for terms of four or more characters."""
+        out = []
+        for _, item in self.all_items():
+            for term in item.terms:
+                bare = TERM_INNER_PUNCT_RE.sub("", term)
+                if len(bare) >= 4 and CJK_ONLY_RE.fullmatch(bare):
+                    out.append((term, bare))
+        return out
 
     @cached_property
     def _spaced_terms(self) -> List[tuple]:
