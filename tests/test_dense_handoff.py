@@ -105,6 +105,8 @@ def test_only_unsettled_messages_or_ones_naming_a_person_are_scored(trained):
     assert _scored(trained, "预算公开在哪里看", intent="ask_policy", confidence=0.9).get(HANDOFF_P_KEY) is None
     assert _scored(trained, "我投诉窗口服务", intent="complain").get(HANDOFF_P_KEY) is None
     assert _scored(trained, "请回电给我", intent="request_callback").get(HANDOFF_P_KEY) is None
+    # "are you a real person?" asks about the assistant: near a request for a person, but not one
+    assert _scored(trained, "跟我说话的是真人还是程序", intent="bot_identity").get(HANDOFF_P_KEY) is None
     assert _scored(trained, "窗口人员的培训谁负责", intent="ask_responsible", confidence=0.9).get(HANDOFF_P_KEY) is not None
     assert _scored(trained, "今天天气不错啊", intent="greet").get(HANDOFF_P_KEY) is not None
 

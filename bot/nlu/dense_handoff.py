@@ -37,8 +37,11 @@ logger = logging.getLogger(__name__)
 HANDOFF_P_KEY = "handoff_p"   # the probability, in the parse data, that the message asks for a person
 WEIGHTS_FILE = "handoff_lr.npy"
 # intents the classifier's own reading leaves to this one (it is unsure of them, or they carry no topic)
-SCORED_INTENTS = {"greet", "goodbye", "thank", "bot_identity", "ask_capabilities", "out_of_scope", "nlu_fallback",
+SCORED_INTENTS = {"greet", "goodbye", "thank", "ask_capabilities", "out_of_scope", "nlu_fallback",
                   "affirm", "deny", "cancel"}
+# a question about the assistant ("跟我聊天的是真人还是机器") is near a request for a person in meaning,
+# but asks whether it is one; a callback request and a complaint have their own flows
+NOT_SCORED = {"bot_identity", "complain", "request_callback"}
 SURE_HUMAN = 1.01  # a request for a person the classifier is this sure of is not scored (1.01: every one is)
 # a person named in any other message (人民/个人/法人 are not people one talks to)
 PERSON_CUE_RE = re.compile(
@@ -109,7 +112,7 @@ class DenseHandoffScorer(GraphComponent):
         intent = (message.get(INTENT) or {}).get("name")
         if intent == "request_human":  # the meaning may confirm or doubt an unsure classifier
             return float((message.get(INTENT) or {}).get("confidence") or 0.0) < SURE_HUMAN
-        if intent in ("complain", "request_callback"):
+        if intent in NOT_SCORED:
             return False
         text = message.get(TEXT) or ""
         return intent in SCORED_INTENTS or bool(PERSON_CUE_RE.search(text))
