@@ -4,8 +4,9 @@ tests/data/oos_probe*.jsonl ({"text"}: must not be answered or handed off).
 
     PYTHONPATH=. .venv/bin/python bench/probe_sets.py [--url http://127.0.0.1:5005] [-v] FILE...
 
-handoff_probe3.jsonl and oos_probe2.jsonl were run once, blind, and not read (docs/evaluation.md):
-keep them so — run them without -v.
+handoff_probe4.jsonl and oos_probe3.jsonl were written blind and are run for counts only
+(docs/heldout2-howto.md): keep them so — run them without -v. (handoff_probe3 and oos_probe2 were
+blind in the sixth session and were read in the seventh.)
 """
 from __future__ import annotations
 
