@@ -47,3 +47,14 @@ def answerer_for(tmp_path_factory, documents: dict):
     kb = build_kb(policies, DEFAULT_CONFIG_DIR)
     seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
     return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg
+
+
+# the trained model, parsed as the server does (tests/test_dense.py, tests/test_dense_handoff.py)
+@pytest.fixture(scope="module")
+def agent():
+    from rasa.core.agent import Agent
+
+    model = ROOT / "models" / "zhengwu.tar.gz"
+    if not model.exists():
+        pytest.fail("make train builds models/zhengwu.tar.gz")
+    return Agent.load(str(model))

@@ -23,7 +23,6 @@ from bot.retrieval import dense as D
 from bot.retrieval.search import Hit, document_words
 from tests.conftest import answerer_for
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILD = Path(kb_path()).parent
 
 
@@ -329,16 +328,6 @@ def test_other_document_answers_by_meaning(other_env, text, item):
 
 
 # ------------------------------------------------ the Rasa server embeds off its event loop
-
-@pytest.fixture(scope="module")
-def agent():
-    from rasa.core.agent import Agent
-
-    model = ROOT / "models" / "zhengwu.tar.gz"
-    if not model.exists():
-        pytest.fail("make train builds models/zhengwu.tar.gz")
-    return Agent.load(str(model))
-
 
 def test_parse_embeds_in_a_worker_thread_and_keeps_the_result(agent, monkeypatch):
     from bot.nlu import dense_prefetch

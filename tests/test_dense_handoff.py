@@ -17,7 +17,6 @@ from bot.nlu.dense_handoff import HANDOFF_P_KEY, DenseHandoffScorer
 from bot.nlu.retrieval_arbiter import ENGLISH_HANDOFF_RE, HUMAN_REQUEST_RE, SOFT_HUMAN_REQUEST_RE, RetrievalArbiter
 from bot.retrieval import dense as D
 
-ROOT = Path(__file__).resolve().parents[1]
 
 PERSON_ASKS = ["帮我转人工", "我要找工作人员", "让真人来回答我", "转接客服", "找个懂行的人跟我说", "人工服务",
                "别让机器回答了，找人", "请工作人员联系我", "我想跟客服聊", "给我接个真人"]
@@ -169,16 +168,6 @@ def test_an_unsure_request_far_from_every_request_is_a_question():
 
 
 # ------------------------------------------------ the trained model, parsed as the server does
-
-
-@pytest.fixture(scope="module")
-def agent():
-    from rasa.core.agent import Agent
-
-    model = ROOT / "models" / "zhengwu.tar.gz"
-    if not model.exists():
-        pytest.fail("make train builds models/zhengwu.tar.gz")
-    return Agent.load(str(model))
 
 
 @pytest.mark.parametrize("text", ["I would really prefer a human being to help me",
