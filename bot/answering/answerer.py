@@ -449,17 +449,16 @@ class Answerer:
             # "这个要求具体是什么", "这些都包括哪些": more about the item in context
             return self._answer_item(ctx[0], ctx[1], q, mode)
         if ctx and mode == "policy" and own_topic and not topic_in_doc and \
-                (FOLLOW_UP_RE.search(q.scoring or q.text) or WHAT_ABOUT_RE.search(q.text.strip())):
+                ((follow_up := FOLLOW_UP_RE.search(q.scoring or q.text)) or WHAT_ABOUT_RE.search(q.text.strip())):
             # "具体有哪些领域", "那线上的专栏呢": a word of the item in context, asked right after it,
             # is asked of that item (another item's word — "那反垄断执法呢" — is a new topic)
             # (the words of the follow-up frame itself — 具体涉及 — are not its topic)
-            frame = FOLLOW_UP_RE.search(q.scoring or q.text)
-            frame = frame.group(0) if frame else ""
+            frame = follow_up.group(0) if follow_up else ""
             topic = [w for w in content_words(q.tokens) if w not in DEADLINE_WORDS and w not in EN_FRAME_WORDS
                      and w not in frame and self.index.is_topic_word(w)]
             # "那政策解读呢" after 一件事一次办: another item's heading names it, a new topic
             core = WHAT_ABOUT_RE.sub(r"\1", q.text.strip())
-            elsewhere = not FOLLOW_UP_RE.search(q.scoring or q.text) and len(core) >= 2 and any(
+            elsewhere = not follow_up and len(core) >= 2 and any(
                 core in item.title for d, item in self.kb.all_items()
                 if (d.doc_id, item.number) != (ctx[0], ctx[1].number)) and core not in ctx[1].title
             if topic and all(w in ctx[1].text for w in topic) and not elsewhere:

@@ -42,7 +42,6 @@ SCORED_INTENTS = {"greet", "goodbye", "thank", "ask_capabilities", "out_of_scope
 # a question about the assistant ("跟我聊天的是真人还是机器") is near a request for a person in meaning,
 # but asks whether it is one; a callback request and a complaint have their own flows
 NOT_SCORED = {"bot_identity", "complain", "request_callback"}
-SURE_HUMAN = 1.01  # a request for a person the classifier is this sure of is not scored (1.01: every one is)
 # a person named in any other message (人民/个人/法人 are not people one talks to)
 PERSON_CUE_RE = re.compile(
     r"(?<![个法])人(?!民|大)|员|客服|主管|上级|领导|经理|老师|同志|同仁|专员|窗口|值班|"
@@ -110,8 +109,8 @@ class DenseHandoffScorer(GraphComponent):
 
     def wants_score(self, message: Message) -> bool:
         intent = (message.get(INTENT) or {}).get("name")
-        if intent == "request_human":  # the meaning may confirm or doubt an unsure classifier
-            return float((message.get(INTENT) or {}).get("confidence") or 0.0) < SURE_HUMAN
+        if intent == "request_human":  # the meaning may confirm or doubt the classifier
+            return True
         if intent in NOT_SCORED:
             return False
         text = message.get(TEXT) or ""

@@ -321,6 +321,8 @@ class RetrievalArbiter(GraphComponent):
 
     def _arbitrate(self, message: Message) -> None:
         intent = (message.get(INTENT) or {}).get("name")
+        # the meaning's probability of a request for a person, when it was scored (bot/nlu/dense_handoff.py)
+        handoff_p = None if message.get(HANDOFF_P_KEY) is None else float(message.get(HANDOFF_P_KEY))
         if intent != "request_human" and ENGLISH_HANDOFF_RE.search(message.get(TEXT) or ""):
             self._set(message, {"name": "request_human", "confidence": 0.9},
                       {"by": "english_handoff", "overridden": intent})
@@ -335,8 +337,8 @@ class RetrievalArbiter(GraphComponent):
                 self._set(message, {"name": "complain", "confidence": 0.9},
                           {"by": "english_complaint", "overridden": intent})
                 return
-            handoff_p = float(message.get(HANDOFF_P_KEY) or 0.0)
-            if handoff_p >= HANDOFF_P and intent != "request_callback" and not SERVICE_RE.search(text):
+            if handoff_p is not None and handoff_p >= HANDOFF_P and intent != "request_callback" \
+                    and not SERVICE_RE.search(text):
                 # asks for a person in words no pattern has (bot/nlu/dense_handoff.py); an errand
                 # ("who do I call to fix it", "help me transfer my pension") is not such a request
                 self._set(message, {"name": "request_human", "confidence": handoff_p},
@@ -395,17 +397,16 @@ class RetrievalArbiter(GraphComponent):
                       {"by": "english_responsible" if who else "english_deadline", "overridden": intent})
             self._dense(message, message.get("text_scoring") or text, message.get("tokens_zh") or [])
             return
-        if intent == "request_human" and message.get(HANDOFF_P_KEY) is not None \
-                and float(message.get(HANDOFF_P_KEY)) < DOUBT_HANDOFF_P and not HUMAN_REQUEST_RE.search(text) \
-                and not ENGLISH_HANDOFF_RE.search(text):
+        if intent == "request_human" and handoff_p is not None and handoff_p < DOUBT_HANDOFF_P \
+                and not HUMAN_REQUEST_RE.search(text) and not ENGLISH_HANDOFF_RE.search(text):
             # the classifier read a person in "代理人能否代替申请人提交…", "工作人员故意拖延答复，可以怎么维权":
             # the meaning is far from every request for a person, so it is a question like any other
             self._set(message, {"name": "nlu_fallback", "confidence": 1.0 - confidence},
-                      {"by": "dense_doubts_handoff", "p": float(message.get(HANDOFF_P_KEY)), "overridden": intent})
+                      {"by": "dense_doubts_handoff", "p": handoff_p, "overridden": intent})
             intent, confidence = "nlu_fallback", 1.0 - confidence
         if intent == "request_human" and confidence < UNSURE_HUMAN and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
                 and not ENGLISH_HANDOFF_RE.search(message.get(TEXT) or "") \
-                and float(message.get(HANDOFF_P_KEY) or 0.0) < HANDOFF_P:  # (the meaning may confirm it)
+                and (handoff_p is None or handoff_p < HANDOFF_P):  # (the meaning may confirm it)
             unsure_human = True  # decided below: a strong match makes it a question
         else:
             unsure_human = False

@@ -245,18 +245,19 @@ class PolicyIndex:
         return len(word) >= 2 and bool(CJK_RE.search(word)) and word not in self.words.idf \
             and not any(word in t for t in self.texts) and self.general.weight(word) >= NEAR_GENERAL
 
+    def _item_df(self, word: str) -> int:
+        """How many items use ``word``: as one of their words, else anywhere in their text."""
+        return sum(word in ws for ws in self.word_sets) or sum(word in t for t in self.texts)
+
     def is_topic_word(self, word: str) -> bool:
         """Used by at most 40 % of the items: it says which item is meant."""
-        df = sum(word in ws for ws in self.word_sets)
-        if df == 0:
-            df = sum(word in t for t in self.texts)
-        return 0 < df <= max(1, 0.4 * len(self.word_sets)) or df == 0
+        df = self._item_df(word)
+        return df == 0 or df <= max(1, 0.4 * len(self.word_sets))
 
     def singles_out_items(self, word: str) -> bool:
         """Some items use it, at most 40 % of them (unlike ``is_topic_word``, a word no item
         uses — 入职, 梳理 — singles out nothing)."""
-        df = sum(word in ws for ws in self.word_sets) or sum(word in t for t in self.texts)
-        return 0 < df <= max(1, 0.4 * len(self.word_sets))
+        return 0 < self._item_df(word) <= max(1, 0.4 * len(self.word_sets))
 
     def names_a_topic_of(self, hit: "Hit", generic: Set[str] = frozenset()) -> bool:
         """The question reaches this item by a word that singles out a few items (not only by
