@@ -70,6 +70,21 @@ def test_every_item_is_scored_best_first_with_its_standing(env):
     assert "疫情" in item.text
 
 
+def test_each_sentence_is_also_embedded_under_its_heading(env):
+    # a sentence that names its subject only through the heading ("要细化公开内容") is read as
+    # about that subject: every sentence is a passage of its item twice, alone and after the heading
+    answerer, _, index = env
+    passages = D.passages_of(answerer.kb)
+    owned = {}
+    for doc, item, text in passages:
+        owned.setdefault(text, set()).add((doc, item))
+    for doc, item in answerer.kb.all_items():
+        for sentence in item.sentences:
+            assert (doc.doc_id, item.number) in owned[sentence]
+            assert owned[f"{item.title}：{sentence}"] == {(doc.doc_id, item.number)}
+    assert len(index.vectors) == len(passages)
+
+
 def test_vectors_are_cached_and_the_query_is_bounded():
     long = "政务公开" * 100
     first = D.embed_query(long)

@@ -177,12 +177,18 @@ def model():
 
 
 def passages_of(kb: KnowledgeBase) -> List[Tuple[str, int, str]]:
-    """(doc_id, item number, text) for every heading, sentence and long sentence's clause."""
+    """(doc_id, item number, text) for every heading, sentence and long sentence's clause, and
+    every sentence again under its item's heading ("做好财政信息公开：…"): a sentence that names
+    its subject only by the heading ("要细化公开内容…") is then read as about that subject
+    (offline, 3,792 labelled tune questions: the right item the meaning's best 3,136 → 3,183 times;
+    end to end on 5,800 tune/probe messages 21 fixed, 5 broken)."""
     out = []
     for doc, item in kb.all_items():
         out.append((doc.doc_id, item.number, item.title))
         for sentence in item.sentences:
             out.append((doc.doc_id, item.number, sentence))
+            if item.title and sentence != item.title:
+                out.append((doc.doc_id, item.number, f"{item.title}：{sentence}"))
             clauses = [c for c in CLAUSE_RE.split(sentence) if len(c.strip("，；。： ")) >= MIN_CLAUSE]
             if len(clauses) > 1:
                 out.extend((doc.doc_id, item.number, c) for c in clauses)
