@@ -1105,3 +1105,88 @@ def test_a_term_typed_with_one_wrong_character_is_read_as_the_term(env):
     assert checked >= 3
     # two wrong characters, or a near word that is nearer another term, stay as typed
     assert answerer.kb.with_terms_as_written("搞搞四新是什么") == "搞搞四新是什么"
+
+
+# ------------------------------------------- a follow-up about the documents an item cites
+@pytest.mark.parametrize("follow_up", ["依据哪个文件", "依據的是哪個文件？", "那具体是根据什么文件呢，谢谢",
+                                       "这个是哪几个部门发的", "Which document is that based on?"])
+def test_a_follow_up_asks_for_the_documents_the_item_cites(env, follow_up):
+    # every item that cites another document, right after it was answered: the sentence citing it
+    # (not the work points' own issuer and number)
+    answerer, _ = env
+    cited = [(d, it) for d, it in answerer.kb.all_items() if it.references]
+    assert cited
+    for doc, item in cited:
+        reply = ask(env, follow_up, "ask_document_info", current_doc=doc.doc_id, current_item=float(item.number))
+        assert first_item(reply) == item.number, (follow_up, item.number)
+        assert any(ref in reply.texts[0] for ref in item.references)
+        assert doc.doc_number not in reply.texts[0]
+
+
+def test_the_documents_own_metadata_and_new_topics_are_not_the_cited_documents(env):
+    answerer, _ = env
+    doc, item = next((d, it) for d, it in answerer.kb.all_items() if it.references)
+    ctx = dict(current_doc=doc.doc_id, current_item=float(item.number))
+    # with nothing answered before, or naming the work points themselves: their own metadata
+    assert doc.doc_number in ask(env, "依据哪个文件", "ask_document_info").texts[0]
+    assert doc.doc_number in ask(env, f"{doc.doc_number}是哪个单位发的", "ask_document_info", **ctx).texts[0]
+    # another item's own topic with 依据 in it is that item's question
+    other = next(it for d, it in answerer.kb.all_items() if it.number != item.number and not it.references
+                 and len(it.title) >= 6)
+    topic = other.title[2:6]
+    reply = ask(env, f"那{topic}的依据是什么", **ctx)
+    assert first_item(reply) != item.number or topic in item.text
+
+
+def test_cited_documents_on_another_document(tmp_path_factory):
+    # the same follow-up on a document written for this test (no rule names an item of 宁乡 2021)
+    text = ("某县2024年政务公开工作要点\n某政办发〔2024〕7号\n一、重点领域\n"
+            "（一）做好乡村振兴信息公开。落实省农业农村厅《关于加强涉农资金公开的通知》（湘农发〔2023〕12号）要求，"
+            "公开涉农补贴发放情况。（县农业农村局牵头）\n"
+            "（二）做好教育信息公开。公开招生入学政策和学位分布。（县教育局牵头）\n")
+    answerer, seg = answerer_for(tmp_path_factory, {"mou-2024.txt": text})
+    doc = answerer.kb.documents[0]
+    item = next(it for it in doc.items if it.references)
+    reply = answerer.answer(Query("依据是啥文件", question_words(seg, "依据是啥文件"), "ask_document_info",
+                                  current_doc=doc.doc_id, current_item=float(item.number)))
+    assert first_item(reply) == item.number and "湘农发〔2023〕12号" in reply.texts[0]
+
+
+# ------------------------------------------------------- long polite small talk in Chinese
+@pytest.mark.parametrize("text,intent", [
+    ("您好呀，很荣幸和您聊天，祝您一切顺利！", "greet"),
+    ("早上好，先跟您问个好～", "greet"),
+    ("太感谢您热情周到的解答了，祝您身体健康、万事如意", "thank"),
+    ("你们辛苦啦", "thank"),
+    ("嗯嗯，我已经清楚了，就不打扰您了，拜拜，祝您节日快乐！", "goodbye"),
+    ("您好，您是真人还是智能客服呀？先道个谢", "thank"),
+    ("请问您是哪位呀", "bot_identity"),
+])
+def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
+    from bot.nlu.retrieval_arbiter import chinese_small_talk
+
+    assert chinese_small_talk(normalize_text(text)) == intent
+    # whatever the classifier read in 工作/顺利/聊天 (a policy question, another service)
+    for classified in ("ask_policy", "out_of_scope"):
+        assert _arbitrated(text, classified, 0.7)["name"] == intent
+
+
+@pytest.mark.parametrize("text", ["好的", "可以的", "明白了", "收到",  # a reply to the assistant: its own intent
+                                  "您好，祝您工作顺利，我想问下预决算公开吗", "谢谢，那牵头单位是谁",
+                                  "医卫健康", "工作人员", "祝您工作顺利，哪里能看到政府工作报告"])
+def test_pleasantries_around_a_question_or_a_bare_reply_are_not_small_talk(text):
+    from bot.nlu.retrieval_arbiter import chinese_small_talk
+
+    assert chinese_small_talk(normalize_text(text)) is None
+
+
+@pytest.mark.parametrize("frame", ["Which items involve the {}?", "What is the {}'s role in this plan?",
+                                   "What is the role of the {}?"])
+def test_english_duties_by_role_or_involvement(env, frame):
+    # a unit's duties asked as its role or the items involving it: every item that names it
+    answerer, _ = env
+    names = {"市司法局": "Justice Bureau", "市财政局": "Finance Bureau"}
+    for unit, english in names.items():
+        reply = ask(env, frame.format(english))
+        items = {it.number for _, it, _ in answerer.kb.department_items(unit)}
+        assert items and reply.kind == "answer" and items <= {c["item"] for c in reply.citations}, (frame, unit)

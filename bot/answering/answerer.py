@@ -56,6 +56,9 @@ EN_FRAME_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(EN_FRAME_WORDS, key=len
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           # "List the work items led by the Finance Bureau"
                           r"(?:items?|tasks?|work|ones)\b.{0,20}\b(?:led|headed|overseen|run)\s+by|"
+                          # "Which items involve the Data Resources Center?", "What is the Finance Bureau's role?"
+                          r"(?:items?|parts?|points?)\s+(?:involve|include|mention|name|concern|cover)s?\b|"
+                          r"\b(?:role|job|share|part)s?\s+(?:of|for)\b|'s\s+(?:role|job|share|part)s?\b|"
                           r"what (does|do|will|should|must) .{0,60}\b(do|handle))\b"
                           # "and the cyberspace office?" (after another unit's duties): a unit alone, like 那市委网信办呢
                           r"|^\s*(?:and|what about|how about)\s+(?:the\s+)?(?!.*\b(?:which|who|whom|whose|what|when|where|how|"
@@ -149,6 +152,14 @@ HUMAN_BUTTON = {"title": "转人工", "payload": "/request_human"}
 CHINESE_NOTE = "本服务以中文答复（This service answers in Chinese）。"
 LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 # a follow-up asking for more about what was just answered (bot/nlu/retrieval_arbiter.py routes it here)
+# Right after an item that cites other documents ("落实……《关于……的通知》（湘财税〔2021〕3号）"),
+# "依据哪个文件", "是哪两个部门发的", "Which regulation is that based on?" ask about those documents:
+# the item's sentence that cites them answers (not the work points' own metadata)
+CITED_FOLLOW_UP_RE = re.compile(
+    r"依据|依照|出处|(?:根据|按照|参照)(?:的)?(?:是)?(?:哪|什么|啥)|(?:哪|什么|啥)(?:个|份|部|一个)?(?:文件|规定|办法|法规|条例|通知)"
+    r"|哪(?:个|些|两个|几个)?(?:部门|单位|机关|部委)(?:联合)?(?:发|印发|出台|制定|下发)|谁(?:发|印发|出台|制定)的"
+    r"|\b(?:based on|according to|(?:which|what) (?:regulation|document|rule|law|notice)s?|issued (?:it|that|this|them)|who issued)\b",
+    re.I)
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
                           r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容|涉及|覆盖|指)"
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
@@ -291,6 +302,9 @@ class Answerer:
                 if mode == "policy" and not self._asks_a_topic(POSITION_WORDS_RE.sub(" ", text), q.tokens):
                     mode = "full"  # "第（五）项是什么内容": the item itself, not one sentence of it
                 return self._answer_item(doc.doc_id, item, q, mode)
+        cited = self._cited_in_context(q) if intent not in ("request_human", "complain") else None
+        if cited is not None:  # "依据哪个文件" after an item that cites documents
+            return cited
         if q.doc_scope and self._asks_document_units(q):  # "这个文件的责任单位有哪些"
             return self.document_units(q)
         if intent == "ask_document_info" and self._topic_words(q, outside=DOC_INFO_RE):
@@ -402,6 +416,35 @@ class Answerer:
         rest = DOC_UNITS_RE.sub("", q.scoring or q.text)
         return not [w for w in content_words(q.tokens) if w in rest and len(w) > 1
                     and w not in self.DOC_GENERIC and self.index.is_topic_word(w)]
+
+    def _cited_in_context(self, q: Query) -> Optional[Reply]:
+        """The sentences of the item in context that cite other documents, when the question asks
+        which document it follows or who issued it and names no topic the item does not have."""
+        ctx = self._context_item(q)
+        if ctx is None or not ctx[1].references or not CITED_FOLLOW_UP_RE.search(q.text):
+            return None
+        doc_id, item = ctx
+        if document_named(self.kb, q.text) is not None:
+            return None  # the work points themselves ("宁政务办发〔2021〕3号是谁发的")
+        if self.mostly_foreign(q.text):
+            if not re.search(r"\b(?:it|that|this|these|those|they|them)\b", q.text, re.I) \
+                    or len(LATIN_WORD_RE.findall(q.text)) > 8:
+                return None  # "Which regulation covers the negative list?": a topic of its own
+        elif any(w not in item.text for w in self._topic_words(q, outside=CITED_FOLLOW_UP_RE)
+                 if self.index.is_topic_word(w) and not self.index.unknown_word(w)):
+            return None  # another item's topic ("那绩效评估的依据是什么"; 好的/具体 are no item's)
+        sentences = [s for s in item.sentences if any(r in s for r in item.references)]
+        if not sentences:
+            return None
+        doc = self.kb.document(doc_id)
+        first = "".join(doc.as_written(s) for s in sentences)
+        if len(first) > MAX_ANSWER_CHARS:
+            first = doc.as_written(sentences[0])[:MAX_ANSWER_CHARS]
+        source = f"{source_line(doc, item)}\n{units_sentence(item)}"
+        texts = [first, source, FULL_TEXT_HINT]
+        return self._basis(Reply("answer", texts, [citation(doc, item)], item_departments(item),
+                                 slots={"current_doc": doc_id, "current_item": float(item.number)},
+                                 card_texts=texts[1:]), "cited_documents")
 
     def _context_item(self, q: Query):
         if q.current_doc and q.current_item:

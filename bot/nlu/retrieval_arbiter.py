@@ -165,6 +165,49 @@ def closing_small_talk(text: str) -> Optional[str]:
     return "goodbye" if re.search(r"再见|拜拜", text) else "thank"
 
 
+# A Chinese message made only of pleasantries ("您好，很高兴能和您交流，祝您工作顺利！", "好的好的，我都
+#明白了，那就先不打扰您了，再见，祝您周末愉快！"): 工作/交流/周末 in them are no topic. Each clause
+# must be one of these formulas whole; the last kind decides (goodbye, then thanks, then who-are-you).
+_ZH_ADDRESSEE = r"(?:您|你|你们|大家|各位|政府|政府的工作人员|工作人员)?"
+_ZH_PLEASANTRY = (
+    r"(?:小助手|客服|工作人员)?(?:你好|您好|你们好|大家好|嗨|哈喽|早上好|上午好|中午好|下午好|晚上好|早安|晚安|在吗|在不在)"
+    rf"|(?:非常|十分|太|真是|真的|再次)?(?:感谢|谢谢|多谢|谢了|谢啦){_ZH_ADDRESSEE}(?:的)?"
+    r"(?:耐心|细致|热情|及时|详细|专业|认真|周到|、)*(?:的)?(?:解答|回答|回复|答复|帮助|服务|讲解|介绍|帮忙)?"
+    rf"|(?:今天|一直|平时)?{_ZH_ADDRESSEE}辛苦{_ZH_ADDRESSEE}(?:一直在线为大家服务)?"
+    r"|祝(?:您|你|你们|大家)?[\u4e00-\u9fff、]{0,10}?(?:顺利|愉快|快乐|健康|平安|如意|都好|好运|开心|顺心|吉祥)"
+    r"|(?:工作|生活|一切|心情|周末|节日|新年|身体|万事|阖家)(?:顺利|愉快|快乐|健康|如意|都好|幸福)"
+    r"|(?:很|非常|特别)?(?:高兴|荣幸)(?:能)?(?:和|跟|与|同)?(?:您|你)?(?:交流|聊天|沟通|认识|对话)?"
+    r"|先?(?:(?:跟|和|向|给)(?:您|你))?(?:打个招呼|问声好|问个好|道声谢|道个谢|说声谢谢)"
+    r"|(?:好的?|嗯+|ok|行|可以|收到|懂|明白|知道|了解|清楚)+"
+    r"|(?:我|我们)?(?:都|已经|全)?(?:明白|知道|清楚|了解|懂)"
+    r"|(?:那)?(?:就)?(?:先)?(?:不(?:再)?打扰|打扰|麻烦)(?:您|你)?"
+    r"|再见|拜拜|回头见|下次再聊|下次再问"
+    r"|(?:请问)?(?:您|你)是(?:谁|哪位|哪个)"
+    r"|(?:您|你)?是[\u4e00-\u9fff]{0,8}?(?:助手|机器人|客服|真人)")
+ZH_PLEASANTRY_RE = re.compile(rf"(?:{_ZH_PLEASANTRY})(?:了|啦|呀|啊|哈|哦|呢|吗|嘛|哟|的)*", re.I)
+ZH_ACKNOWLEDGED_RE = re.compile(r"(?:(?:我|我们)?(?:都|已经|全)?(?:好的?|嗯+|ok|行|可以|收到|懂|明白|知道|了解|清楚))+"
+                                r"(?:了|啦|呀|啊|哈|哦|呢|嘛|哟|的)*", re.I)
+ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,。！!？?～~、；;\s]+")
+
+
+def chinese_small_talk(text: str) -> Optional[str]:
+    """Greet, thank, goodbye or bot_identity for a message made only of Chinese pleasantries."""
+    clauses = [c for c in ZH_CLAUSE_SPLIT_RE.split(text or "") if c]
+    if not clauses or not all(ZH_PLEASANTRY_RE.fullmatch(c) for c in clauses):
+        return None
+    if all(ZH_ACKNOWLEDGED_RE.fullmatch(c) for c in clauses):
+        return None  # "好的", "可以", "明白了": a reply to the assistant's question, the classifier's to read
+    if re.search(r"再见|拜拜|回头见|下次再|打扰", text):
+        return "goodbye"
+    if re.search(r"谢|麻烦", text):
+        return "thank"
+    if re.search(r"是(?:谁|哪位|哪个)|助手|机器人|客服|真人", text):
+        return "bot_identity"
+    if not re.search(r"好|嗨|哈喽|在吗|在不在|早安|晚安", text) and "辛苦" in text:
+        return "thank"  # "你们辛苦了"
+    return "greet"
+
+
 def english_small_talk(text: str) -> Optional[str]:
     """The small-talk intent of an English message made only of greetings, thanks and goodbyes."""
     if not EN_SMALL_TALK_RE.match(text or ""):
@@ -347,7 +390,7 @@ class RetrievalArbiter(GraphComponent):
         confidence = float((message.get(INTENT) or {}).get("confidence") or 0.0)
         text = message.get(TEXT) or ""
         small_talk = None if intent in ("request_human", "complain") else \
-            closing_small_talk(text) or english_small_talk(text)
+            closing_small_talk(text) or english_small_talk(text) or chinese_small_talk(text)
         if small_talk:  # nothing in it to look up ("Great" is not 重大, 问题 of "没有其他问题了" no topic)
             if small_talk != intent:
                 self._set(message, {"name": small_talk, "confidence": 0.9},
