@@ -1107,6 +1107,28 @@ def test_a_term_typed_with_one_wrong_character_is_read_as_the_term(env):
     assert answerer.kb.with_terms_as_written("搞搞四新是什么") == "搞搞四新是什么"
 
 
+def test_a_unit_named_with_one_wrong_character_is_that_unit(env):
+    # "市医保居" / "市优化半": every unit's name of four or more characters with its last character
+    # mistyped is read as the unit, and its duties are answered
+    answerer, _ = env
+    checked = 0
+    for unit in answerer.kb.departments:
+        if len(unit) < 4 or not all("\u4e00" <= ch <= "\u9fff" for ch in unit) \
+                or not answerer.kb.department_items(unit) or answerer.kb.find_departments(unit) != [unit]:
+            continue  # (市直相关单位 and the like name no one unit)
+        typo = unit[:-1] + ("据" if unit[-1] != "据" else "居")
+        assert answerer.kb.find_departments(answerer.kb.with_terms_as_written(f"{typo}负责哪些工作")) == [unit]
+        items = {it.number for _, it, _ in answerer.kb.department_items(unit)}
+        assert items <= {c["item"] for c in ask(env, f"{typo}负责哪些工作", "ask_department_duties").citations}
+        # (the classifier reads the typed text: asked as a policy question, still the unit's duties)
+        assert items <= {c["item"] for c in ask(env, f"{typo}在政务公开里要管哪块", "ask_policy").citations}
+        checked += 1
+    assert checked >= 5
+    # a name written right is never "corrected" into a look-alike alias
+    for unit in answerer.kb.departments:
+        assert answerer.kb.with_terms_as_written(f"{unit}的工作") == f"{unit}的工作"
+
+
 # ------------------------------------------- a follow-up about the documents an item cites
 @pytest.mark.parametrize("follow_up", ["依据哪个文件", "依據的是哪個文件？", "那具体是根据什么文件呢，谢谢",
                                        "这个是哪几个部门发的", "Which document is that based on?"])
