@@ -4,6 +4,8 @@ documents that exist only in this test (so no rule can name an item of 宁乡 20
 Texts here are written for these tests; the held-out evaluation questions
 (tests/data/heldout.jsonl) are never used in tests, rules or thresholds.
 """
+import re
+
 import pytest
 
 from actions.knowledge import answerer as shared_answerer
@@ -1212,3 +1214,24 @@ def test_english_duties_by_role_or_involvement(env, frame):
         reply = ask(env, frame.format(english))
         items = {it.number for _, it, _ in answerer.kb.department_items(unit)}
         assert items and reply.kind == "answer" and items <= {c["item"] for c in reply.citations}, (frame, unit)
+
+
+@pytest.mark.parametrize("text", ["Which body issued the {place} open government work plan for {year}?",
+                                  "When was this government transparency work plan released?",
+                                  "What reference number does {place}'s disclosure key tasks document carry?",
+                                  "Who published the key points for government affairs openness in {year}?"])
+def test_english_questions_about_the_work_points_themselves(env, text):
+    # the document's own metadata, however its English name is put together — not an item
+    answerer, _ = env
+    doc = answerer.kb.documents[0]
+    place = doc.title[:2]
+    year = re.search(r"\d{4}", doc.title).group(0)
+    reply = ask(env, text.format(place={"宁乡": "Ningxiang"}.get(place, "the county"), year=year))
+    assert reply.kind == "answer" and doc.doc_number in reply.texts[0] and not [c for c in reply.citations if c.get("item")]
+
+
+def test_an_english_question_about_a_cited_notice_is_not_about_the_work_points(env):
+    answerer, _ = env
+    item = next(it for _, it in answerer.kb.all_items() if any("信息处理费" in r and "通知" in r for r in it.references))
+    reply = ask(env, "Which provincial departments issued the notice on information processing fees?")
+    assert first_item(reply) == item.number

@@ -65,11 +65,15 @@ EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(
                           r"leads?|responsible|charge|deadline|this|that|it)\b)[a-z][a-z '-]{2,40}[?.!]*\s*$", re.I)
 # "Which office issued this work plan notice?", "What is the document number of the plan?"
 # "the 2021 work plan", "this Ningxiang openness plan": the document itself, with a year or a place
-_EN_THE_DOC = (r"\b(?:this|the)\s+(?:\d{4}\s+)?(?:(?:(?-i:[A-Z][a-z]+)(?:'s)?|city's|county's|government's)\s+)?(?:\d{4}\s+)?"
-               r"(?:(?:government\s+)?(?:work|openness|transparency|disclosure|government affairs)\s+)?(?:plan|notice|document|circular|work points)\b")
-EN_DOC_INFO_RE = re.compile(
-    r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released)\b.{0,40}" + _EN_THE_DOC +
-    r"|" + _EN_THE_DOC + r".{0,40}\b(?:issued|issuer|signed|dated|document number|reference number|released)\b", re.I)
+# the work points themselves in English: "the 2021 Ningxiang open government work plan", "this transparency
+# work plan", "the key points for government affairs openness", "Ningxiang's government openness key tasks"
+# (not a document an item cites: "the notice on information processing fees")
+_EN_THE_DOC = (r"(?:\b(?:this|the)\s+|\b(?-i:[A-Z][a-z]+)(?:'s|’s)\s+)(?:[A-Za-z0-9'’-]+\s+){0,6}?"
+               r"(?:work\s+plan|plan|notice|document|circular|work\s+points|key\s+points|key\s+tasks|main\s+points)\b"
+               r"(?!\s+(?:on|about|regarding|concerning|for\s+(?!\d{4}|government|open)))")
+_EN_DOC_CUE = (r"\b(?:issued?|issuing|issuer|signed|dated?|document number|reference number|released|addressed|"
+               r"sent to|recipients?|(?:full\s+)?title|(?:who|which (?:office|agency|department|body|unit))\s+published)\b")
+EN_DOC_INFO_RE = re.compile(_EN_DOC_CUE + r".{0,40}" + _EN_THE_DOC + r"|" + _EN_THE_DOC + r".{0,40}" + _EN_DOC_CUE, re.I)
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
 # a public body named in a sentence: 长沙市数据资源管理局, 省政府办公厅, 市委网信办
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
@@ -865,7 +869,7 @@ class Answerer:
         if doc.recipients:
             first += f"，主送{'，'.join(doc.recipients)}"
         first += "。"
-        if doc.notice_title and re.search(r"标题|全称|题目|名称|叫什么", q.text):
+        if doc.notice_title and re.search(r"标题|全称|题目|名称|叫什么|\btitle\b|\bcalled\b", q.text, re.I):
             first = f"通知的标题全称为“{doc.notice_title}”。" + first
         lead_units = []
         return Reply("answer", [first[:MAX_ANSWER_CHARS]], [doc_citation(doc)], lead_units,
