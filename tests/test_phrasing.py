@@ -1235,3 +1235,37 @@ def test_an_english_question_about_a_cited_notice_is_not_about_the_work_points(e
     item = next(it for _, it in answerer.kb.all_items() if any("信息处理费" in r and "通知" in r for r in it.references))
     reply = ask(env, "Which provincial departments issued the notice on information processing fees?")
     assert first_item(reply) == item.number
+
+
+@pytest.mark.parametrize("follow_up", ["具体要干啥", "都包括哪些", "那要列几项啊"])
+def test_a_short_follow_up_without_an_anaphor_stays_on_the_item(env, follow_up):
+    # right after an item, a short "which ones / what" with no other item's topic: that item
+    answerer, _ = env
+    for doc, item in answerer.kb.all_items():
+        reply = ask(env, follow_up, current_doc=doc.doc_id, current_item=float(item.number))
+        assert first_item(reply) == item.number, (follow_up, item.number)
+
+
+def test_a_short_follow_up_naming_another_items_topic_switches(env):
+    answerer, _ = env
+    items = [it for _, it in answerer.kb.all_items()]
+    doc = answerer.kb.documents[0]
+    # each item's own term, asked right after another item, is that item's question
+    for item in items:
+        term = next((t for t in item.terms if len(t) >= 3 and sum(t in i.text for i in items) == 1), None)
+        if term is None:
+            continue
+        other = next(i for i in items if i.number != item.number)
+        reply = ask(env, f"{term}有哪些", current_doc=doc.doc_id, current_item=float(other.number))
+        assert first_item(reply) == item.number, term
+
+
+def test_it_after_who_leads_is_that_lead_units_duties(env):
+    answerer, _ = env
+    for doc, item in answerer.kb.all_items():
+        leads = list(dict.fromkeys(answerer.kb.canonical_department(u) or u for u in item.lead_units))
+        if len(leads) != 1 or not answerer.kb.department_items(leads[0]):
+            continue
+        reply = ask(env, "它还负责什么", "ask_department_duties", current_doc=doc.doc_id, current_item=float(item.number))
+        expected = {it.number for _, it, _ in answerer.kb.department_items(leads[0])}
+        assert expected <= {c["item"] for c in reply.citations}, item.number

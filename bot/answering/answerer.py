@@ -50,6 +50,8 @@ EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handl
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
 # the lead unit of an item named by its place, and what else it does ("第二项牵头的单位负责哪些事")
 EVERYDAY_WEIGHT = 0.5  # a word this frequent in Chinese in general (bot/retrieval/general_words.py) is not a topic
+# the unit just named, referred to ("它还负责什么", "这个单位还管哪些")
+UNIT_ANAPHORA_RE = re.compile(r"^(?:那|那么)?(?:它|他们|她|该单位|这个单位|这家单位|该部门|这个部门|这个局|该局|牵头的)")
 LEAD_UNIT_DUTIES_RE = re.compile(r"(?:牵头|负责牵头|主抓)的?(?:单位|部门|局)(?:还|都|一共|总共|另外)?"
                                  r"(?:负责|管|牵头|承担|要做|要干|干|做)(?:了)?(?:哪些|什么|啥|几项|多少)")
 EN_FRAME_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(EN_FRAME_WORDS, key=len, reverse=True)) + r")\b", re.I)
@@ -169,6 +171,12 @@ FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此�
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
                           r"|^(?:具体|详细)的?(?:要求|规定|内容|措施|做法|安排|任务)(?:是|有|包括|指)"
                           r"|^(?:有)?(?:什么|哪些|啥)具体(?:的)?(?:要求|规定|内容|措施|做法|安排|任务)")
+# A short follow-up with no anaphor ("具体要干啥", "涉及哪些领域", "那要统一几样东西啊", "在哪个栏目能看到"):
+# it asks which ones / what / where of the item just answered, when its words are that item's
+SHORT_FOLLOW_UP_RE = re.compile(r"^(?:那|那么|好的?|嗯)?[，,]?(?:具体|详细|主要|都|还|一共|分别)?(?:要|会|能|是|有|在)?"
+                                r"(?:涉及|包括|包含|有|要|是|指|讲|说|干|做|统一|列|公开|放|发)?[^，,。]{0,6}?"
+                                r"(?:哪些|什么|啥|几样|几个|几项|多少|哪几|哪个栏目|哪里|哪儿)")
+SHORT_FOLLOW_UP_CHARS = 10
 # "那线上的专栏呢": what about another part of it
 WHAT_ABOUT_RE = re.compile(r"^(?:那|那么)([\u4e00-\u9fff]{1,12})(?:呢|怎么样|怎么办|如何)[？?。！!]*$")
 # "然后呢", "还有吗", "能说具体点吗", "tell me more": more of what was just answered (its full text)
@@ -325,6 +333,12 @@ class Answerer:
                 (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):
             if departments:
                 return self.department_duties(departments[0], q)
+        if not departments and (intent == "ask_department_duties" or DUTIES_RE.search(text)) \
+                and UNIT_ANAPHORA_RE.search(text) and (ctx := self._context_item(q)) is not None:
+            # "它还负责什么" right after who leads an item: that lead unit's duties (one unit only)
+            leads = list(dict.fromkeys(self.kb.canonical_department(u) or u for u in ctx[1].lead_units))
+            if len(leads) == 1 and self.kb.department_items(leads[0]):
+                return self.department_duties(leads[0], q)
         if intent == "ask_full_text" or ((FULL_TEXT_RE.search(text) or MORE_RE.search(text.strip())) and q.current_item):
             ctx = self._context_item(q)
             if ctx and q.doc_scope:  # "这个文件里关于预算的内容": the item of the document that has it
@@ -492,23 +506,29 @@ class Answerer:
         if ctx and mode in ("responsible", "deadline", "full") and (not strong or not own_topic) \
                 and not topic_in_doc:
             return self._answer_item(ctx[0], ctx[1], q, mode)
-        if ctx and mode == "policy" and not own_topic and not topic_in_doc and FOLLOW_UP_RE.search(q.scoring or q.text):
-            # "这个要求具体是什么", "这些都包括哪些": more about the item in context
+        asked = q.scoring or q.text
+        follow_up = FOLLOW_UP_RE.search(asked) or (
+            SHORT_FOLLOW_UP_RE.search(asked) if len(asked) <= SHORT_FOLLOW_UP_CHARS else None)
+        if ctx and mode == "policy" and not own_topic and not topic_in_doc and follow_up:
+            # "这个要求具体是什么", "这些都包括哪些", "具体要干啥": more about the item in context
             return self._answer_item(ctx[0], ctx[1], q, mode)
         if ctx and mode == "policy" and own_topic and not topic_in_doc and \
-                ((follow_up := FOLLOW_UP_RE.search(q.scoring or q.text)) or WHAT_ABOUT_RE.search(q.text.strip())):
+                (follow_up or WHAT_ABOUT_RE.search(q.text.strip())):
             # "具体有哪些领域", "那线上的专栏呢": a word of the item in context, asked right after it,
             # is asked of that item (another item's word — "那反垄断执法呢" — is a new topic)
             # (the words of the follow-up frame itself — 具体涉及 — are not its topic)
-            frame = follow_up.group(0) if follow_up else ""
+            frame = follow_up.group(0) if follow_up and follow_up.re is FOLLOW_UP_RE else ""
+            # (a word no item uses — 东西 of "那要统一几样东西啊" — names no other item either)
             topic = [w for w in content_words(q.tokens) if w not in DEADLINE_WORDS and w not in EN_FRAME_WORDS
-                     and w not in frame and self.index.is_topic_word(w)]
+                     and w not in frame and len(w) >= 2 and self.index.is_topic_word(w)
+                     and not self.index.unknown_word(w)]
+            short = follow_up is not None and follow_up.re is SHORT_FOLLOW_UP_RE
             # "那政策解读呢" after 一件事一次办: another item's heading names it, a new topic
             core = WHAT_ABOUT_RE.sub(r"\1", q.text.strip())
             elsewhere = not follow_up and len(core) >= 2 and any(
                 core in item.title for d, item in self.kb.all_items()
                 if (d.doc_id, item.number) != (ctx[0], ctx[1].number)) and core not in ctx[1].title
-            if topic and all(w in ctx[1].text for w in topic) and not elsewhere:
+            if (topic or short) and all(w in ctx[1].text for w in topic) and not elsewhere:
                 return self._answer_item(ctx[0], ctx[1], q, mode, [h for h in hits if (h.doc, h.item) ==
                                                                     (ctx[0], ctx[1].number)])
         top_cov = hits[0].coverage if hits else 0.0
