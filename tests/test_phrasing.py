@@ -1269,3 +1269,11 @@ def test_it_after_who_leads_is_that_lead_units_duties(env):
         reply = ask(env, "它还负责什么", "ask_department_duties", current_doc=doc.doc_id, current_item=float(item.number))
         expected = {it.number for _, it, _ in answerer.kb.department_items(leads[0])}
         assert expected <= {c["item"] for c in reply.citations}, item.number
+
+
+@pytest.mark.parametrize("text", ["我想申请公开本人的公积金缴费记录，在哪打印", "怎么申请公开我家的水费账单",
+                                  "Can foreigners buy a house in the city under the current rules?",
+                                  "Could we rent an apartment there as non-locals?"])
+def test_ones_own_records_and_purchases_are_errands_even_asked_as_disclosure(env, text):
+    # 申请公开 of one's own records, or buying a home: a personal errand, not an item
+    assert ask(env, text).kind == "fallback"

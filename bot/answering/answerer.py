@@ -81,6 +81,8 @@ DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
                           r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
+# one's own records ("我自己的社保缴费明细", "本人的公积金账户"): a personal errand, even asked as 申请公开
+PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|流水|账单)")
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
                         r"(?:上班|办公|营业|开放)时间|"
                         r"(?:怎么|怎样|如何|咋|么子|啷个)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
@@ -100,6 +102,9 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|\bwhere (?:can|do|should|could) i (?:get|apply|pay|renew|register|obtain|book)\b"
                         r"|\bhow long (?:does|will|would) it take to (?:get|apply|renew|register|obtain|process|receive)\b"
                         r"|\bmy\b.{0,40}\b(?:balance|account|records?|payments?|bills?|card|licen[cs]e|passport|visa|permit)\b"
+                        # "can someone from another province buy an apartment here?": a purchase, not a publication
+                        r"|\b(?:can|could|may)\s+(?:i|we|someone|people|foreigners|non-locals)\b.{0,40}"
+                        r"\b(?:buy|purchase|rent)\s+(?:a|an|the)?\s*(?:house|home|apartment|flat|property|car)\b"
                         # signing up for an exam or a course: "笔试什么时候报名", "怎么报名"
                         r"|(?:什么时候|何时|哪天|几号|怎么|怎样|如何|咋|在哪里?|去哪里?)(?:能|可以|开始)?报名"
                         r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b|\bget (?:my|the|our)\b.{0,30}\b(?:fixed|repaired)\b"
@@ -547,7 +552,7 @@ class Answerer:
                 return self._answer_passage(passage)
         if mode in ("policy", "deadline", "responsible") and (not hits or hits[0].coverage < SERVICE_COVERAGE) \
                 and SERVICE_RE.search(q.text) \
-                and not DISCLOSURE_RE.search(q.text) and not scope:
+                and (not DISCLOSURE_RE.search(q.text) or PERSONAL_RECORD_RE.search(q.text)) and not scope:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)
         if self.mostly_foreign(q.text) and hits and not scope:
