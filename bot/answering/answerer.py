@@ -312,10 +312,10 @@ class Answerer:
                 if len(placed) > 1:  # each document has one: which document?
                     return self.choose_document([Hit(d.doc_id, it.number, 0.0, 0.0) for d, it in placed[:3]], q)
                 doc, item = placed[0]
-                leads = [self.kb.canonical_department(u) or u for u in item.lead_units]
-                if LEAD_UNIT_DUTIES_RE.search(text) and len(leads) == 1 and self.kb.department_items(leads[0]):
+                lead = self._sole_lead(item)
+                if LEAD_UNIT_DUTIES_RE.search(text) and lead:
                     # "第二项牵头的单位还负责哪些事": that unit's duties, not the item again
-                    return self.department_duties(leads[0], q)
+                    return self.department_duties(lead, q)
                 if mode == "policy" and not self._asks_a_topic(POSITION_WORDS_RE.sub(" ", text), q.tokens):
                     mode = "full"  # "第（五）项是什么内容": the item itself, not one sentence of it
                 return self._answer_item(doc.doc_id, item, q, mode)
@@ -339,11 +339,10 @@ class Answerer:
             if departments:
                 return self.department_duties(departments[0], q)
         if not departments and (intent == "ask_department_duties" or DUTIES_RE.search(text)) \
-                and UNIT_ANAPHORA_RE.search(text) and (ctx := self._context_item(q)) is not None:
+                and UNIT_ANAPHORA_RE.search(text) and (ctx := self._context_item(q)) is not None \
+                and (lead := self._sole_lead(ctx[1])):
             # "它还负责什么" right after who leads an item: that lead unit's duties (one unit only)
-            leads = list(dict.fromkeys(self.kb.canonical_department(u) or u for u in ctx[1].lead_units))
-            if len(leads) == 1 and self.kb.department_items(leads[0]):
-                return self.department_duties(leads[0], q)
+            return self.department_duties(lead, q)
         if intent == "ask_full_text" or ((FULL_TEXT_RE.search(text) or MORE_RE.search(text.strip())) and q.current_item):
             ctx = self._context_item(q)
             if ctx and q.doc_scope:  # "这个文件里关于预算的内容": the item of the document that has it
@@ -440,6 +439,11 @@ class Answerer:
         return not [w for w in content_words(q.tokens) if w in rest and len(w) > 1
                     and w not in self.DOC_GENERIC and self.index.is_topic_word(w)]
 
+    def _sole_lead(self, item) -> Optional[str]:
+        """The item's lead unit (canonical name) when it has exactly one and the unit has duties listed."""
+        leads = [self.kb.canonical_department(u) or u for u in item.lead_units]
+        return leads[0] if len(leads) == 1 and self.kb.department_items(leads[0]) else None
+
     def _cited_in_context(self, q: Query) -> Optional[Reply]:
         """The sentences of the item in context that cite other documents, when the question asks
         which document it follows or who issued it and names no topic the item does not have."""
@@ -463,11 +467,7 @@ class Answerer:
         first = "".join(doc.as_written(s) for s in sentences)
         if len(first) > MAX_ANSWER_CHARS:
             first = doc.as_written(sentences[0])[:MAX_ANSWER_CHARS]
-        source = f"{source_line(doc, item)}\n{units_sentence(item)}"
-        texts = [first, source, FULL_TEXT_HINT]
-        return self._basis(Reply("answer", texts, [citation(doc, item)], item_departments(item),
-                                 slots={"current_doc": doc_id, "current_item": float(item.number)},
-                                 card_texts=texts[1:]), "cited_documents")
+        return self._basis(self._answer_item(doc_id, item, q, "policy", first=first), "cited_documents")
 
     def _context_item(self, q: Query):
         if q.current_doc and q.current_item:
@@ -740,7 +740,10 @@ class Answerer:
         return Reply("answer", [text, source], [doc_citation(doc)], [],
                      slots={"current_doc": doc.doc_id}, card_texts=[source])
 
-    def _answer_item(self, doc_id: str, item, q: Query, mode: str, hits: List[Hit] = ()) -> Reply:
+    def _answer_item(self, doc_id: str, item, q: Query, mode: str, hits: List[Hit] = (),
+                     first: Optional[str] = None) -> Reply:
+        """The item answered in ``mode``; in policy mode ``first`` (when given) is the text answered
+        instead of the sentences best matching the question."""
         doc = self.kb.document(doc_id)
         cites = [citation(doc, item)]
         for h in hits[1:3]:
@@ -782,8 +785,9 @@ class Answerer:
         else:
             hit = next((h for h in hits if h.doc == doc_id and h.item == item.number), None) or \
                 Hit(doc_id, item.number, 0.0, 0.0)
-            sentences = self.index.best_sentences(hit, q.scoring or q.text, q.tokens, limit=MAX_ANSWER_CHARS)
-            first = "".join(doc.as_written(s) for s in sentences) or doc.as_written(item.sentences[0])
+            if first is None:
+                sentences = self.index.best_sentences(hit, q.scoring or q.text, q.tokens, limit=MAX_ANSWER_CHARS)
+                first = "".join(doc.as_written(s) for s in sentences) or doc.as_written(item.sentences[0])
             texts = [first, source]
         texts.append(FULL_TEXT_HINT)
         # the card (widget) shows the source, units and the way to the full text itself

@@ -131,23 +131,23 @@ class KnowledgeBase:
         "跨省同办" for 跨省通办) is read as the term, when it is the only term that close."""
         # what is already written right ("市委网信办", "市场监管部门") is not a typo of another name
         known = None
-        for term, bare, owner in self._typo_terms:
+        for term, bare, owner, is_unit in self._typo_terms:
             if bare in text or term in text or sum(c in text for c in bare) < len(bare) - 1:
                 continue  # (written right, or too few of its characters to be one typo away)
             if known is None:  # (again after each correction)
-                known = [(m.start(), m.end()) for _, b, _ in self._typo_terms for m in re.finditer(re.escape(b), text)]
+                known = [(m.start(), m.end()) for _, b, _, _ in self._typo_terms for m in re.finditer(re.escape(b), text)]
             n = len(bare)
             spans = [i for i in range(len(text) - n + 1)
                      if sum(a != b for a, b in zip(text[i:i + n], bare)) == 1 and CJK_ONLY_RE.fullmatch(text[i:i + n])
                      and not any(a < i + n and i < b for a, b in known)
                      # a unit's name ends where the sentence goes on ("市医保居有什么…"), not inside a
                      # word ("市场监管执法", "市政府网站" are no typos of 市场监管局/市政府办)
-                     and (not isinstance(owner, tuple) or text[i + n:i + n + 1] in self.UNIT_FOLLOWERS)]
+                     and (not is_unit or text[i + n:i + n + 1] in self.UNIT_FOLLOWERS)]
             if len(spans) != 1:
                 continue
             window = text[spans[0]:spans[0] + n]
             # another term or unit as close (forms of the same unit — 市发改局/市发改委 — are no rivals)
-            rivals = [b for _, b, o in self._typo_terms if b != bare and o != owner and len(b) == n
+            rivals = [b for _, b, o, _ in self._typo_terms if b != bare and o != owner and len(b) == n
                       and sum(x != y for x, y in zip(window, b)) <= 1]
             if not rivals:
                 text = text[:spans[0]] + term + text[spans[0] + n:]
@@ -156,19 +156,19 @@ class KnowledgeBase:
 
     @cached_property
     def _typo_terms(self) -> List[tuple]:
-        """(term as written, its characters without punctuation, what it names) for terms of four or
-        more characters, and the units' names and aliases of four or more ("市医保居" is 市医保局,
-        "市优化半" 市优化办), each naming its unit."""
+        """(term as written, its characters without punctuation, what it names, whether it is a unit's
+        name) for terms of four or more characters, and the units' names and aliases of four or more
+        ("市医保居" is 市医保局, "市优化半" 市优化办), each naming its unit."""
         out = []
         for _, item in self.all_items():
             for term in item.terms:
                 bare = TERM_INNER_PUNCT_RE.sub("", term)
                 if len(bare) >= 4 and CJK_ONLY_RE.fullmatch(bare):
-                    out.append((term, bare, term))
-        seen = {b for _, b, _ in out}
+                    out.append((term, bare, term, False))
+        seen = {b for _, b, _, _ in out}
         for form, unit in self._forms:
             if len(form) >= 4 and CJK_ONLY_RE.fullmatch(form) and form not in seen:
-                out.append((form, form, ("unit", unit)))
+                out.append((form, form, unit, True))
                 seen.add(form)
         return out
 
