@@ -1046,8 +1046,20 @@ def test_a_units_duties_in_a_long_frame(env, text):
     assert "项工作" in reply.texts[0]  # the unit's list of items, not one item
 
 
-def test_a_topic_beside_the_unit_is_still_asked_of_the_items(env):
-    reply = ask(env, "市财政局在预算决算公开方面要承担哪些任务")
+@pytest.mark.parametrize("text", [
+    "你好，我是市卫生健康局办公室的，请帮我看看今年要点里有哪些工作涉及我们局",
+    "我在市财政局上班，新来的，我们单位这次牵头哪几项呀",
+])
+def test_a_unit_asking_its_own_share_is_given_its_duties(env, text):
+    # the asker names the unit it works for; 我们局/我们单位 is that unit, whatever else the frame says
+    reply = ask(env, text)
+    assert reply.kind == "answer" and reply.departments and "项工作" in reply.texts[0]
+
+
+@pytest.mark.parametrize("text", ["市财政局在预算决算公开方面要承担哪些任务",
+                                  "我是市财政局的，我们局在预算决算公开方面要承担哪些任务"])
+def test_a_topic_beside_the_unit_is_still_asked_of_the_items(env, text):
+    reply = ask(env, text)
     assert reply.kind == "answer" and "项工作" not in reply.texts[0]
 
 
@@ -1185,6 +1197,9 @@ def test_cited_documents_on_another_document(tmp_path_factory):
     ("嗯嗯，我已经清楚了，就不打扰您了，拜拜，祝您节日快乐！", "goodbye"),
     ("您好，您是真人还是智能客服呀？先道个谢", "thank"),
     ("请问您是哪位呀", "bot_identity"),
+    # thanks or a goodbye around remarks about the conversation just had
+    ("今天问了好多事，你都很耐心地回答了，太谢谢了，再见", "goodbye"),
+    ("非常感谢你这样细致的讲解，帮了我们大忙，祝您生活愉快", "thank"),
 ])
 def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
     from bot.nlu.retrieval_arbiter import chinese_small_talk
@@ -1197,7 +1212,10 @@ def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
 
 @pytest.mark.parametrize("text", ["好的", "可以的", "明白了", "收到",  # a reply to the assistant: its own intent
                                   "您好，祝您工作顺利，我想问下预决算公开吗", "谢谢，那牵头单位是谁",
-                                  "医卫健康", "工作人员", "祝您工作顺利，哪里能看到政府工作报告"])
+                                  "医卫健康", "工作人员", "祝您工作顺利，哪里能看到政府工作报告",
+                                  # a remark with a question in it, or news that is not about the conversation
+                                  "问了半天了，谢谢，那预算到底在哪看", "谢谢，帮了大忙了，牵头的是哪个单位呢",
+                                  "我的社保卡丢了，谢谢"])
 def test_pleasantries_around_a_question_or_a_bare_reply_are_not_small_talk(text):
     from bot.nlu.retrieval_arbiter import chinese_small_talk
 
@@ -1277,3 +1295,17 @@ def test_it_after_who_leads_is_that_lead_units_duties(env):
 def test_ones_own_records_and_purchases_are_errands_even_asked_as_disclosure(env, text):
     # 申请公开 of one's own records, or buying a home: a personal errand, not an item
     assert ask(env, text).kind == "fallback"
+
+
+# ------------------------------------------------------- asked about the assistant itself
+@pytest.mark.parametrize("text", ["你好，第一次用，想了解下你是什么样的助手，都能帮我办些什么，谢谢",
+                                  "这个助手到底是个什么系统？", "请问你都能解答哪些问题"])
+def test_a_question_about_the_assistant_itself_is_about_its_capabilities(text):
+    # whatever the classifier read in 了解/服务/问题
+    for classified in ("ask_policy", "out_of_scope"):
+        assert _arbitrated(text, classified, 0.9)["name"] in ("ask_capabilities", "bot_identity")
+
+
+@pytest.mark.parametrize("text", ["你能帮我查一下财政预算决算公开在哪里吗", "政府能提供哪些政务公开信息"])
+def test_a_policy_question_addressed_to_the_assistant_stays_a_policy_question(text):
+    assert _arbitrated(text, "ask_policy", 0.9)["name"] == "ask_policy"

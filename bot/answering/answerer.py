@@ -51,6 +51,9 @@ EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handl
 # the lead unit of an item named by its place, and what else it does ("第二项牵头的单位负责哪些事")
 EVERYDAY_WEIGHT = 0.5  # a word this frequent in Chinese in general (bot/retrieval/general_words.py) is not a topic
 # the unit just named, referred to ("它还负责什么", "这个单位还管哪些")
+# "我是市医保局办公室的，…有哪些工作涉及我们局": the asker speaks for a unit it named and asks its share
+SELF_UNIT_RE = re.compile(r"(?:我|本人)(?:是|在)[^，,。？?！!]{0,24}?(?:的|上班|工作|任职)|(?:我们|我|本)(?:局|单位|部门|中心|办|委)")
+OWN_SHARE_RE = re.compile(r"涉及(?:到)?(?:我们|我|本)|(?:牵头|参与|负责|承担|分到|分了|分配)(?:了)?(?:哪几项|哪些项|哪些工作|哪些事项|哪些事情|哪些事|哪些任务|几项|什么工作|什么任务|什么事项)")
 UNIT_ANAPHORA_RE = re.compile(r"^(?:那|那么)?(?:它|他们|她|该单位|这个单位|这家单位|该部门|这个部门|这个局|该局|牵头的)")
 LEAD_UNIT_DUTIES_RE = re.compile(r"(?:牵头|负责牵头|主抓)的?(?:单位|部门|局)(?:还|都|一共|总共|另外)?"
                                  r"(?:负责|管|牵头|承担|要做|要干|干|做)(?:了)?(?:哪些|什么|啥|几项|多少)")
@@ -334,7 +337,8 @@ class Answerer:
             return self.document_info(q)
         if departments and SERVICE_RE.search(text) and not DISCLOSURE_RE.search(text) and not DUTIES_RE.search(text):
             return self.service_fallback(q)  # "市数据资源中心几点下班": the office's own service, not its duties
-        if intent == "ask_department_duties" or (departments and self._only_department(q)) or \
+        speaks_for_unit = bool(departments) and self._speaks_for_unit(q)
+        if intent == "ask_department_duties" or (departments and self._only_department(q)) or speaks_for_unit or \
                 (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):
             if departments:
                 return self.department_duties(departments[0], q)
@@ -413,6 +417,18 @@ class Answerer:
         # long frame — none of the other words names a topic of some items (an everyday word such
         # as 具体, frequent in Chinese in general, names none)
         return bool(DUTIES_RE.search(q.text)) and (len(rest) <= 1 or not any(self._names_items(w) for w in rest))
+
+    def _speaks_for_unit(self, q: Query) -> bool:
+        """"我是市医保局办公室的，…有哪些工作涉及我们局": the asker names the unit it works for and
+        asks that unit's share of the work, with no topic of some items beside it (a word that is
+        part of a unit's name — 办公室 — is none)."""
+        duties, share = DUTIES_RE.search(q.text), OWN_SHARE_RE.search(q.text)
+        if not SELF_UNIT_RE.search(q.text) or not (share or (duties and not duties.group(0).startswith("呢"))):
+            return False
+        # the words of the unit's names, of the documents' titles (要点) and of the ask itself (涉及) name no topic
+        frame = [f.lower() for d in self.kb.departments for f in self.kb.department_forms(d)] + \
+            [d.title for d in self.kb.documents] + [m.group(0) for m in (duties, share) if m]
+        return not [w for w in content_words(q.tokens) if self._names_items(w) and not any(w in n for n in frame)]
 
     def _names_items(self, word: str) -> bool:
         """A word of two or more characters that some items use (at most 40 %) and that is not an

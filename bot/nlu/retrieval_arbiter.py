@@ -172,7 +172,7 @@ _ZH_ADDRESSEE = r"(?:您|你|你们|大家|各位|政府|政府的工作人员|�
 _ZH_ACK_WORDS = r"好的?|嗯+|ok|行|可以|收到|懂|明白|知道|了解|清楚"  # an acknowledgement
 _ZH_PLEASANTRY = (
     r"(?:小助手|客服|工作人员)?(?:你好|您好|你们好|大家好|嗨|哈喽|早上好|上午好|中午好|下午好|晚上好|早安|晚安|在吗|在不在)"
-    rf"|(?:非常|十分|太|真是|真的|再次)?(?:感谢|谢谢|多谢|谢了|谢啦){_ZH_ADDRESSEE}(?:的)?"
+    rf"|(?:非常|十分|太|真是|真的|再次)?(?:感谢|谢谢|多谢|谢了|谢啦){_ZH_ADDRESSEE}(?:的)?(?:这么|那么|如此|这样)?"
     r"(?:耐心|细致|热情|及时|详细|专业|认真|周到|、)*(?:的)?(?:解答|回答|回复|答复|帮助|服务|讲解|介绍|帮忙)?"
     rf"|(?:今天|一直|平时)?{_ZH_ADDRESSEE}辛苦{_ZH_ADDRESSEE}(?:一直在线为大家服务)?"
     r"|祝(?:您|你|你们|大家)?[\u4e00-\u9fff、]{0,10}?(?:顺利|愉快|快乐|健康|平安|如意|都好|好运|开心|顺心|吉祥)"
@@ -189,13 +189,27 @@ ZH_PLEASANTRY_RE = re.compile(rf"(?:{_ZH_PLEASANTRY})(?:了|啦|呀|啊|哈|哦|
 ZH_ACKNOWLEDGED_RE = re.compile(rf"(?:(?:我|我们)?(?:都|已经|全)?(?:{_ZH_ACK_WORDS}))+"
                                 r"(?:了|啦|呀|啊|哈|哦|呢|嘛|哟|的)*", re.I)
 ZH_CLAUSE_SPLIT_RE = re.compile(r"[，,。！!？?～~、；;\s]+")
+# a remark about the conversation just had, done ("今天问了不少问题", "您都耐心解答了", "帮了我大忙",
+# "问题都弄清楚了"): said beside thanks or a goodbye, it asks nothing
+ZH_CONVERSATION_REMARK_RE = re.compile(
+    r"(?:今天|刚才|这次|一下子|总算|终于)?(?:我|您|你|你们)?(?:都|也|已经|总算|终于|真|真是)?[\u4e00-\u9fff]{0,6}?"
+    r"(?:问|答|解答|回答|讲|说|帮|弄|搞|听)[\u4e00-\u9fff]{0,6}?了[\u4e00-\u9fff]{0,4}?(?:了|啦|呀|啊)?")
+ZH_QUESTION_CUE_RE = re.compile(r"吗|(?<![这那怎什多])么|嘛|什么|啥|哪|怎|如何|能否|是否|可否|请问|想问|咨询|多少|几|有没有|是不是|会不会|能不能|要不要")
 
 
 def chinese_small_talk(text: str) -> Optional[str]:
     """Greet, thank, goodbye or bot_identity for a message made only of Chinese pleasantries."""
     clauses = [c for c in ZH_CLAUSE_SPLIT_RE.split(text or "") if c]
-    if not clauses or not all(ZH_PLEASANTRY_RE.fullmatch(c) for c in clauses):
+    if not clauses:
         return None
+    pleasant = [bool(ZH_PLEASANTRY_RE.fullmatch(c)) for c in clauses]
+    if not all(pleasant):
+        # "非常感谢您这么耐心的解答，帮了我大忙，祝您工作顺利": thanks or a goodbye around remarks about
+        # the conversation just had, none of them a question
+        closing = any(p and re.search(r"谢|再见|拜拜|回头见|下次再|祝", c) for p, c in zip(pleasant, clauses))
+        if not closing or not pleasant[-1] or ZH_QUESTION_CUE_RE.search(text) or not all(
+                p or ZH_CONVERSATION_REMARK_RE.fullmatch(c) for p, c in zip(pleasant, clauses)):
+            return None
     if all(ZH_ACKNOWLEDGED_RE.fullmatch(c) for c in clauses):
         return None  # "好的", "可以", "明白了": a reply to the assistant's question, the classifier's to read
     if re.search(r"再见|拜拜|回头见|下次再|打扰", text):
@@ -207,6 +221,14 @@ def chinese_small_talk(text: str) -> Optional[str]:
     if not re.search(r"好|嗨|哈喽|在吗|在不在|早安|晚安", text) and "辛苦" in text:
         return "thank"  # "你们辛苦了"
     return "greet"
+
+
+# "想先了解一下您是什么助手、能帮我做些什么": asked about the assistant itself, not about a policy
+ASSISTANT_ASK_RE = re.compile(
+    r"(?:您|你|这个助手|这个服务|这个系统|小助手)(?:到底|究竟)?是(?:个|一个)?(?:什么|啥|哪种|哪类)(?:样的?)?(?:助手|机器人|服务|系统|客服)"
+    r"|(?:您|你|这个助手|小助手)(?:都|还)?(?:能|可以|会)(?:帮|替|给)?(?:我|我们|大家|人)?(?:做|干|办|解答|回答|处理)"
+    r"(?:些|点|一些)?(?:什么|哪些|啥)(?:事情?|问题|服务|忙)?"
+    r"|(?:能|可以|会)(?:帮|替)(?:我|我们|大家)(?:做|干|办|解答|回答|处理)?(?:些|点|一些)?(?:什么|哪些|啥)(?:事情?|问题|忙)?[？?。！!]*$")
 
 
 def english_small_talk(text: str) -> Optional[str]:
@@ -396,6 +418,11 @@ class RetrievalArbiter(GraphComponent):
             if small_talk != intent:
                 self._set(message, {"name": small_talk, "confidence": 0.9},
                           {"by": "small_talk", "overridden": intent})
+            return
+        if intent not in ("request_human", "complain", "ask_capabilities", "bot_identity") and \
+                ASSISTANT_ASK_RE.search(text) and not self._names_a_subject(message):
+            self._set(message, {"name": "ask_capabilities", "confidence": 0.9},
+                      {"by": "assistant_ask", "overridden": intent})
             return
         if intent not in ("request_human", "complain") and not (intent or "").startswith("ask_") and \
                 NAMES_A_PLACE_RE.search(text):
