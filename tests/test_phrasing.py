@@ -1145,7 +1145,8 @@ def test_a_unit_named_with_one_wrong_character_is_that_unit(env):
 
 # ------------------------------------------- a follow-up about the documents an item cites
 @pytest.mark.parametrize("follow_up", ["依据哪个文件", "依據的是哪個文件？", "那具体是根据什么文件呢，谢谢",
-                                       "这个是哪几个部门发的", "Which document is that based on?"])
+                                       "这个是哪几个部门发的", "Which document is that based on?",
+                                       "Which document number sets these rules?", "What is the legal basis?"])
 def test_a_follow_up_asks_for_the_documents_the_item_cites(env, follow_up):
     # every item that cites another document, right after it was answered: the sentence citing it
     # (not the work points' own issuer and number)
@@ -1309,3 +1310,42 @@ def test_a_question_about_the_assistant_itself_is_about_its_capabilities(text):
 @pytest.mark.parametrize("text", ["你能帮我查一下财政预算决算公开在哪里吗", "政府能提供哪些政务公开信息"])
 def test_a_policy_question_addressed_to_the_assistant_stays_a_policy_question(text):
     assert _arbitrated(text, "ask_policy", 0.9)["name"] == "ask_policy"
+
+
+# ------------------------------------------------ the work points' own metadata, however asked
+def test_the_documents_own_number_with_when_it_went_out_is_its_date(env):
+    answerer, _ = env
+    doc = answerer.kb.documents[0]
+    for text in (f"{doc.doc_number}是哪天发出的", f"{doc.doc_number}是什么时候签发的"):
+        for intent in ("ask_document_info", "ask_policy"):
+            reply = ask(env, text, intent)
+            assert reply.kind == "answer" and doc.date in reply.texts[0], (text, intent)
+
+
+@pytest.mark.parametrize("text", ["这个通知是哪个机关发的？", "这份要点是哪家机构制发的"])
+def test_which_body_issued_the_notice_is_its_issuer(env, text):
+    answerer, _ = env
+    doc = answerer.kb.documents[0]
+    reply = ask(env, text, "ask_document_info")
+    assert reply.kind == "answer" and doc.issuer in reply.texts[0] and not first_item(reply)
+
+
+def test_whose_approval_the_work_points_were_issued_with(env):
+    # the notice says it ("经……同意，现将《……》印发给你们"), whatever the asker says of themselves
+    answerer, _ = env
+    doc = answerer.kb.documents[0]
+    assert "同意" in doc.notice
+    for text in ("您好，我在写课程论文，想核实一下这份工作要点是经哪个机构批准后下发的，谢谢", "这个文件经过谁同意印发的"):
+        for intent in ("ask_document_info", "ask_policy"):
+            reply = ask(env, text, intent)
+            assert reply.kind == "answer" and doc.notice.split("，")[0] in reply.texts[0], (text, intent)
+
+
+@pytest.mark.parametrize("follow_up", ["Who leads that work?", "And who is in charge of this item?"])
+def test_english_that_work_is_the_item_just_answered(env, follow_up):
+    answerer, _ = env
+    for doc, item in answerer.kb.all_items():
+        if not item.lead_units:
+            continue
+        reply = ask(env, follow_up, "ask_responsible", current_doc=doc.doc_id, current_item=float(item.number))
+        assert first_item(reply) == item.number and item.lead_units[0] in reply.texts[0], (follow_up, item.number)

@@ -36,7 +36,11 @@ DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "�
 MAX_INPUT_CHARS = 500
 
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
-                         r"几月|几号|哪一天|哪年|下发|发下来|发出来|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么")
+                         r"几月|几号|哪一天|哪年|下发|发下来|发出来|发出|签发|制发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么|"
+                         r"(?:哪个|哪家|什么)(?:机关|机构)|(?:经|经过|由)?(?:哪个|哪家|什么|谁)(?:机构|机关|部门|单位|领导小组)?(?:同意|批准|审定)")
+# "是经过哪个机构同意后印发的": the notice says whose approval it was issued with
+APPROVAL_RE = re.compile(r"同意|批准|审定")
+APPROVED_ISSUE_RE = re.compile(r"(?:同意|批准|审定)(?:后|之后|以后)?(?:才)?(?:印发|下发|发布|发出|出台)")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事情?|任务)|(做|管|干|搞|弄|抓)些?(什么|哪些|啥|么子|名堂)|(做|管|干|搞|抓|负责)(哪块|哪几块|哪一块|哪些方面|哪方面|哪几项)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 # an English who-is-responsible question (the classifier has hardly seen English)
@@ -45,7 +49,9 @@ EN_RESPONSIBLE_RE = re.compile(r"\bwho\b.{0,40}\b(?:leads?|leading|in charge|res
                                r"organi[sz]ation|authority)s?\b", re.I)
 EN_DEADLINE_RE = re.compile(r"\b(?:deadlines?|by when|when|how long|timeline|time ?limits?|due|time ?frame|schedule)\b", re.I)
 # an English follow-up pointing back at what was just answered ("Who leads it?", "What about the deadline?")
-EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]*$|^\s*(?:and|what about|how about)\b", re.I)
+EN_ANAPHORA_RE = re.compile(r"\b(?:it|that|this|these|those|they|them)\b\s*[?.!]*$|"
+                            r"\b(?:that|this|these|those|the same)\s+(?:work|item|task|tasks|one|point|area|part|measure|"
+                            r"thing|effort|job|initiative|programme|program)\s*[?.!]*$|^\s*(?:and|what about|how about)\b", re.I)
 EN_FRAME_WORDS = {"lead", "leads", "leading", "led", "handle", "handles", "handling", "manage", "manages", "run", "runs",
                   "deadline", "deadlines", "timeline", "due", "long", "limit", "schedule", "frame"}
 # the lead unit of an item named by its place, and what else it does ("第二项牵头的单位负责哪些事")
@@ -172,8 +178,13 @@ LATIN_WORD_RE = re.compile(r"[A-Za-z]{2,}")
 CITED_FOLLOW_UP_RE = re.compile(
     r"依据|依照|出处|(?:根据|按照|参照)(?:的)?(?:是)?(?:哪|什么|啥)|(?:哪|什么|啥)(?:个|份|部|一个)?(?:文件|规定|办法|法规|条例|通知)"
     r"|哪(?:个|些|两个|几个)?(?:部门|单位|机关|部委)(?:联合)?(?:发|印发|出台|制定|下发)|谁(?:发|印发|出台|制定)的"
-    r"|\b(?:based on|according to|(?:which|what) (?:regulation|document|rule|law|notice)s?|issued (?:it|that|this|them)|who issued)\b",
+    r"|\b(?:based on|according to|legal basis|(?:which|what) (?:regulation|document|rule|law|notice)s?|issued (?:it|that|this|them)|who issued)\b",
     re.I)
+# the English words of such a follow-up that name no topic ("Which document number sets the rules?")
+EN_CITED_FRAME = set("""document documents number numbers set sets rule rules regulation regulations law laws notice
+    notices file files basis based base govern governs apply applies follow follows require requires issue issued
+    come comes source reference references cite cited name title official which what behind underlie underlying
+    legal provision provisions""".split())
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
                           r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容|涉及|覆盖|指)"
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
@@ -374,7 +385,8 @@ class Answerer:
                    "日期", "时间", "文号", "单位", "发文", "标题", "名称", "哪天", "时候", "年", "发文字号",
                    "字号", "主送", "落款", "谁发", "发的", "哪个单位", "这个文件", "份", "几号", "号",
                    "发给", "几月", "几月几号", "下发", "发送", "发到", "收到", "哪一天", "哪年", "月", "日", "哪些单位",
-                   "全称", "全名", "题目", "名字", "这份", "份文件"}
+                   "全称", "全名", "题目", "名字", "这份", "份文件", "发出", "签发", "制发", "机关", "机构", "同意",
+                   "批准", "审定", "经过"}
 
     def _topic_words(self, q: Query, outside: Optional[re.Pattern] = None) -> List[str]:
         """The question's words that name a topic; with ``outside``, not the words written inside
@@ -399,6 +411,8 @@ class Answerer:
         """"工作要点的印发日期": about the document itself, no policy topic in it."""
         if not (re.search(r"(文件|要点|通知|这个文)", q.text) and DOC_INFO_RE.search(q.text)):
             return False
+        if APPROVED_ISSUE_RE.search(q.text):  # "要点是经过哪个机构同意后印发的": whatever the asker says of themselves
+            return True
         return not self._topic_words(q)
 
     def _only_department(self, q: Query) -> bool:
@@ -470,7 +484,11 @@ class Answerer:
         if document_named(self.kb, q.text) is not None:
             return None  # the work points themselves ("宁政务办发〔2021〕3号是谁发的")
         if self.mostly_foreign(q.text):
-            if not re.search(r"\b(?:it|that|this|these|those|they|them)\b", q.text, re.I) \
+            from bot.retrieval.english import english_words, lemma
+
+            frame = EN_CITED_FRAME | {lemma(w) for w in EN_CITED_FRAME}
+            topic = [w for w in english_words(q.text) if w not in frame and lemma(w) not in frame]
+            if not (re.search(r"\b(?:it|that|this|these|those|they|them)\b", q.text, re.I) or not topic) \
                     or len(LATIN_WORD_RE.findall(q.text)) > 8:
                 return None  # "Which regulation covers the negative list?": a topic of its own
         elif any(w not in item.text for w in self._topic_words(q, outside=CITED_FOLLOW_UP_RE)
@@ -914,6 +932,9 @@ class Answerer:
         if doc.recipients:
             first += f"，主送{'，'.join(doc.recipients)}"
         first += "。"
+        if doc.notice and APPROVAL_RE.search(q.text) and APPROVAL_RE.search(doc.notice):
+            # "经宁乡市政务公开政务服务工作领导小组同意，现将《…》印发给你们": the approval, then the facts
+            first = doc.as_written(doc.notice) + first
         if doc.notice_title and re.search(r"标题|全称|题目|名称|叫什么|\btitle\b|\bcalled\b", q.text, re.I):
             first = f"通知的标题全称为“{doc.notice_title}”。" + first
         lead_units = []
