@@ -446,9 +446,26 @@ def test_an_item_far_ahead_of_the_rest_is_answered_not_offered(env):
     assert reply.kind == "answer" and first_item(reply) == 18
 
 
-def test_personal_records_are_errands(env):
-    reply = ask(env, "我的公积金缴费记录在哪里打印")
-    assert reply.kind == "fallback" and "12345" in reply.texts[0]
+@pytest.mark.parametrize("text", ["我的公积金缴费记录在哪里打印",
+                                  # one's own record or case looked up through a channel the documents name
+                                  "政府网站上能不能查到我自己的医保账户余额", "我在网上提交的营业执照申请，审批进度去哪看",
+                                  "网上申请的签证，办理进度怎么查询"])
+def test_personal_records_are_errands(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "fallback" and "12345" in reply.texts[0] and not reply.citations
+
+
+@pytest.mark.parametrize("text", ["新市民的租房补贴怎么申请", "高层次人才安家费去哪里申领"])
+def test_how_to_apply_for_a_benefit_no_document_mentions_is_not_answered(env, text):
+    reply = ask(env, text)
+    assert reply.kind in ("fallback", "out_of_scope") and not reply.citations
+
+
+@pytest.mark.parametrize("text", ["办事前想先了解清楚流程，办的时候能看进度，政府有这种服务吗",
+                                  "本市今年办的民生实事，进度会向群众公开吗"])
+def test_progress_of_public_work_is_not_a_personal_errand(env, text):
+    reply = ask(env, text)
+    assert reply.kind in ("answer", "clarify"), reply.texts
 
 
 def test_how_long_an_errand_takes_is_an_errand(env):

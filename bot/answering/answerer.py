@@ -91,7 +91,10 @@ BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务�
                           r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 # one's own records ("我自己的社保缴费明细", "本人的公积金账户"): a personal errand, even asked as 申请公开
-PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|流水|账单)")
+PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|流水|账单)"
+                                # "我提交的申请，办理进度在哪看", "网上申请的护照，办理进度怎么查": one's own case
+                                r"|(?:我|本人|自己)(?:个人|家)?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
+                                r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度")
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
                         r"(?:上班|办公|营业|开放)时间|"
                         r"(?:怎么|怎样|如何|咋|么子|啷个)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
@@ -148,7 +151,8 @@ LISTED_CONTENT_RE = re.compile(r"(?:有|出了|出台了?|定了)(?:什么|哪�
                                r"|(?:标准|额度|比例|价格|金额)(?:是)?多少|多少钱|(?:怎么|如何|咋)(?:调整?|算|计算|分|领|补|涨)")
 UNKNOWN_TOPIC_COVERAGE = 0.5  # ... and no item covers even half of the question
 CONTENT_ASK_RE = re.compile(r"标准(?:是)?(?:怎样|怎么样|什么)|按(?:什么|啥|哪个)标准|(?:是)?(?:怎么|如何|咋)(?:规定|计算|算|定)的"
-                            r"|有(?:什么|哪些|啥)优惠|优惠(?:政策)?是|(?:怎么|如何)收费|收不收费|能(?:补|报|领|退)多少")
+                            r"|有(?:什么|哪些|啥)优惠|优惠(?:政策)?是|(?:怎么|如何)收费|收不收费|能(?:补|报|领|退)多少"
+                            r"|(?:怎么|如何|咋|去哪|在哪)(?:儿|里)?(?:申请|申领|领取|办理)|申请(?:条件|流程|材料)")
 LISTED_CONTENT_EN_RE = re.compile(r"\bpolic(?:y|ies) (?:on|for|about|regarding)\b|\bhow much\b|\b(?:rate|amount|level|limit|"
                                   r"standard|price)s? (?:of|for|is|are)\b|\bminimum\b|\bsubsid\w*\b", re.I)
 LISTED_ASK_RE = re.compile(r"公开|公布|发布|公示|晒|挂|信息|解读|回应|答复|表态|舆情|通报|透明|网站|专栏|平台|栏目|查|看|知道|"
@@ -585,7 +589,7 @@ class Answerer:
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
         if mode in ("policy", "deadline", "responsible") and (not hits or hits[0].coverage < SERVICE_COVERAGE) \
-                and SERVICE_RE.search(q.text) \
+                and (SERVICE_RE.search(q.text) or PERSONAL_RECORD_RE.search(q.text)) \
                 and (not DISCLOSURE_RE.search(q.text) or PERSONAL_RECORD_RE.search(q.text)) and not scope:
             # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
             return self.service_fallback(q)
