@@ -947,6 +947,13 @@ def test_english_about_what_the_government_does_is_a_cue_for_the_documents(text,
     "想当面问问，怎么预约工作人员",
     "请一位懂业务的同志帮我看看",
     "帮我喊个值班的",
+    # session 9: a homophone typo, Wu dialect's 寻, the person named after what they do, the leader
+    "转认工", "麻烦转任工",
+    "阿拉想寻个真人问问",
+    "我想找管审批的那个科室的工作人员聊聊，能帮我转一下吗",
+    "我就想和大厅的同志说几句",
+    "这事必须找个分管的领导给我说法",
+    "我要跟你们领导当面谈",
 ])
 def test_chinese_requests_for_a_person_of_other_shapes_hand_off(text):
     assert HUMAN_REQUEST_RE.search(text) or SOFT_HUMAN_REQUEST_RE.search(text)
@@ -965,6 +972,8 @@ def test_chinese_requests_for_a_person_of_other_shapes_hand_off(text):
     "Can I get somebody on the line?",
     "I'd like to be transferred to an agent",
     "Any way to contact a real person?",
+    "Get me whoever handles complaints",
+    "I'd rather discuss this with someone from your office, could you put me through?",
 ])
 def test_english_requests_for_a_person_of_other_shapes_hand_off(text):
     assert _arbitrated(text, "out_of_scope", 0.8)["name"] == "request_human"
@@ -974,6 +983,7 @@ def test_english_requests_for_a_person_of_other_shapes_hand_off(text):
 @pytest.mark.parametrize("text", [
     "各单位是否有专人处理依申请公开", "政务公开要不要安排专人负责", "请各部门工作人员做好宣传",
     "值班的安排会公开吗", "领导干部的任免信息公开吗", "转发上级文件要公开吗", "派驻机构的信息公开吗",
+    "政务公开工作要向领导汇报吗", "主任工作职责会公开吗", "领导小组办公室在哪里办公",
 ])
 def test_staff_as_a_topic_is_not_a_request(text):
     assert not HUMAN_REQUEST_RE.search(text)

@@ -71,7 +71,8 @@ ENGLISH_HANDOFF_RE = re.compile(
     # typed in a hurry: "tranfer me to a real persn pls"
     r"|\btrans?fer\s+me\b|\b(?:real|actual|live)\s+(?:persn|prson|humn|hooman)\b|\b(?:talk|speak|chat)\s+(?:to|with)\s+(?:a\s+)?(?:humna|humman|hmuan|huamn|persn|prson)\b"
     # "Get me someone who knows …", "arrange a phone call with the officer handling my case"
-    r"|\bget me (?:someone|somebody|a person|a human|an? (?:officer|agent|operator|staff member))\b"
+    r"|\bget me (?:someone|somebody|whoever|a person|a human|an? (?:officer|agent|operator|staff member))\b"
+    r"|\bput me through\b"
     r"|\b(?:arrange|schedule|book|set up)\s+(?:me\s+)?(?:a\s+)?(?:phone\s+)?(?:call|meeting|appointment)\s+with\s+"
     r"(?:a|an|the|your|one of your)?\s*(?:someone|somebody|person|officer|official|staff(?: member)?|agent|"
     r"representative|employee|supervisor|manager)\b"
@@ -86,7 +87,7 @@ PERSON = (r"(?:工作人员|(?<!智能)[人仁]工(?:客服|服务|坐席)?|经�
           r"管事儿?的(?:人)?|负责人|同志|同事|(?:值班|上班|在班|在线|懂行|专业)的(?:人|同志)|(?:单位|部门|热线|窗口)的(?:人|同志)|"
           r"懂(?:政策|行|业务)的(?:人|同志|老师))")
 HUMAN_REQUEST_RE = re.compile(
-    r"(?:转给|转到|转接|转交|帮我转|转|找|换|联系|接通|接|安排|预约|派|让|要|叫|喊|整)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
+    r"(?:转给|转到|转接|转交|帮我转|转|找|寻|换|联系|接通|接|安排|预约|派|让|要|叫|喊|整)(?:一下|下)?(?:你们的?)?(?:一位|一个|个|位)?"
     r"(?:负责的?|相关的?|专门的?|真正的?)?(?:今天|现在|当班|热线|12345|窗口|大厅)?(?:的)?" + PERSON + r"(?!负责|处理(?!一下)|管理|抓|做|落实|承担|对接)" +
     # "帮我联系一下县政务公开办的工作人员": the office named between the request and the person
     r"|(?:转给|转到|转接|帮我转|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的" + PERSON +
@@ -112,6 +113,17 @@ HUMAN_REQUEST_RE = re.compile(
     r"|" + PERSON + r"(?:在吗|在不在|在么|在线吗)"
     r"|(?:请|转|要)人工(?:处理|来|回答|解答|服务)?(?:吧|吗|。|！|$)"
     r"|(?:安排|找|请|叫)(?:一位|一个|个|位)老师.{0,3}(?:给我|帮我|来)(?:解答|回答|讲|看)"
+    # 转人工 typed with a homophone (转任工, 转认工)
+    r"|转(?:接)?(?:[任认仁忍][工公]|人公)"
+    # "想找负责这块的科室工作人员问问", "我只想跟窗口的工作人员说几句话": the person named after what they do
+    r"|(?:找|转给|转到|转接|联系|接通)(?:一下)?[^，。？！,.?!\s]{1,12}的[\u4e00-\u9fff]{0,3}" + PERSON +
+    r"(?:问问|聊聊|说说|谈谈|沟通|反映|了解一下)"
+    r"|(?:和|跟|与)(?:[^，。？！,.?!\s]{1,10}的)?" + PERSON + r"(?:说几句|说两句|说说|谈谈|讲讲|反映一下)"
+    r"|" + PERSON + r"[^。？！.?!]{0,24}(?:能|可以|麻烦|请)(?:帮我)?转(?:一下|过去|接)(?:吗|吧|么)?"
+    # "找个负责的领导跟我讲清楚", "我要当面跟领导反映情况", "你们领导在哪"
+    r"|找(?:一下|下)?(?:个|一个|位|一位)(?:负责|管事|分管)?的?领导"
+    r"|(?:当面)?(?:跟|和)(?:你们)?(?:的)?领导(?:当面)?(?:反映|谈|说|聊)"
+    r"|你们(?:的)?领导(?:在哪|在吗|在不在|呢)"
 )
 # The same with no word for staff — "有人能帮我吗", "喊个人来跟我讲", "安排人给我打个电话", "打电话给我讲讲":
 # a request for a person unless the message also names a subject of the documents clearly
