@@ -455,6 +455,18 @@ def test_personal_records_are_errands(env, text):
     assert reply.kind == "fallback" and "12345" in reply.texts[0] and not reply.citations
 
 
+@pytest.mark.parametrize("text", ["县中医院在什么位置", "车管所的地址是多少", "市民服务中心怎么走", "不动产登记大厅在哪里"])
+def test_where_a_building_is_is_an_errand(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "fallback" and not reply.citations and "12345" in reply.texts[0]
+
+
+@pytest.mark.parametrize("text, item", [("政务公开专栏在哪", 13), ("规划公开专栏在哪里", 2)])
+def test_where_a_published_column_is_is_still_answered(env, text, item):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and item in [c["item"] for c in reply.citations]
+
+
 @pytest.mark.parametrize("text", ["新市民的租房补贴怎么申请", "高层次人才安家费去哪里申领"])
 def test_how_to_apply_for_a_benefit_no_document_mentions_is_not_answered(env, text):
     reply = ask(env, text)

@@ -117,6 +117,9 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         # "can someone from another province buy an apartment here?": a purchase, not a publication
                         r"|\b(?:can|could|may)\s+(?:i|we|someone|people|foreigners|non-locals)\b.{0,40}"
                         r"\b(?:buy|purchase|rent)\s+(?:a|an|the)?\s*(?:house|home|apartment|flat|property|car)\b"
+                        # where a building is: "人民医院在什么位置", "出入境管理大厅在哪"
+                        r"|(?:医院|大厅|大楼|办事处|派出所|车管所|出入境|学校|幼儿园|银行|营业厅|服务中心|管理处|中心|分局|站)"
+                        r"[\u4e00-\u9fff]{0,3}?(?:在什么位置|的位置|在什么地方|的地址|地址是|在哪条路|怎么走|在哪(?:里|儿)?[？?。！!]*$)"
                         # signing up for an exam or a course: "笔试什么时候报名", "怎么报名"
                         r"|(?:什么时候|何时|哪天|几号|怎么|怎样|如何|咋|在哪里?|去哪里?)(?:能|可以|开始)?报名"
                         r"|\b(?:to fix|to repair|fix it|repair it|get it fixed|get it repaired)\b|\bget (?:my|the|our)\b.{0,30}\b(?:fixed|repaired)\b"
