@@ -1240,6 +1240,7 @@ def test_cited_documents_on_another_document(tmp_path_factory):
     # thanks or a goodbye around remarks about the conversation just had
     ("今天问了好多事，你都很耐心地回答了，太谢谢了，再见", "goodbye"),
     ("非常感谢你这样细致的讲解，帮了我们大忙，祝您生活愉快", "thank"),
+    ("蟹蟹你", "thank"), ("射射～", "thank"),  # thanks typed as an internet homophone
 ])
 def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
     from bot.nlu.retrieval_arbiter import chinese_small_talk
