@@ -140,7 +140,7 @@ def _no_pattern(text):
     return not (HUMAN_REQUEST_RE.search(text) or SOFT_HUMAN_REQUEST_RE.search(text) or ENGLISH_HANDOFF_RE.search(text))
 
 
-@pytest.mark.parametrize("text, intent", [("阿拉想寻个真人讲闲话", "out_of_scope"),
+@pytest.mark.parametrize("text, intent", [("想揾个职员倾下偈", "out_of_scope"),
                                           ("Could an actual human help me out here?", "request_human")])
 def test_a_sure_meaning_hands_off_what_no_pattern_reads(text, intent):
     assert _no_pattern(text)

@@ -2,7 +2,7 @@
 
 The intent classifier reads character n-grams, and the arbiter's patterns
 (bot/nlu/retrieval_arbiter.py ``HUMAN_REQUEST_RE``…) read the shapes someone wrote down; each new
-writer finds shapes neither covers (侬帮我寻个真人来讲讲好伐, 揾个职员, "Is anyone there? Like an
+writer finds shapes neither covers (揾个职员倾下偈, "Is anyone there? Like an
 actual human being?"). This component reads the question's sentence embedding (the same
 multilingual e5 vector the retrieval uses, bot/retrieval/dense.py) with a logistic regression
 trained at ``rasa train`` on the NLU examples: the ``handoff_intents`` against every other intent.
