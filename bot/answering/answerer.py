@@ -20,6 +20,7 @@ from bot.kb.store import KnowledgeBase
 from bot.nlp.normalize import normalize_text, scoring_text
 from bot.nlp.segmenter import CJK_RE, content_words, default_segmenter
 from bot.retrieval.positions import POSITION_WORDS_RE, items_at_position
+from bot.retrieval.english import english_words, lemma
 from bot.retrieval.references import DOC_NO_RE, document_named, items_naming
 from bot.retrieval.search import TOP_K, Hit, PolicyIndex
 
@@ -35,12 +36,13 @@ MAX_ANSWER_CHARS = 300
 DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "完工", "结束", "办完", "做完", "落实"}  # no topic of their own
 MAX_INPUT_CHARS = 500
 
+_APPROVAL = r"同意|批准|审定"  # the body whose approval a document was issued with
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
                          r"几月|几号|哪一天|哪年|下发|发下来|发出来|发出|签发|制发|发的|发送|收文|抄送|发到|全称|全名|题目|叫什么|"
-                         r"(?:哪个|哪家|什么)(?:机关|机构)|(?:经|经过|由)?(?:哪个|哪家|什么|谁)(?:机构|机关|部门|单位|领导小组)?(?:同意|批准|审定)")
+                         r"(?:哪个|哪家|什么)(?:机关|机构)|(?:经|经过|由)?(?:哪个|哪家|什么|谁)(?:机构|机关|部门|单位|领导小组)?(?:" + _APPROVAL + ")")
 # "是经过哪个机构同意后印发的": the notice says whose approval it was issued with
-APPROVAL_RE = re.compile(r"同意|批准|审定")
-APPROVED_ISSUE_RE = re.compile(r"(?:同意|批准|审定)(?:后|之后|以后)?(?:才)?(?:印发|下发|发布|发出|出台)")
+APPROVAL_RE = re.compile(_APPROVAL)
+APPROVED_ISSUE_RE = re.compile(r"(?:" + _APPROVAL + r")(?:后|之后|以后)?(?:才)?(?:印发|下发|发布|发出|出台)")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
 DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事情?|任务)|(做|管|干|搞|弄|抓)些?(什么|哪些|啥|么子|名堂)|(做|管|干|搞|抓|负责)(哪块|哪几块|哪一块|哪些方面|哪方面|哪几项)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
 # an English who-is-responsible question (the classifier has hardly seen English)
@@ -188,10 +190,10 @@ CITED_FOLLOW_UP_RE = re.compile(
     r"|\b(?:based on|according to|legal basis|(?:which|what) (?:regulation|document|rule|law|notice)s?|issued (?:it|that|this|them)|who issued)\b",
     re.I)
 # the English words of such a follow-up that name no topic ("Which document number sets the rules?")
-EN_CITED_FRAME = set("""document documents number numbers set sets rule rules regulation regulations law laws notice
-    notices file files basis based base govern governs apply applies follow follows require requires issue issued
+EN_CITED_FRAME = {form for w in """document documents number numbers set sets rule rules regulation regulations law laws
+    notice notices file files basis based base govern governs apply applies follow follows require requires issue issued
     come comes source reference references cite cited name title official which what behind underlie underlying
-    legal provision provisions""".split())
+    legal provision provisions""".split() for form in (w, lemma(w))}
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
                           r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容|涉及|覆盖|指)"
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
@@ -491,10 +493,7 @@ class Answerer:
         if document_named(self.kb, q.text) is not None:
             return None  # the work points themselves ("宁政务办发〔2021〕3号是谁发的")
         if self.mostly_foreign(q.text):
-            from bot.retrieval.english import english_words, lemma
-
-            frame = EN_CITED_FRAME | {lemma(w) for w in EN_CITED_FRAME}
-            topic = [w for w in english_words(q.text) if w not in frame and lemma(w) not in frame]
+            topic = [w for w in english_words(q.text) if w not in EN_CITED_FRAME and lemma(w) not in EN_CITED_FRAME]
             if not (re.search(r"\b(?:it|that|this|these|those|they|them)\b", q.text, re.I) or not topic) \
                     or len(LATIN_WORD_RE.findall(q.text)) > 8:
                 return None  # "Which regulation covers the negative list?": a topic of its own

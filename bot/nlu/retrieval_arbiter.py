@@ -182,6 +182,7 @@ def closing_small_talk(text: str) -> Optional[str]:
 # must be one of these formulas whole; the last kind decides (goodbye, then thanks, then who-are-you).
 _ZH_ADDRESSEE = r"(?:您|你|你们|大家|各位|政府|政府的工作人员|工作人员)?"
 _ZH_ACK_WORDS = r"好的?|嗯+|ok|行|可以|收到|懂|明白|知道|了解|清楚"  # an acknowledgement
+_ZH_THANKS_CUE = r"谢|蟹蟹|射射|3q|thx"  # thanks, also as typed in a hurry (蟹蟹, 射射你, 3Q)
 _ZH_PLEASANTRY = (
     r"(?:小助手|客服|工作人员)?(?:你好|您好|你们好|大家好|嗨|哈喽|早上好|上午好|中午好|下午好|晚上好|早安|晚安|在吗|在不在)"
     rf"|(?:非常|十分|太|真是|真的|再次)?(?:感谢|谢谢|多谢|谢了|谢啦|蟹蟹|射射|谢射|3q|thx){_ZH_ADDRESSEE}(?:的)?(?:这么|那么|如此|这样)?"
@@ -218,7 +219,8 @@ def chinese_small_talk(text: str) -> Optional[str]:
     if not all(pleasant):
         # "非常感谢您这么耐心的解答，帮了我大忙，祝您工作顺利": thanks or a goodbye around remarks about
         # the conversation just had, none of them a question
-        closing = any(p and re.search(r"谢|蟹蟹|射射|3q|thx|再见|拜拜|回头见|下次再|祝", c, re.I) for p, c in zip(pleasant, clauses))
+        closing = any(p and re.search(_ZH_THANKS_CUE + r"|再见|拜拜|回头见|下次再|祝", c, re.I)
+                      for p, c in zip(pleasant, clauses))
         if not closing or not pleasant[-1] or ZH_QUESTION_CUE_RE.search(text) or not all(
                 p or ZH_CONVERSATION_REMARK_RE.fullmatch(c) for p, c in zip(pleasant, clauses)):
             return None
@@ -226,7 +228,7 @@ def chinese_small_talk(text: str) -> Optional[str]:
         return None  # "好的", "可以", "明白了": a reply to the assistant's question, the classifier's to read
     if re.search(r"再见|拜拜|回头见|下次再|打扰", text):
         return "goodbye"
-    if re.search(r"谢|麻烦|蟹蟹|射射|3q|thx", text, re.I):
+    if re.search(_ZH_THANKS_CUE + r"|麻烦", text, re.I):
         return "thank"
     if re.search(r"是(?:谁|哪位|哪个)|助手|机器人|客服|真人", text):
         return "bot_identity"
