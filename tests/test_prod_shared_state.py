@@ -303,7 +303,7 @@ def test_one_access_token_for_both_servers(stack):
     ticket_id = stack.tickets(sender)[0][0]
     store = get_store(db_url({"ZWZX_PG_DB": stack.dbname, "ZWZX_PG_USER": PG_USER, "ZWZX_PG_PASSWORD": PG_PASSWORD,
                               "ZWZX_PG_SSLMODE": "disable"}))
-    token = store.add_staff(f"坐席{uuid.uuid4().hex[:4]}", "agent")
+    token = store.add_staff(f"坐席{uuid.uuid4().hex[:12]}", "agent")
     auth = {"Authorization": f"Bearer {token}"}
     before = stack.fake.token_requests
     assert requests.post(f"{stack.server(0)}/webhooks/staff/tickets/{ticket_id}/accept", headers=auth,
@@ -330,7 +330,7 @@ def test_widget_staff_message_through_the_other_server_and_reconnect_after_its_s
     store = get_store(db_url({"ZWZX_PG_DB": stack.dbname, "ZWZX_PG_USER": PG_USER, "ZWZX_PG_PASSWORD": PG_PASSWORD,
                               "ZWZX_PG_SSLMODE": "disable"}))
     ticket = store.open_ticket_for(sid)
-    auth = {"Authorization": f"Bearer {store.add_staff(f'坐席{uuid.uuid4().hex[:4]}', 'agent')}"}
+    auth = {"Authorization": f"Bearer {store.add_staff(f'坐席{uuid.uuid4().hex[:12]}', 'agent')}"}
     assert requests.post(f"{stack.server(1)}/webhooks/staff/tickets/{ticket['id']}/accept", headers=auth,
                          timeout=30).status_code == 200
     r = requests.post(f"{stack.server(1)}/webhooks/staff/tickets/{ticket['id']}/messages", headers=auth,

@@ -152,7 +152,7 @@ def test_only_the_token_holder_resumes_reads_history_and_gets_staff_messages_als
         assert tab.session_id == sid
         # a staff message reaches the token holders only
         store = servers.store()
-        staff_token = store.add_staff(f"王{uuid.uuid4().hex[:4]}")
+        staff_token = store.add_staff(f"王{uuid.uuid4().hex[:12]}")
         ticket = store.open_ticket_for(sid)
         auth = {"Authorization": f"Bearer {staff_token}"}
         assert requests.post(f"{url}/webhooks/staff/tickets/{ticket['id']}/accept", headers=auth, timeout=30).ok
