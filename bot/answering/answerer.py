@@ -591,9 +591,10 @@ class Answerer:
                     or (DOC_SELF_RE.search(q.text) and passage.coverage > top_cov)):
                 return self._answer_passage(passage)
         if mode in ("policy", "deadline", "responsible") and (not hits or hits[0].coverage < SERVICE_COVERAGE) \
-                and (SERVICE_RE.search(q.text) or PERSONAL_RECORD_RE.search(q.text)) \
-                and (not DISCLOSURE_RE.search(q.text) or PERSONAL_RECORD_RE.search(q.text)) and not scope:
-            # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it
+                and (PERSONAL_RECORD_RE.search(q.text)
+                     or (SERVICE_RE.search(q.text) and not DISCLOSURE_RE.search(q.text))) and not scope:
+            # "灵活就业人员的社保怎么自己交": doing a personal errand, not what is published about it;
+            # one's own record or case is one even when asked of a website (我个人的公积金余额)
             return self.service_fallback(q)
         if self.mostly_foreign(q.text) and hits and not scope:
             # English: the dictionary's words and the meaning each reach the documents loosely;
