@@ -44,7 +44,7 @@ DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪�
 APPROVAL_RE = re.compile(_APPROVAL)
 APPROVED_ISSUE_RE = re.compile(r"(?:" + _APPROVAL + r")(?:后|之后|以后)?(?:才)?(?:印发|下发|发布|发出|出台)")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
-DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事情?|任务)|(做|管|干|搞|弄|抓)些?(什么|哪些|啥|么子|名堂)|(做|管|干|搞|抓|负责)(哪块|哪几块|哪一块|哪些方面|哪方面|哪几项)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|呢[？?]?$")
+DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事情?|任务)|(做|管|干|搞|弄|抓)些?(什么|哪些|啥|么子|名堂)|(做|管|干|搞|抓|负责)(哪块|哪几块|哪一块|哪些方面|哪方面|哪几项)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|哪几(?:件|样|项)(?:事情?|活儿?|工作|任务)|几件事|呢[？?]?$")
 # an English who-is-responsible question (the classifier has hardly seen English)
 EN_RESPONSIBLE_RE = re.compile(r"\bwho\b.{0,40}\b(?:leads?|leading|in charge|responsible|handles?|oversees?|manages?|runs?)\b|"
                                r"\b(?:which|what)\s+(?:government\s+)?(?:department|bureau|unit|agency|office|body|"
@@ -90,10 +90,14 @@ EN_DOC_INFO_RE = re.compile(_EN_DOC_CUE + r".{0,40}" + _EN_THE_DOC + r"|" + _EN_
 DOC_SELF_RE = re.compile(r"要点|这份文件|这个文件|该文件|通知|文件(里|中|上)")  # the question names the document
 # a public body named in a sentence: 长沙市数据资源管理局, 省政府办公厅, 市委网信办
 BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务院|国家|省|市|县)[\u4e00-\u9fff]{1,10}?"
-                          r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])")
+                          r"(?:管理局|局|办公厅|办公室|委员会|中心|厅|委|(?<!通)办)(?![理法事公])"
+                          # "经国务院统一修订的…负面清单": the State Council acting by itself
+                          r"|国务院(?=统一|批准|同意|审定|修订|制定|印发|发布|部署)")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 # one's own records ("我自己的社保缴费明细", "本人的公积金账户"): a personal errand, even asked as 申请公开
-PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|流水|账单)"
+PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|流水|账单|违章|罚单|扣分)"
+                                # "违章罚款交了没得，咋个查": whether one's own fine or fee is paid
+                                r"|(?:违章|罚款|罚单|扣分)[\u4e00-\u9fff]{0,4}?(?:交了没|缴了没|处理了没|交没交|缴没缴)"
                                 # "我提交的申请，办理进度在哪看", "网上申请的护照，办理进度怎么查": one's own case
                                 r"|(?:我|本人|自己)(?:个人|家)?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
                                 r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度")

@@ -133,7 +133,7 @@ SOFT_HUMAN_REQUEST_RE = re.compile(
     r"|(?:喊|叫|找|整|派|安排)(?:一)?个?人(?:来|过来|出来|给我|跟我|和我)"
     r"|(?:打|回)(?:个|一个)?电话给我|给我(?:打|回)(?:个|一个)?电话"
     # someone who can answer: "有没有值班的同志可以回答", "请窗口的同志帮我看一下", "工作人员帮我解答一下"
-    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:回答|解答|帮|接待|接听|接电话|聊|说)"
+    r"|(?:有没有|有无|是否有)[^，。？！,.?!\s]{0,6}" + PERSON + r"(?:在线)?(?:可以|能|来)(?:直接)?(?:跟我|和我|与我)?(?:回答|解答|帮|接待|接听|接电话|聊|说)"
     r"|请[^，。？！,.?!\s]{0,8}" + PERSON + r".{0,3}(?:帮忙看|帮我|看一?下|处理一下|回答|解答)"
     r"|" + PERSON + r".{0,4}(?:给我|帮我)(?:解答|回答|看一?下|处理)")
 # A complaint names what is wrong or the act of complaining; an unsure "complain" without such a
@@ -352,8 +352,8 @@ def policy_strength(kb, index, text: str, tokens: List[str], raw: Optional[str] 
         doc, item, refs = named[0]
         return {"doc": doc.doc_id, "item": item.number, "coverage": 1.0, "by": "reference"}
     words = content_words(tokens)
-    if not words:
-        return None
+    if sum(len(w) for w in words) < 2:
+        return None  # "你号，在吗" (你好 mistyped): one character shared with an item (50号) names no topic
     from bot.answering.answerer import EN_DUTIES_RE, Answerer
 
     if Answerer.mostly_foreign(text) and (EN_DUTIES_RE.search(text) or EN_DUTIES_RE.search(raw or "")):
