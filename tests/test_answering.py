@@ -5,7 +5,7 @@ import pytest
 
 from actions.knowledge import answerer as shared_answerer
 from bot.answering.answerer import MAX_ANSWER_CHARS, Query
-from bot.nlp.segmenter import default_segmenter
+from bot.nlp.segmenter import default_segmenter, question_words
 from tests.conftest import ROOT, answerer_for
 
 PARAPHRASES = [json.loads(line) for line in open(ROOT / "tests" / "data" / "paraphrases.jsonl", encoding="utf-8")]
@@ -367,3 +367,36 @@ def test_a_standard_the_documents_cover_or_asked_whether_published_is_not_refuse
 def test_english_errands_and_recommendations_are_not_policy_answers(env, text):
     reply = ask(env, text)
     assert reply.kind != "answer" and not reply.citations
+
+
+# A detail stated by one sentence of another item than the one whose heading the question echoes.
+DETAIL = """\
+某县人民政府办公室
+
+某政办发〔2025〕4号
+
+某县2025年政务公开工作要点
+
+一、重点工作
+
+1.推进村级事务公开标准化规范化。编制村级事务公开目录，统一公开栏的样式和更新频次，做到标准化规范化。
+责任单位：县民政局
+
+2.加强业务培训。县政府办公室要履行主管部门职责；对村级事务公开标准化规范化工作，组建工作专班推动落实。每年举办两期业务培训班。
+责任单位：县政府办公室
+"""
+
+
+@pytest.fixture(scope="module")
+def detail_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-2025.txt": DETAIL})
+
+
+def test_the_item_whose_sentence_has_every_word_of_the_question_comes_first(detail_env):
+    answerer, seg = detail_env
+    text = "对村级事务公开标准化规范化，要组建什么"
+    hits = answerer.index.search(text, question_words(seg, text))
+    assert hits[0].item == 2, hits
+    # a question of the heading's own words alone is still the heading's item
+    text = "村级事务公开标准化规范化怎么推进"
+    assert answerer.index.search(text, question_words(seg, text))[0].item == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -423,7 +424,28 @@ class PolicyIndex:
             hits.append(Hit(it["doc"], it["item"], score, cov,
                             matched=[w for w in query if w in self.word_sets[i]]))
         hits.sort(key=lambda h: -h.rank)
+        if len(hits) > 1 and os.environ.get("ZWZX_SENTENCE_PICK", "on") != "off":
+            self._whole_sentence_first(hits, words)
         return hits[:top_k]
+
+    def _whole_sentence_first(self, hits: List[Hit], words: Sequence[str]) -> None:
+        """"对基层政务公开标准化规范化工作，要成立什么来推进": when the favourite item has no
+        sentence with every word of the question and a close runner-up (as much coverage) has
+        one, that sentence is the answer — the question is about a detail the runner-up states."""
+        asked = {w for w in words if len(w) >= 2 and CJK_RE.search(w)}
+        if len(asked) < 3:
+            return
+
+        def whole(h: Hit) -> bool:
+            return any(all(w in s.lower() for w in asked) for s in self.kb.item(h.doc, h.item).sentences)
+
+        top = hits[0]
+        if whole(top):
+            return
+        for j in (1, 2):
+            if j < len(hits) and hits[j].coverage >= top.coverage - 1e-9 and whole(hits[j]):
+                hits.insert(0, hits.pop(j))
+                return
 
     def departments_in_english(self, text: str) -> List[str]:
         if not self.english_departments:
