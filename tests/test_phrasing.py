@@ -1456,3 +1456,18 @@ def test_who_acts_in_a_sentence_of_the_item_is_named_by_that_sentence(env):
             if m:
                 reply = ask(env, f"{m.group(1)[-4:]}是哪个机关修订的", "ask_responsible")
                 assert first_item(reply) == item.number and "国务院" in reply.texts[0]
+
+
+def test_english_derived_forms_reach_the_documents_words_in_the_query_too(env):
+    # "procurement" is glossed through "procure" (translations()); the query terms of the
+    # search and of the sentence choice must read it the same way as the coverage does
+    answerer, _ = env
+    index = answerer.index
+    derived = 0
+    for word in ("procurement", "revitalization", "interpretation", "improvement"):
+        found = index.translations(word)
+        if found and not index.english.get(word):
+            weights = index.expand(f"What about {word}?", [])
+            assert set(found) <= set(weights), word
+            derived += 1
+    assert derived >= 1

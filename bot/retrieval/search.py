@@ -212,7 +212,8 @@ class PolicyIndex:
                     weights.setdefault(v.lower(), 0.6)
         if self.english:
             for w in english_words(text):  # English words → the documents' Chinese words (CC-CEDICT)
-                for t in self.english.get(w, []):
+                # (a derived form — procurement → procure — as translations() reads it)
+                for t in self.english.get(w) or self.translations(w):
                     weights.setdefault(t, 0.6)
         return weights
 
