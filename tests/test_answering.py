@@ -400,3 +400,35 @@ def test_the_item_whose_sentence_has_every_word_of_the_question_comes_first(deta
     # a question of the heading's own words alone is still the heading's item
     text = "村级事务公开标准化规范化怎么推进"
     assert answerer.index.search(text, question_words(seg, text))[0].item == 1
+
+
+EPIDEMIC = """\
+某县人民政府办公室
+
+某政办发〔2025〕5号
+
+某县2025年政务公开工作要点
+
+一、重点工作
+
+1.做好疫情防控信息公开。继续做好常态化疫情防控信息发布工作，及时更新疫情防控措施。加大药品集中采购等方面信息公开力度。
+责任单位：县卫生健康局
+
+2.做好财政信息公开。公开财政预算决算，细化到功能分类。
+责任单位：县财政局
+"""
+
+
+@pytest.fixture(scope="module")
+def epidemic_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-2025e.txt": EPIDEMIC})
+
+
+def test_english_detail_question_gets_the_sentence_of_that_detail(epidemic_env):
+    # one English word glossed by several overlapping Chinese words (epidemic → 疫情, 疫情防控…)
+    # counts once: the sentence with the asked detail (procurement → 采购) is the answer
+    answerer, seg = epidemic_env
+    text = "For the epidemic item, what procurement information will be disclosed more?"
+    reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 1
+    assert "集中采购" in reply.texts[0]

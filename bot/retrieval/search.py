@@ -518,11 +518,21 @@ class PolicyIndex:
         wants_deadline = bool(DEADLINE_Q_RE.search(text))
         wants_count = bool(COUNT_Q_RE.search(text))
         wants_list = bool(LIST_Q_RE.search(text))
+        # English: each English word counts once, by the rarest of its Chinese words the sentence
+        # has ("epidemic" → 疫情/疫情防控/防控 is one word of the question, not three), and a word of
+        # the item's heading counts half (the detail asked is what the heading does not say)
+        glossed = [g for g in (self.translations(w) for w in english_words(text)) if g] \
+            if LATIN_RE.search(text) and os.environ.get("ZWZX_EN_SENTENCE", "on") != "off" else []
         for k, (ii, j) in enumerate(self.sent_ref):
             if ii != i:
                 continue
             sentence = self.items[i]["sentences"][j]["text"]
-            s = self.sents.score(query, k, weights)
+            if glossed:
+                # a word the heading already has names the item, not which of its sentences: half
+                s = sum(max((self.words.idf_of(t) * (0.5 if t in self.title_sets[i] else 1.0)
+                             for t in g if t in sentence), default=0.0) for g in glossed)
+            else:
+                s = self.sents.score(query, k, weights)
             s += 0.2 * len(qbigrams & set(bigrams_of_text(sentence)))
             # a longer word of the question written inside the sentence's own words ("一网通" in
             # 一网通查、一网通办): the segmenter split it differently, the sentence still says it
