@@ -1471,3 +1471,46 @@ def test_english_derived_forms_reach_the_documents_words_in_the_query_too(env):
             assert set(found) <= set(weights), word
             derived += 1
     assert derived >= 1
+
+
+@pytest.mark.parametrize("frame", ["{d}在这份要点里被点名的有哪几条", "你好，我在{d}上班，要点里哪些事项涉及我们单位？多谢指点。"])
+def test_named_in_which_items_is_a_units_duties(env, frame):
+    answerer, _ = env
+    checked = 0
+    for name, numbers in _leading_departments(answerer):
+        reply = ask(env, frame.format(d=name))
+        assert reply.kind == "answer" and {c["item"] for c in reply.citations} == numbers, (frame, name)
+        checked += 1
+    assert checked >= 5
+
+
+def test_that_word_after_an_item_is_asked_of_that_item(env):
+    # "那个专栏谁负责" right after an item with a 专栏: that item, even if another item has one too
+    answerer, _ = env
+    having = [(d, it) for d, it in answerer.kb.all_items() if "专栏" in it.text and it.lead_units]
+    assert len(having) >= 2
+    for doc, item in having:
+        reply = ask(env, "那个专栏谁负责", "ask_responsible", current_doc=doc.doc_id, current_item=float(item.number))
+        assert first_item(reply) == item.number and item.lead_units[0] in reply.texts[0], item.number
+
+
+def test_it_with_a_word_of_the_item_asks_the_item_not_its_lead_units_duties(env):
+    answerer, _ = env
+    index = answerer.index
+    checked = 0
+    for doc, item in answerer.kb.all_items():
+        if len(item.lead_units) != 1:
+            continue
+        words = sorted((w for w in index.word_sets[index.position(doc.doc_id, item.number)]
+                        if len(w) == 2 and index.singles_out_items(w) and w in item.text and w not in item.title),
+                       key=lambda w: -index.words.idf_of(w))
+        if not words:
+            continue
+        ctx = dict(current_doc=doc.doc_id, current_item=float(item.number))
+        reply = ask(env, f"它要搞哪些{words[0]}", **ctx)
+        assert first_item(reply) == item.number, (item.number, words[0])
+        # with no word of the item it is still the lead unit's duties
+        duties = ask(env, "它还负责哪些工作", **ctx)
+        assert duties.kind == "answer" and item.lead_units[0] in duties.texts[0]
+        checked += 1
+    assert checked >= 3

@@ -44,7 +44,7 @@ DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪�
 APPROVAL_RE = re.compile(_APPROVAL)
 APPROVED_ISSUE_RE = re.compile(r"(?:" + _APPROVAL + r")(?:后|之后|以后)?(?:才)?(?:印发|下发|发布|发出|出台)")
 RESPONSIBLE_RE = re.compile(r"谁|哪个部门|哪些部门|哪个单位|哪家|牵头|负责|归.{0,2}管|找哪")
-DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事情?|任务)|(做|管|干|搞|弄|抓)些?(什么|哪些|啥|么子|名堂)|(做|管|干|搞|抓|负责)(哪块|哪几块|哪一块|哪些方面|哪方面|哪几项)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|哪几(?:件|样|项)(?:事情?|活儿?|工作|任务)|几件事|呢[？?]?$")
+DUTIES_RE = re.compile(r"负责(什么|哪些|啥)|(分到|分得|分了|领到|领了|接到)?(哪些|什么|啥|几项|多少)(活儿?|事项|事情?|任务)|(做|管|干|搞|弄|抓)些?(什么|哪些|啥|么子|名堂)|(做|管|干|搞|抓|负责)(哪块|哪几块|哪一块|哪些方面|哪方面|哪几项)|名堂|职责|任务|工作有哪些|哪些工作|有什么工作|哪几(?:件|样|项)(?:事情?|活儿?|工作|任务)|几件事|(?:点名|点到|涉及|提到)[\u4e00-\u9fff]{0,4}?(?:哪几|哪些|几)(?:条|项|处)|呢[？?]?$")
 # an English who-is-responsible question (the classifier has hardly seen English)
 EN_RESPONSIBLE_RE = re.compile(r"\bwho\b.{0,40}\b(?:leads?|leading|in charge|responsible|handles?|oversees?|manages?|runs?)\b|"
                                r"\b(?:which|what)\s+(?:government\s+)?(?:department|bureau|unit|agency|office|body|"
@@ -217,7 +217,7 @@ MORE_RE = re.compile(r"^(?:那|那么|好的?|嗯+|哦+|ok|okay)?[，,\s]*(?:然
                      r"详细(?:说说|讲讲|点|一点|些)(?:吗|呢)?|展开(?:说说|讲讲)|全部内容(?:呢|是什么)?)[？?。！!～~\s]*$|"
                      r"^(?:and\s+)?(?:tell me more|more (?:details?|info(?:rmation)?)|anything else|what else|go on|and then|details)\b.{0,20}$",
                      re.I)
-ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|这事|这件|这块|这方面|该项|它|此项|这一项|上面|刚才)")
+ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|这事|这件|这块|这方面|该项|它|此项|这一项|上面|刚才|那个(?![，,、\s])|那项|那一项|那件事|那块|那方面)")
 # "这个文件", "这份文件里", "该文件", "上面那个文件", "刚才那份要点": the document in context
 DOC_REF_RE = re.compile(r"(这|那|该|此|本|上面|上述|刚才|前面|之前)(一)?(个|份)?(那个|那份|这个|这份)?"
                         r"(文件|要点|通知|文档)(里面|里|中|上)?")
@@ -368,7 +368,7 @@ class Answerer:
                 return self.department_duties(departments[0], q)
         if not departments and (intent == "ask_department_duties" or DUTIES_RE.search(text)) \
                 and UNIT_ANAPHORA_RE.search(text) and (ctx := self._context_item(q)) is not None \
-                and (lead := self._sole_lead(ctx[1])):
+                and (lead := self._sole_lead(ctx[1])) and not self._asks_detail_of(ctx[1], q):
             # "它还负责什么" right after who leads an item: that lead unit's duties (one unit only)
             return self.department_duties(lead, q)
         if intent == "ask_full_text" or ((FULL_TEXT_RE.search(text) or MORE_RE.search(text.strip())) and q.current_item):
@@ -456,6 +456,13 @@ class Answerer:
         frame = [f.lower() for d in self.kb.departments for f in self.kb.department_forms(d)] + \
             [d.title for d in self.kb.documents] + [m.group(0) for m in (duties, share) if m]
         return not [w for w in content_words(q.tokens) if self._names_items(w) and not any(w in n for n in frame)]
+
+    def _asks_detail_of(self, item, q: Query) -> bool:
+        """"它要搞哪些领域的细则" after an item: words of that item's text beyond the duties frame
+        (领域, 细则) ask about the item's content, not about what its lead unit does elsewhere."""
+        frame = "".join(m.group(0) for m in DUTIES_RE.finditer(q.text))
+        return any(len(w) >= 2 and w in item.text and w not in frame and self.index.is_topic_word(w)
+                   for w in content_words(q.tokens))
 
     def _names_items(self, word: str) -> bool:
         """A word of two or more characters that some items use (at most 40 %) and that is not an
