@@ -52,3 +52,20 @@ class ActionFallback(Action):
         q = query_from_tracker(tracker)
         q.intent = "nlu_fallback"
         return send(answerer().answer(q), dispatcher, tracker)
+
+
+class ActionOutOfScope(Action):
+    """Out of scope — unless it is a short question about the item just answered, in words of
+    that item, which the classifier could not know ("之前已经编了多少个领域"): then that item answers."""
+
+    def name(self) -> Text:
+        return "action_out_of_scope"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        q = query_from_tracker(tracker)
+        reply = answerer().context_follow_up(q) if q.text and q.current_item else None
+        if reply is not None:
+            return send(reply, dispatcher)  # an answer: no failure streak to count
+        dispatcher.utter_message(response="utter_out_of_scope")
+        return []

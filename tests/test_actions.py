@@ -91,3 +91,55 @@ def test_handoff_card():
     card = cards(messages)[0]
     assert card["kind"] == "handoff" and "ticket" in card
     assert any("12345" in (m.get("text") or "") for m in messages)
+
+
+# ------------------------------------------- out of scope, unless about the item just answered
+def _detail_words(answerer, doc, item):
+    index = answerer.index
+    words = [w for w in index.word_sets[index.position(doc.doc_id, item.number)]
+             if len(w) == 2 and index.singles_out_items(w) and w in item.text and w not in item.title]
+    return sorted(words, key=lambda w: -index.words.idf_of(w))
+
+
+def test_out_of_scope_follow_up_in_words_of_the_item_in_context_is_answered_from_it():
+    from actions.answer import ActionOutOfScope
+    from actions.knowledge import answerer
+
+    a = answerer()
+    checked = 0
+    for doc, item in a.kb.all_items():
+        words = _detail_words(a, doc, item)
+        if not words:
+            continue
+        slots = {"current_doc": doc.doc_id, "current_item": float(item.number)}
+        messages, events = run(ActionOutOfScope(), tracker(f"之前说的{words[0]}是咋回事", "out_of_scope", slots=slots))
+        card = cards(messages)[0]
+        assert card["kind"] == "answer" and card["citations"][0]["item"] == item.number, (item.number, words[0])
+        # another service, asked right after the same item, is still out of scope
+        messages, events = run(ActionOutOfScope(), tracker("社保卡挂失怎么补办", "out_of_scope", slots=slots))
+        assert [m.get("response") for m in messages] == ["utter_out_of_scope"]
+        assert events == []
+        checked += 1
+    assert checked >= 10
+
+
+def test_out_of_scope_without_an_item_in_context_is_out_of_scope():
+    from actions.answer import ActionOutOfScope
+
+    messages, events = run(ActionOutOfScope(), tracker("之前已经编了多少个领域", "out_of_scope"))
+    assert [m.get("response") for m in messages] == ["utter_out_of_scope"] and events == []
+
+
+def test_english_out_of_scope_follow_up_reads_the_item_in_context():
+    from actions.answer import ActionOutOfScope
+    from actions.knowledge import answerer
+
+    a = answerer()
+    having = [(d, it) for d, it in a.kb.all_items() if any(t in it.text for t in a.index.translations("field"))]
+    assert having
+    doc, item = having[0]
+    slots = {"current_doc": doc.doc_id, "current_item": float(item.number)}
+    messages, _ = run(ActionOutOfScope(), tracker("How many fields are covered?", "out_of_scope", slots=slots))
+    assert cards(messages)[0]["citations"][0]["item"] == item.number
+    messages, _ = run(ActionOutOfScope(), tracker("How do I renew my passport?", "out_of_scope", slots=slots))
+    assert [m.get("response") for m in messages] == ["utter_out_of_scope"]

@@ -217,6 +217,8 @@ MORE_RE = re.compile(r"^(?:那|那么|好的?|嗯+|哦+|ok|okay)?[，,\s]*(?:然
                      r"详细(?:说说|讲讲|点|一点|些)(?:吗|呢)?|展开(?:说说|讲讲)|全部内容(?:呢|是什么)?)[？?。！!～~\s]*$|"
                      r"^(?:and\s+)?(?:tell me more|more (?:details?|info(?:rmation)?)|anything else|what else|go on|and then|details)\b.{0,20}$",
                      re.I)
+# a follow-up the classifier called out of scope is read against the item in context only when short
+CONTEXT_FOLLOW_UP_CHARS = 30
 ANAPHORA_RE = re.compile(r"^(那|那么)?(这个|这项|这件事|这事|这件|这块|这方面|该项|它|此项|这一项|上面|刚才|那个(?![，,、\s])|那项|那一项|那件事|那块|那方面)")
 # "这个文件", "这份文件里", "该文件", "上面那个文件", "刚才那份要点": the document in context
 DOC_REF_RE = re.compile(r"(这|那|该|此|本|上面|上述|刚才|前面|之前)(一)?(个|份)?(那个|那份|这个|这份)?"
@@ -519,6 +521,37 @@ class Answerer:
         if len(first) > MAX_ANSWER_CHARS:
             first = doc.as_written(sentences[0])[:MAX_ANSWER_CHARS]
         return self._basis(self._answer_item(doc_id, item, q, "policy", first=first), "cited_documents")
+
+    def context_follow_up(self, q: Query) -> Optional[Reply]:
+        """A message the classifier called out of scope, asked right after an item, whose words
+        the documents use are all words of that item ("之前已经编了多少个领域", "How many fields
+        already have catalogues?"): a question about that item, answered from it. None when there
+        is no item in context, when it is an errand of one's own, or when a word the documents use
+        is not in that item ("社保卡挂失" after any item stays out of scope: no item has 挂失)."""
+        q.text = normalize_text(q.text) if q.text else ""
+        q.scoring = scoring_text(q.text) or q.text
+        ctx = self._context_item(q)
+        foreign = self.mostly_foreign(q.scoring)
+        size = len(LATIN_WORD_RE.findall(q.scoring)) * 3 if foreign else len(q.scoring)  # an English word ≈ 3 characters
+        if ctx is None or not q.scoring.strip() or size > CONTEXT_FOLLOW_UP_CHARS:
+            return None
+        if PERSONAL_RECORD_RE.search(q.text) or SERVICE_RE.search(q.text):
+            return None
+        item = ctx[1]
+        if foreign:
+            glossed = [g for g in (self.index.translations(w) for w in english_words(q.scoring)
+                                   if w not in EN_FRAME_WORDS) if g]
+            known = [[t for t in g if t in self.index.words.idf] for g in glossed]
+            known = [g for g in known if g and not all(self.index.words.idf_of(t) < 0.5 for t in g)]
+            if not known or not all(any(t in item.text for t in g) for g in known):
+                return None
+        else:
+            words = [w for w in content_words(q.tokens) if len(w) >= 2 and w not in DEADLINE_WORDS]
+            known = [w for w in words if w in self.index.words.idf]
+            if not known or not all(w in item.text for w in known) or \
+                    not any(self.index.is_topic_word(w) for w in known):
+                return None
+        return self._answer_item(ctx[0], item, q, "policy")
 
     def _context_item(self, q: Query):
         if q.current_doc and q.current_item:
