@@ -1514,3 +1514,18 @@ def test_it_with_a_word_of_the_item_asks_the_item_not_its_lead_units_duties(env)
         assert duties.kind == "answer" and item.lead_units[0] in duties.texts[0]
         checked += 1
     assert checked >= 3
+
+
+@pytest.mark.parametrize("intent", ["deny", "affirm", "cancel", "greet", "bot_identity"])
+def test_a_follow_up_read_as_a_short_reply_goes_to_the_answerer(intent):
+    # "具体要求晓得不" read as "no": the specific requirements of the item in context
+    for text in ("具体要求晓得不", "详细规定知道吗"):
+        assert _arbitrated(text, intent, 0.4)["name"] == "nlu_fallback", (text, intent)
+    assert _arbitrated("不用了", "deny", 0.4)["name"] == "deny"
+
+
+def test_a_question_naming_no_assistant_barely_read_as_one_about_it():
+    # "依据的是第几条": not about the assistant; "你是第几代机器人" is
+    assert _arbitrated("依据的是第几条", "bot_identity", 0.3)["name"] == "nlu_fallback"
+    assert _arbitrated("你是第几代机器人", "bot_identity", 0.3)["name"] == "bot_identity"
+    assert _arbitrated("依据的是第几条", "bot_identity", 0.9)["name"] == "bot_identity"

@@ -201,7 +201,7 @@ EN_CITED_FRAME = {form for w in """document documents number numbers set sets ru
 FOLLOW_UP_RE = re.compile(r"^(?:那|那么)?(?:这个|这项|这些|该项|此项|这一项|它|上面|刚才)[\u4e00-\u9fff]{0,6}?(?:具体|详细|是什么|指什么|包括|有哪些|怎么)"
                           r"|^(?:具体|详细)(?:有|是|包括|说说|讲讲|内容|涉及|覆盖|指)"
                           # "具体要求是什么", "详细规定有哪些", "有什么具体要求"
-                          r"|^(?:具体|详细)的?(?:要求|规定|内容|措施|做法|安排|任务)(?:是|有|包括|指)"
+                          r"|^(?:具体|详细)的?(?:要求|规定|内容|措施|做法|安排|任务)(?:是|有|包括|指|晓得|知道|清楚|讲讲|说说)"
                           r"|^(?:有)?(?:什么|哪些|啥)具体(?:的)?(?:要求|规定|内容|措施|做法|安排|任务)")
 # A short follow-up with no anaphor ("具体要干啥", "涉及哪些领域", "那要统一几样东西啊", "在哪个栏目能看到"):
 # it asks which ones / what / where of the item just answered, when its words are that item's

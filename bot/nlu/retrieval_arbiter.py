@@ -270,9 +270,10 @@ CAPABILITY_RE = re.compile(r"(?:这里(?!面)|这儿|这边|你们?|您|本?平�
 # not small talk.
 SMALL_TALK = {"greet", "thank", "goodbye"}
 UNSURE_SMALL_TALK = 0.5
-ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|怎么|怎样|如何|什么|啥|多少|几时|为什么|为何|是否|能否|能不能|可不可以|有没有|吗[?？。]?$|[?？]"
+ASKS_RE = re.compile(r"哪里|哪儿|哪个|哪些|在哪|第几|怎么|怎样|如何|什么|啥|多少|几时|为什么|为何|是否|能否|能不能|可不可以|有没有|吗[?？。]?$|[?？]"
                      r"|\b(?:where|how|what|which|when|why|can i|could i)\b", re.I)
 CONFIDENT = 0.8          # a classifier this sure ...
+UNSURE_ABOUT_THE_BOT = 0.5  # below this, a question to the assistant must name it (你/您/助手)
 STRONG_COVERAGE = 0.6    # ... is overridden by retrieval only with this much coverage
 TARGET_INTENT = "ask_policy"
 COMPLAINT_CHANNEL_RE = re.compile(r"(?:投诉|举报|反映)(?:的)?(?:渠道|电话|方式|途径|热线|入口|窗口)")
@@ -506,8 +507,9 @@ class RetrievalArbiter(GraphComponent):
             # "然后呢", "还有吗", "tell me more": more of the item in context (its full text)
             self._set(message, {"name": "ask_full_text", "confidence": 0.9}, {"by": "more", "overridden": intent})
             return
-        if intent in ABOUT_THE_BOT and confidence < CONFIDENT and FOLLOW_UP_RE.search(scoring) \
-                and not ADDRESSED_TO_BOT_RE.search(scoring):
+        if (intent in ABOUT_THE_BOT or intent in SHORT_REPLIES) and confidence < CONFIDENT \
+                and FOLLOW_UP_RE.search(scoring) and not ADDRESSED_TO_BOT_RE.search(scoring):
+            # "具体要求晓得不" read as a "no": a follow-up about the item in context
             self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                       {"by": "follow_up_not_about_the_bot", "overridden": intent})
             return  # the answerer takes the item in context
@@ -581,6 +583,12 @@ class RetrievalArbiter(GraphComponent):
                 # a subject of the documents; the answerer asks which item or says it found none
                 self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
                           {"by": "topic_not_about_the_bot", "overridden": intent})
+            elif intent in ABOUT_THE_BOT and confidence < UNSURE_ABOUT_THE_BOT and ASKS_RE.search(scoring) \
+                    and not ADDRESSED_TO_BOT_RE.search(scoring):
+                # "法规依据是第几条": a question that names no assistant, barely read as one about it
+                # (the answerer: the item in context, the documents it cites, or "没有找到")
+                self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},
+                          {"by": "question_not_about_the_bot", "overridden": intent})
             return
 
         # (the classifier has hardly seen English: its confidence on English text says nothing)
