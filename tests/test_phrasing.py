@@ -1529,3 +1529,24 @@ def test_a_question_naming_no_assistant_barely_read_as_one_about_it():
     assert _arbitrated("依据的是第几条", "bot_identity", 0.3)["name"] == "nlu_fallback"
     assert _arbitrated("你是第几代机器人", "bot_identity", 0.3)["name"] == "bot_identity"
     assert _arbitrated("依据的是第几条", "bot_identity", 0.9)["name"] == "bot_identity"
+
+
+def test_english_bridge_through_a_dictionary_synonym():
+    # "disclose" glosses no word of the vocabulary; 披露 has it and shares the whole sense
+    # "to make public" with 公开 — reached in two steps; a one-word sense ("force") carries nothing
+    from bot.retrieval.english import build_english_map, lemma
+
+    vocab = {"公开", "垃圾", "创新", "预算"}
+    plain = build_english_map(vocab)
+    bridged = build_english_map(vocab, bridge=True)
+    assert lemma("disclose") not in plain and bridged[lemma("disclose")] == ["公开"]
+    assert all(plain[w] == bridged[w] for w in plain)  # what the words gloss themselves is kept
+    assert lemma("force") not in bridged
+
+
+def test_english_derived_forms_of_glossed_words(env):
+    answerer, _ = env
+    index = answerer.index
+    for word, base in (("innovative", "innovation"), ("disclosure", "disclose")):
+        if index.translations(base):
+            assert index.translations(word) == index.translations(base), word

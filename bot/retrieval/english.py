@@ -27,6 +27,8 @@ LATIN_WORD_RE = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*")
 PAREN_RE = re.compile(r"\([^)]*\)|\[[^\]]*\]")
 MAX_GLOSS_WORDS = 4      # "to make public", "manufacturing industry": short senses only
 MAX_TRANSLATIONS = 6     # per English word, exact one-word senses first
+BRIDGE_SENSE_SPREAD = 8    # entries sharing a sense, at most, for it to bridge
+BRIDGED_TRANSLATIONS = 3  # per English word reached through a synonym (build_english_map(bridge=True))
 
 # function words of glosses and questions; they point nowhere
 ENGLISH_STOP = set("""a an the of to in on at for by with about from and or as is are be been was were it its
@@ -81,39 +83,77 @@ def cedict_path() -> Optional[Path]:
     return path if path.exists() else None
 
 
-def build_english_map(vocabulary: Iterable[str], path: Optional[Path] = None) -> Dict[str, List[str]]:
-    """{english lemma: [knowledge-base words]} from CC-CEDICT, for the given vocabulary."""
+def _senses(rest: str) -> List[Tuple[str, ...]]:
+    """The short senses of one CC-CEDICT entry, each as the lemmas of its words."""
+    out = []
+    for gloss in rest.split("/")[1:]:
+        for sense in gloss.split(";"):
+            sense = PAREN_RE.sub(" ", sense).strip().lower()
+            if not sense or sense.startswith(("cl:", "also written", "variant of", "see ", "abbr.")):
+                continue
+            words = tuple(lemma(w) for w in LATIN_WORD_RE.findall(sense) if w not in ENGLISH_STOP)
+            if words and len(words) <= MAX_GLOSS_WORDS:
+                out.append(words)
+    return out
+
+
+def build_english_map(vocabulary: Iterable[str], path: Optional[Path] = None,
+                      bridge: bool = False) -> Dict[str, List[str]]:
+    """{english lemma: [knowledge-base words]} from CC-CEDICT, for the given vocabulary.
+
+    With ``bridge``, an English word no knowledge-base word glosses reaches the ones that share a
+    whole sense with a word that glosses it: "disclose" is a sense of 披露, whose "to make public"
+    is a sense of 公开 (the dictionary's own synonyms, two steps, through a sense of two or more words
+    — one word alone, "force", is too ambiguous to carry a meaning across)."""
     vocab: Set[str] = {w for w in vocabulary if len(w) >= 2}
     path = path or cedict_path()
     if path is None or not vocab:
         return {}
     exact: Dict[str, List[str]] = defaultdict(list)
     loose: Dict[str, List[str]] = defaultdict(list)
+    by_sense: Dict[Tuple[str, ...], List[str]] = defaultdict(list)  # a whole sense → its vocabulary words
+    others: List[List[Tuple[str, ...]]] = []  # the senses of entries outside the vocabulary
     with gzip.open(path, "rt", encoding="utf-8") as fh:
         for line in fh:
             if line.startswith("#"):
                 continue
             parts = line.split(" ", 2)
-            if len(parts) < 3 or parts[1] not in vocab:
+            if len(parts) < 3:
+                continue
+            if parts[1] not in vocab:
+                if bridge:
+                    senses = _senses(parts[2])
+                    if len(senses) >= 2 and any(len(x) == 1 for x in senses):
+                        others.append(senses)
                 continue
             head = parts[1]
-            glosses = parts[2].split("/")[1:]
-            for gloss in glosses:
-                for sense in gloss.split(";"):
-                    sense = PAREN_RE.sub(" ", sense).strip().lower()
-                    if not sense or sense.startswith(("cl:", "also written", "variant of", "see ", "abbr.")):
-                        continue
-                    words = [lemma(w) for w in LATIN_WORD_RE.findall(sense) if w not in ENGLISH_STOP]
-                    if not words or len(words) > MAX_GLOSS_WORDS:
-                        continue
-                    target = exact if len(words) == 1 else loose
-                    for w in words:
-                        if head not in target[w]:
-                            target[w].append(head)
+            for words in _senses(parts[2]):
+                target = exact if len(words) == 1 else loose
+                for w in words:
+                    if head not in target[w]:
+                        target[w].append(head)
+                if head not in by_sense[words]:
+                    by_sense[words].append(head)
     out: Dict[str, List[str]] = {}
     for w in set(exact) | set(loose):
         merged = exact.get(w, []) + [h for h in loose.get(w, []) if h not in exact.get(w, [])]
         out[w] = merged[:MAX_TRANSLATIONS]
+    if bridge:
+        # a sense many entries share ("of poor quality") is no synonym: only rare ones carry across
+        spread: Dict[Tuple[str, ...], int] = defaultdict(int)
+        for senses in others:
+            for sense in set(senses):
+                spread[sense] += 1
+        reached: Dict[str, Dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for senses in others:
+            for one in (x[0] for x in senses[:2] if len(x) == 1 and x[0] not in out):
+                for sense in senses:
+                    # a whole sense of two or more words ("make public"), not one word ("force")
+                    if len(sense) >= 2 and spread[sense] + len(by_sense.get(sense, ())) <= BRIDGE_SENSE_SPREAD:
+                        for head in by_sense.get(sense, ()):
+                            reached[one][head] += 1
+        for w, heads in reached.items():
+            out[w] = sorted(heads, key=lambda h: -heads[h])[:BRIDGED_TRANSLATIONS]
     return out
 
 

@@ -73,7 +73,7 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
         for run in RUN_RE.findall(" ".join(s["text"] for s in it["sentences"]) + " " + "".join(it["title_tokens"])):
             for n in (2, 3, 4):
                 vocabulary.update(run[k:k + n] for k in range(len(run) - n + 1))
-    english = build_english_map(vocabulary)
+    english = build_english_map(vocabulary, bridge=True)
     # the documents' own sentences outside any item (notice, preamble), clause by clause
     passages = []
     for doc in kb.documents:
@@ -119,7 +119,7 @@ class Passage:
 
 DERIVED_SUFFIXES = (("ly", ""), ("ization", "ize"), ("isation", "ise"), ("ation", ""), ("ation", "ate"),
                     ("ation", "e"), ("ment", ""), ("ness", ""), ("ency", "ent"), ("ancy", "ant"), ("ity", ""),
-                    ("ity", "e"))
+                    ("ity", "e"), ("ure", "e"), ("ive", "ion"), ("ate", "ation"))
 GENERAL_WEIGHTS = True   # weigh words no item uses by their general frequency (general_words.py)
 DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
 UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
