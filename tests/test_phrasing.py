@@ -1550,3 +1550,41 @@ def test_english_derived_forms_of_glossed_words(env):
     for word, base in (("innovative", "innovation"), ("disclosure", "disclose")):
         if index.translations(base):
             assert index.translations(word) == index.translations(base), word
+
+
+def test_english_frame_verbs_reach_no_document_word(env):
+    # "get it done in one go": CC-CEDICT glosses go/make/take with dozens of words (go → 进一步)
+    from bot.retrieval.english import english_words
+
+    answerer, _ = env
+    assert english_words("get it done in one go, make things easy") == [lemma_of("easy")]
+    assert answerer.index.translations("go") == [] and answerer.index.translations("make") == []
+
+
+def lemma_of(word):
+    from bot.retrieval.english import lemma
+
+    return lemma(word)
+
+
+def test_an_english_word_with_several_glosses_counts_once_per_item(env, monkeypatch):
+    # "service" → 服务/业务: an item having both is not twice as much about a service
+    answerer, seg = env
+    index = answerer.index
+    text = "What about the service?"
+    words = [w for w in question_words(seg, text)]
+    weights = index.expand(text, words)
+    query = list(weights)
+    once = index._word_scores(text, words, query, weights)
+    summed = index.words.scores(query, weights)
+    glosses = [t for t in index.translations("service") if t in weights]
+    assert len(glosses) >= 2
+    both = 0
+    for i in range(len(once)):
+        assert once[i] <= summed[i] + 1e-9
+        singles = [index.words.scores([t], weights)[i] for t in glosses]
+        # the once-counted score exceeds the rest of the query by exactly the best gloss
+        rest = index.words.scores([t for t in query if t not in glosses], weights)[i]
+        assert abs(once[i] - (rest + max(singles))) < 1e-9
+        both += sum(x > 0 for x in singles) >= 2
+    assert both  # some item has two of the glosses

@@ -58,6 +58,12 @@ def lemma(word: str) -> str:
     return w
 
 
+# everyday verbs and nouns of a question's frame ("get it done in one go", "make things easier"):
+# CC-CEDICT glosses them with dozens of words (go → 进一步, make → 公开), none of which is asked
+QUESTION_FRAME_WORDS = set("""go goes going went gone make makes making made take takes taking took taken put puts
+    give gives giving gave given look looks looking thing things keep keeps done doing""".split())
+
+
 def placed_english_words(text: str) -> List[Tuple[int, str]]:
     """(place among the question's words, lemma) of its English words, hyphenated words also
     split and joined ("open-government" → open, government, opengovernment at one place)."""
@@ -65,7 +71,7 @@ def placed_english_words(text: str) -> List[Tuple[int, str]]:
     for k, w in enumerate(LATIN_WORD_RE.findall((text or "").lower())):
         forms = [w] + (w.split("-") + [w.replace("-", "")] if "-" in w else [])
         for f in forms:
-            if len(f) >= 2 and f not in ENGLISH_STOP and not f.isdigit():
+            if len(f) >= 2 and f not in ENGLISH_STOP and f not in QUESTION_FRAME_WORDS and not f.isdigit():
                 out.append((k, lemma(f)))
     return out
 

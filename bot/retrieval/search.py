@@ -20,7 +20,7 @@ from bot.nlp.segmenter import CJK_RE, STOPWORDS, content_words
 from bot.retrieval.bm25 import BM25
 from bot.retrieval.general_words import GeneralWords, build_general_words
 from bot.retrieval.english import (build_department_glosses, build_english_map, build_term_glosses,
-                                   QUOTED_RE, departments_in_english, terms_in_english,
+                                   QUESTION_FRAME_WORDS, QUOTED_RE, departments_in_english, terms_in_english,
                                    english_words, lemma)
 
 RUN_RE = re.compile(r"[\u3400-\u9fff]+")
@@ -302,7 +302,7 @@ class PolicyIndex:
         return next(k for k, it in enumerate(self.items) if it["doc"] == doc and it["item"] == item)
 
     def translations(self, word: str) -> List[str]:
-        if not self.english:
+        if not self.english or word.lower() in QUESTION_FRAME_WORDS:
             return []
         found = self.english.get(lemma(word)) or self.english.get(word)
         if found:
@@ -402,7 +402,7 @@ class PolicyIndex:
         weights = self.expand(text, words, near)
         query = list(weights)
         qbigrams = bigrams_of_words(query)
-        word_scores = self.words.scores(query, weights)
+        word_scores = self._word_scores(text, words, query, weights)
         bigram_scores = self.bigrams.scores(qbigrams)
         raw_bigrams = set(bigrams_of_text(text))
         hits: List[Hit] = []
@@ -428,6 +428,26 @@ class PolicyIndex:
         if len(hits) > 1 and os.environ.get("ZWZX_SENTENCE_PICK", "on") != "off":
             self._whole_sentence_first(hits, words)
         return hits[:top_k]
+
+    def _word_scores(self, text: str, words: Sequence[str], query: List[str], weights: Dict[str, float]) -> List[float]:
+        """BM25 of the query's words per item; an English word glossed by several of the documents'
+        words ("guide" → 引导/指南/指导) counts once per item, by its best gloss there."""
+        if not self.english or not LATIN_RE.search(text) or os.environ.get("ZWZX_EN_ONCE", "on") == "off":
+            return self.words.scores(query, weights)
+        grouped: Set[str] = set()
+        groups = []
+        for w in english_words(text):
+            g = [t for t in (self.english.get(w) or self.translations(w)) if t in weights and t not in grouped]
+            if len(g) > 1:
+                groups.append(g)
+                grouped.update(g)
+        if not groups:
+            return self.words.scores(query, weights)
+        total = self.words.scores([t for t in query if t not in grouped], weights)
+        for g in groups:
+            per = [self.words.scores([t], weights) for t in g]
+            total = [a + max(p[i] for p in per) for i, a in enumerate(total)]
+        return total
 
     def _whole_sentence_first(self, hits: List[Hit], words: Sequence[str]) -> None:
         """"对基层政务公开标准化规范化工作，要成立什么来推进": when the favourite item has no
