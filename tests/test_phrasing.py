@@ -1588,3 +1588,14 @@ def test_an_english_word_with_several_glosses_counts_once_per_item(env, monkeypa
         assert abs(once[i] - (rest + max(singles))) < 1e-9
         both += sum(x > 0 for x in singles) >= 2
     assert both  # some item has two of the glosses
+
+
+def test_english_legal_status_and_new_media_vocabulary(env):
+    # "still in force" is the documents' 效力, "social media accounts" their 政务新媒体 (thesaurus.yml)
+    answerer, _ = env
+    cases = [("效力", "Where can I check whether a local rule is still in force?"),
+             ("新媒体", "Are the government's social media accounts being cleaned up?")]
+    for word, text in cases:
+        having = [it.number for _, it in answerer.kb.all_items() if word in it.text]
+        assert having, word
+        assert first_item(ask(env, text)) in having, text

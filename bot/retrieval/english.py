@@ -59,9 +59,10 @@ def lemma(word: str) -> str:
 
 
 # everyday verbs and nouns of a question's frame ("get it done in one go", "make things easier"):
-# CC-CEDICT glosses them with dozens of words (go → 进一步, make → 公开), none of which is asked
+# CC-CEDICT glosses them with dozens of words (go → 进一步, make → 公开), none of which is asked;
+# "account" is a user account far more often than 决算 (the thesaurus reads "final accounts")
 QUESTION_FRAME_WORDS = set("""go goes going went gone make makes making made take takes taking took taken put puts
-    give gives giving gave given look looks looking thing things keep keeps done doing""".split())
+    give gives giving gave given look looks looking thing things keep keeps done doing account accounts""".split())
 
 
 def placed_english_words(text: str) -> List[Tuple[int, str]]:
