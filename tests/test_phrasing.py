@@ -1400,7 +1400,9 @@ def _leading_departments(answerer):
             yield name, {item.number for _, item, _ in refs}
 
 
-@pytest.mark.parametrize("frame", ["{d}今年在政务公开上要做哪几件事", "{d}要干哪几项活儿", "想知道{d}总共有几件事要落实"])
+@pytest.mark.parametrize("frame", ["{d}今年在政务公开上要做哪几件事", "{d}要干哪几项活儿", "想知道{d}总共有几件事要落实",
+                                   # named in which items, or "our unit" spoken for by someone working there
+                                   "{d}在这份要点里被点名的有哪几条", "你好，我在{d}上班，要点里哪些事项涉及我们单位？多谢指点。"])
 def test_how_many_things_a_unit_does_is_its_duties(env, frame):
     answerer, _ = env
     checked = 0
@@ -1471,17 +1473,6 @@ def test_english_derived_forms_reach_the_documents_words_in_the_query_too(env):
             assert set(found) <= set(weights), word
             derived += 1
     assert derived >= 1
-
-
-@pytest.mark.parametrize("frame", ["{d}在这份要点里被点名的有哪几条", "你好，我在{d}上班，要点里哪些事项涉及我们单位？多谢指点。"])
-def test_named_in_which_items_is_a_units_duties(env, frame):
-    answerer, _ = env
-    checked = 0
-    for name, numbers in _leading_departments(answerer):
-        reply = ask(env, frame.format(d=name))
-        assert reply.kind == "answer" and {c["item"] for c in reply.citations} == numbers, (frame, name)
-        checked += 1
-    assert checked >= 5
 
 
 def test_that_word_after_an_item_is_asked_of_that_item(env):
