@@ -167,6 +167,10 @@ def test_upload_preview_publish_switch_without_restart(stack):
         assert job["state"] == "done", job
         measures["retrain"] = job.get("retrain")
         measures["publish_to_model_live_s"] = round(job.get("model_live", job["finished"]) - t_publish, 1)
+        # the page refreshes itself every 2 s while the job runs (meta refresh): wait for its own
+        # render of the finished job, which has no refresh, before navigating — otherwise a pending
+        # refresh of /kb?notice=… can interrupt the navigation below
+        page.locator('#kb-job[data-state="done"]').wait_for(timeout=60_000)
         page.goto(stack.url + "/kb")
         assert page.inner_text("#kb-job-state") == "已完成"
         assert page.query_selector("#doc-taojiang-2022") is not None
