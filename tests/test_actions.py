@@ -95,10 +95,15 @@ def test_handoff_card():
 
 # ------------------------------------------- out of scope, unless about the item just answered
 def _detail_words(answerer, doc, item):
+    """Topic words of the item beyond its heading (not time words: 时限 asks a deadline), rarest
+    first and then in character order, so that every run picks the same one."""
+    from bot.answering.answerer import DEADLINE_WORDS
+
     index = answerer.index
     words = [w for w in index.word_sets[index.position(doc.doc_id, item.number)]
-             if len(w) == 2 and index.singles_out_items(w) and w in item.text and w not in item.title]
-    return sorted(words, key=lambda w: -index.words.idf_of(w))
+             if len(w) == 2 and index.singles_out_items(w) and w in item.text and w not in item.title
+             and w not in DEADLINE_WORDS]
+    return sorted(words, key=lambda w: (-index.words.idf_of(w), w))
 
 
 def test_out_of_scope_follow_up_in_words_of_the_item_in_context_is_answered_from_it():
