@@ -648,6 +648,13 @@ def test_derived_english_forms_reach_the_dictionarys_word(env):
     index = answerer.index
     assert index.translations("revitalization") == index.translations("revitalize") != []
     assert index.translations("proactively") == index.translations("proactive") != []
+    # a question's English words arrive as lemmas (english_words: innovate → "innovat"); the lemma
+    # reaches what the word itself reaches, also through a derived form (innovation)
+    from bot.retrieval.english import english_words, lemma
+
+    for word in ("innovate", "disclose", "release", "update"):
+        assert lemma(word) != word and index.translations(lemma(word)) == index.translations(word) != [], word
+    assert "创新" in index.expand("innovate", english_words("innovate"))
     assert index.translations("interpretation") == index.translations("interpret") != []
     assert index.translations("zzzzation") == []
 

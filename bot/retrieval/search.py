@@ -315,6 +315,10 @@ class PolicyIndex:
                 found = self.english.get(lemma(w[: -len(suffix)] + repl))
                 if found:
                     return found
+        if lemma(w + "e") == w:
+            # a question's words arrive as lemmas (english_words): "innovat" is innovate, whose
+            # derived form (innovation) the dictionary glosses
+            return self.translations(w + "e")
         return []
 
     def _coverage(self, i: int, words: List[str], weights: Dict[str, float], text: str,
