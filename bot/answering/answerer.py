@@ -245,6 +245,17 @@ def reads_near_words(text: str) -> bool:
     return bool(DISCLOSURE_RE.search(text)) and not SERVICE_RE.search(text)
 
 
+# "…老百姓能知道吗", "会告诉大家吗": asks whether something is made known
+MADE_KNOWN_RE = re.compile(r"(?:能|会|可以)(?:不能)?(?:知道|晓得|看到|查到|看得到|查得到|看见)|"
+                           r"告诉(?:大家|老百姓|群众|我们|市民)|让(?:大家|老百姓|群众|市民)(?:都)?(?:知道|晓得|看)")
+
+
+def asks_what_is_published(text: str) -> bool:
+    """A question about what is published, where to see it or who sees to it — not an errand."""
+    return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)) \
+        and not SERVICE_RE.search(text)
+
+
 def _positions(text: str, word: str) -> List[int]:
     out, k = [], text.find(word)
     while k >= 0:

@@ -40,6 +40,9 @@ class KnowledgeBase:
     departments: Dict[str, dict]
     thesaurus: Dict[str, List[str]] = field(default_factory=dict)
     fingerprint: str = ""
+    # citizens' words for the domain's official terms (data/kb_config/domain_terms.yml), used only in
+    # questions about what is published (bot/retrieval/search.py); none the documents write themselves
+    domain_terms: Dict[str, List[str]] = field(default_factory=dict)
 
     # -- lookups -------------------------------------------------------------
     def document(self, doc_id: str) -> Optional[Document]:
@@ -192,6 +195,7 @@ class KnowledgeBase:
             "documents": [d.to_dict() for d in self.documents],
             "departments": self.departments,
             "thesaurus": self.thesaurus,
+            "domain_terms": self.domain_terms,
         }
 
     @classmethod
@@ -203,6 +207,7 @@ class KnowledgeBase:
             departments=data["departments"],
             thesaurus=data.get("thesaurus", {}),
             fingerprint=data.get("fingerprint", ""),
+            domain_terms=data.get("domain_terms", {}),
         )
 
 
@@ -269,12 +274,17 @@ def build_kb(policy_dir: Path = DEFAULT_POLICY_DIR, config_dir: Path = DEFAULT_C
     if any(not r.ok for r in report):
         raise BuildError(report)
     thesaurus_cfg = _read_yaml(config_dir / "thesaurus.yml")
-    for cfg in (dept_cfg, thesaurus_cfg):
+    domain_cfg = _read_yaml(config_dir / "domain_terms.yml")
+    for cfg in (dept_cfg, thesaurus_cfg, domain_cfg):
         digest.update(json.dumps(cfg, ensure_ascii=False, sort_keys=True).encode())
     departments = build_department_index(documents, dept_cfg)
     thesaurus = {str(k).lower(): [str(v) for v in vs] for k, vs in
                  (thesaurus_cfg.get("expansions") or {}).items()}
-    return KnowledgeBase(documents, departments, thesaurus, digest.hexdigest()[:16])
+    # a word the documents write themselves is matched as written, not read as another term
+    written = "\n".join(f"{d.title}\n{i.title}\n{i.text}" for d in documents for i in d.items)
+    domain = {str(k).lower(): [str(v) for v in vs] for k, vs in (domain_cfg.get("expansions") or {}).items()
+              if vs and str(k).lower() not in thesaurus and str(k) not in written}
+    return KnowledgeBase(documents, departments, thesaurus, digest.hexdigest()[:16], domain)
 
 
 def kb_path(build_dir: Path = None) -> Path:

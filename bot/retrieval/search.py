@@ -67,6 +67,10 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
         key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
         for key, values in kb.thesaurus.items()
     }
+    domain_terms = {
+        key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
+        for key, values in kb.domain_terms.items()
+    }
     # every 2-4 character run of the items' text: the dictionary decides which are words
     vocabulary = set()
     for it in items:
@@ -83,7 +87,8 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
                                  "tokens": [t.lower() for t in segmenter.words(clause)]})
     # department names read in English ("Justice Bureau" → 市司法局), from their forms in the KB
     forms = {d: kb.department_forms(d) for d, v in kb.departments.items() if not v.get("generic")}
-    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "english": english,
+    return {"fingerprint": kb.fingerprint, "items": items, "thesaurus": thesaurus, "domain_terms": domain_terms,
+            "english": english,
             "passages": passages, "english_departments": build_department_glosses(forms) if english else {},
             # the documents' quoted terms read in English ("double random, one public" → 双随机、一公开)
             "english_terms": {t: {"parts": parts, "words": [w.lower() for w in content_words(segmenter.words(t))]}
@@ -158,6 +163,9 @@ class PolicyIndex:
         self.kb = kb
         self.items = data["items"]
         self.thesaurus: Dict[str, List[str]] = data.get("thesaurus", {})
+        # citizens' words for the domain's terms: only in a question about what is published (below)
+        self.domain_terms: Dict[str, List[str]] = data.get("domain_terms", {}) \
+            if os.environ.get("ZWZX_DOMAIN_TERMS", "on") != "off" else {}
         self.english: Dict[str, List[str]] = data.get("english", {})
         self._text_idf: Dict[str, float] = {}
         word_docs, bigram_docs, self.sent_ref = [], [], []
@@ -206,7 +214,7 @@ class PolicyIndex:
             for v in (near or {}).get(w, ()):
                 weights.setdefault(v, NEAR_WEIGHT)
         low = text.lower().replace(" ", "")
-        for key, values in self.thesaurus.items():
+        for key, values, _ in self.expansions(text):
             if key.replace(" ", "") in low:
                 for v in values:
                     weights.setdefault(v.lower(), 0.6)
@@ -216,6 +224,18 @@ class PolicyIndex:
                 for t in self.english.get(w) or self.translations(w):
                     weights.setdefault(t, 0.6)
         return weights
+
+    def expansions(self, text: str) -> List[tuple]:
+        """(key, its words, as configured) of the thesaurus, and of the domain terms when the question
+        asks what is published or who sees to it ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个",
+        "疫苗在哪打") the citizen's word is the subject of another service, not a published topic."""
+        out = [(k, vs, self.kb.thesaurus.get(k, ())) for k, vs in self.thesaurus.items()]
+        if self.domain_terms and text:
+            from bot.answering.answerer import asks_what_is_published
+
+            if asks_what_is_published(text):
+                out += [(k, vs, self.kb.domain_terms.get(k, ())) for k, vs in self.domain_terms.items()]
+        return out
 
     def english_terms_named(self, text: str) -> List[str]:
         """The documents' quoted terms an English question names ('double random, one public' →
@@ -328,6 +348,7 @@ class PolicyIndex:
         total = matched = unknown = read_mass = 0.0
         distinctive = 0.0
         low = text.lower()
+        expansions = self.expansions(text)
         for w in set(words):
             idf = self.words.idf_of(w)
             if len(w) == 1:
@@ -350,9 +371,9 @@ class PolicyIndex:
                 # covered by a thesaurus expansion whose key contains this word
                 # (the configured phrase in the item's text, or one of its words that few items use:
                 # 政府 of 政府债务 says nothing about an item)
-                for key, values in self.thesaurus.items():
+                for key, values, raw in expansions:
                     if w in key and key in low and (
-                            any(v.lower() in self.texts[i] for v in self.kb.thesaurus.get(key, ()))
+                            any(v.lower() in self.texts[i] for v in raw)
                             or any(v.lower() in self.word_sets[i] and self.is_topic_word(v.lower()) for v in values)):
                         hit = True
                         break

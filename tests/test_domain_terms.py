@@ -1,0 +1,77 @@
+"""Citizens' words for the domain's official terms (data/kb_config/domain_terms.yml): read only in a
+question about what is published, never as a key the documents write themselves, and on any
+document (a document and a word list that exist only in this test)."""
+import shutil
+
+import pytest
+import yaml
+
+from bot.answering.answerer import Answerer, Query, asks_what_is_published
+from bot.kb.generate import write_user_dict
+from bot.kb.store import DEFAULT_CONFIG_DIR, build_kb
+from bot.nlp.segmenter import Segmenter
+from bot.retrieval.search import PolicyIndex, build_index
+
+DOC = """某县2026年政务公开工作要点
+一、重点领域
+（一）做好政府债务信息公开。及时公开政府债务限额、余额和还本付息情况，接受社会监督。【县财政局牵头】
+（二）推进重大建设项目信息公开。公开项目批准、实施进度和竣工验收信息。【县发改局牵头】
+（三）加强业务培训。每年组织政务公开业务培训，提高工作人员能力。【县政府办公室牵头】
+"""
+
+TERMS = {"expansions": {"欠款": ["政府债务", "债务"], "修大桥": ["重大建设项目"], "业务培训": ["政府债务"]}}
+
+
+def _answerer(tmp_path_factory, terms):
+    config = tmp_path_factory.mktemp("config")
+    for name in ("departments.yml", "thesaurus.yml"):
+        shutil.copy(DEFAULT_CONFIG_DIR / name, config / name)
+    if terms is not None:
+        (config / "domain_terms.yml").write_text(yaml.safe_dump(terms, allow_unicode=True), encoding="utf-8")
+    policies = tmp_path_factory.mktemp("policies")
+    (policies / "mou-2026.txt").write_text(DOC, encoding="utf-8")
+    kb = build_kb(policies, config)
+    seg = Segmenter(write_user_dict(kb, tmp_path_factory.mktemp("build") / "dict.txt"))
+    return Answerer(kb, PolicyIndex(kb, build_index(kb, seg))), seg
+
+
+@pytest.fixture(scope="module")
+def with_terms(tmp_path_factory):
+    return _answerer(tmp_path_factory, TERMS)
+
+
+@pytest.fixture(scope="module")
+def without_terms(tmp_path_factory):
+    return _answerer(tmp_path_factory, None)
+
+
+def ask(env, text):
+    answerer, seg = env
+    return answerer.answer(Query(text, seg.words(text), "ask_policy"))
+
+
+def test_a_key_the_documents_write_is_not_read_as_another_term(with_terms):
+    answerer, _ = with_terms
+    assert set(answerer.kb.domain_terms) == {"欠款", "修大桥"}  # 业务培训 is the document's own word
+
+
+@pytest.mark.parametrize("text, item", [
+    ("县里的欠款到底有多少，老百姓能知道吗", 1),
+    ("家门口修大桥，这类信息会公开吗", 2),
+])
+def test_a_citizens_word_reaches_the_official_term_in_a_question_about_publishing(with_terms, without_terms,
+                                                                                   text, item):
+    reply = ask(with_terms, text)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item, (reply.kind, reply.citations)
+    # without the word list the same question finds no item in words
+    before = ask(without_terms, text)
+    assert not (before.kind == "answer" and before.citations and before.citations[0]["item"] == item)
+
+
+def test_in_an_errand_the_word_is_not_read_as_a_published_topic(with_terms):
+    answerer, _ = with_terms
+    errand = "欠款怎么办理还款"
+    assert not asks_what_is_published(errand)
+    assert "政府债务" not in answerer.index.expand(errand, ["欠款", "办理", "还款"])
+    asked = "欠款会公开吗"
+    assert asks_what_is_published(asked) and "政府债务" in answerer.index.expand(asked, ["欠款"])
