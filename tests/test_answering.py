@@ -432,3 +432,28 @@ def test_english_detail_question_gets_the_sentence_of_that_detail(epidemic_env):
     reply = answerer.answer(Query(text, question_words(seg, text), "ask_policy"))
     assert reply.kind == "answer" and reply.citations[0]["item"] == 1
     assert "集中采购" in reply.texts[0]
+
+
+DETAIL_INSIDE_WORDS = """某县2026年政务公开工作要点
+一、重点领域
+（一）做好疫情防控信息公开。依法做好常态化疫情防控信息发布工作，更新发布防控形式和应对处置措施。立足预防预警，做好爱国卫生运动、全民健身行动等相关工作的信息公开，开展健康科普宣传。【县卫健局牵头】
+（二）做好财政信息公开。按规定公开预算决算。【县财政局牵头】
+"""
+
+
+@pytest.fixture(scope="module")
+def detail_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-detail.txt": DETAIL_INSIDE_WORDS})
+
+
+def test_the_sentence_with_the_detail_asked_comes_before_the_one_restating_the_heading(detail_env, monkeypatch):
+    # 疫情防控/信息公开 name the item (its heading), "运动" which of its sentences is asked
+    from bot.retrieval import search
+
+    answerer, seg = detail_env
+    text = "疫情防控信息公开里要做哪些运动的信息公开"
+    reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert reply.citations[0]["item"] == 1 and "爱国卫生运动" in reply.texts[0], reply.texts
+    monkeypatch.setattr(search, "SENTENCE_DETAIL", False)
+    before = answerer.answer(Query(text, seg.words(text), "ask_policy"))
+    assert "爱国卫生运动" not in before.texts[0]  # the heading's words alone chose the other sentence

@@ -128,6 +128,7 @@ DERIVED_SUFFIXES = (("ly", ""), ("ization", "ize"), ("isation", "ise"), ("ation"
 GENERAL_WEIGHTS = True   # weigh words no item uses by their general frequency (general_words.py)
 DISTINCTIVE_IDF = 2.0    # idf of a word at most two items of a document of ~20 use
 UNKNOWN_DISCOUNT = 0.5   # share of an unknown word's weight dropped when a distinctive word matched
+SENTENCE_DETAIL = os.environ.get("ZWZX_SENTENCE_DETAIL", "on") != "off"  # best_sentences
 LITERAL_BONUS = 2.0      # best_sentences: a question word the sentence writes inside other words
 TITLE_COVERAGE_BONUS = 0.5  # a question word in the item's heading counts this much extra
 NEAR_WEIGHT = 0.5        # a document word near in meaning to a question's unknown word weighs this much ...
@@ -559,6 +560,10 @@ class PolicyIndex:
         item = self.kb.item(hit.doc, hit.item)
         scored = []
         literal = [w for w in words if len(w) >= 3 and CJK_RE.search(w)]
+        if SENTENCE_DETAIL:
+            # the heading's words name the item, not which of its sentences ("疫情防控…要做哪些运动":
+            # 运动 is what is asked): half, as for English below
+            weights = {w: v * (0.5 if w in self.title_sets[i] else 1.0) for w, v in weights.items()}
         wants_ref = bool(REFERENCE_Q_RE.search(text))
         wants_deadline = bool(DEADLINE_Q_RE.search(text))
         wants_count = bool(COUNT_Q_RE.search(text))
