@@ -442,15 +442,15 @@ DETAIL_INSIDE_WORDS = """某县2026年政务公开工作要点
 
 
 @pytest.fixture(scope="module")
-def detail_env(tmp_path_factory):
+def heading_env(tmp_path_factory):
     return answerer_for(tmp_path_factory, {"mou-detail.txt": DETAIL_INSIDE_WORDS})
 
 
-def test_the_sentence_with_the_detail_asked_comes_before_the_one_restating_the_heading(detail_env, monkeypatch):
+def test_the_sentence_with_the_detail_asked_comes_before_the_one_restating_the_heading(heading_env, monkeypatch):
     # 疫情防控/信息公开 name the item (its heading), "运动" which of its sentences is asked
     from bot.retrieval import search
 
-    answerer, seg = detail_env
+    answerer, seg = heading_env
     text = "疫情防控信息公开里要做哪些运动的信息公开"
     reply = answerer.answer(Query(text, seg.words(text), "ask_policy"))
     assert reply.citations[0]["item"] == 1 and "爱国卫生运动" in reply.texts[0], reply.texts

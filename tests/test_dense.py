@@ -535,9 +535,12 @@ def test_near_words_are_the_documents_words_close_to_it_sharing_a_character(env)
     assert answerer.index.unknown_word("燃气")
 
 
-def test_a_read_word_covers_part_of_itself_unless_an_unread_one_outweighs_it(env):
+def test_a_read_word_covers_part_of_itself_unless_an_unread_one_outweighs_it(env, monkeypatch):
     answerer, _, _ = env
     index = answerer.index
+    # 燃气 as a word no item uses and no domain term reads (domain_terms.yml does read it: tests/test_domain_terms.py)
+    monkeypatch.setattr(index, "domain_terms", {})
+    monkeypatch.setattr(index, "_expansions_for", (None, []))
     i = next(k for k, ws in enumerate(index.word_sets) if "供气" in ws)
     words = ["燃气", "公司", "信息", "公开"]
     weights = {w: 1.0 for w in words}
@@ -553,7 +556,9 @@ def test_a_read_word_covers_part_of_itself_unless_an_unread_one_outweighs_it(env
 
 def test_a_published_question_in_everyday_words_is_answered_through_near_words(other_env):
     answerer, seg, index = other_env
-    text = "廉租房分给了谁，会公示吗"  # 廉租房 → 住房, 分给 → 分配 (保障性住房的分配结果)
+    # 廉租房 → 住房 (保障性住房的分配结果); the nearest word of an everyday verb (分给 → 分配 or 划分) differs
+    # with the CPU's arithmetic in e5's 4-bit kernels, so the question turns on the noun alone
+    text = "廉租房的名单会公示吗"
     words, near = _near(answerer, seg, index, text)
     assert near
     q = Query(text, words, "ask_policy", near=near)

@@ -1597,3 +1597,14 @@ def test_english_legal_status_and_new_media_vocabulary(env):
         having = [it.number for _, it in answerer.kb.all_items() if word in it.text]
         assert having, word
         assert first_item(ask(env, text)) in having, text
+
+
+@pytest.mark.parametrize("text", ["Is information about my tax refund published?",
+                                  "Will my pension payments be made public?"])
+def test_an_english_question_about_ones_own_case_is_not_a_published_topic(text):
+    # whether "my refund" is published is one's own case, however close the meaning and words come
+    from bot.answering.answerer import EN_PERSONAL_RE
+
+    assert EN_PERSONAL_RE.search(text)
+    assert _arbitrated(text, "out_of_scope", 0.95)["name"] == "out_of_scope"
+    assert not EN_PERSONAL_RE.search("Will the city publish my company's access to the negative list?")

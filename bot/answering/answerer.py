@@ -95,6 +95,10 @@ BODY_NAME_RE = re.compile(r"(?:[\u4e00-\u9fff]{1,4}?(?:省|市|县|区)|国务�
                           r"|国务院(?=统一|批准|同意|审定|修订|制定|印发|发布|部署)")
 # a personal errand: how to pay, apply, renew… (the documents say what is published, not how to do it)
 # one's own records ("我自己的社保缴费明细", "本人的公积金账户"): a personal errand, even asked as 申请公开
+# the same in English: "my tax refund", "my pension payments" (whether it is published is not asked of the
+# documents: it is one's own case)
+EN_PERSONAL_RE = re.compile(r"\bmy (?:own )?(?:[a-z]+ ){0,2}(?:refunds?|balances?|records?|accounts?|bills?|fines?|"
+                            r"payments?|pensions?|claims?|tickets?|salary|wages|loans?|mortgage|passport|cards?)\b", re.I)
 PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|流水|账单|违章|罚单|扣分)"
                                 # "违章罚款交了没得，咋个查": whether one's own fine or fee is paid
                                 r"|(?:违章|罚款|罚单|扣分)[\u4e00-\u9fff]{0,4}?(?:交了没|缴了没|处理了没|交没交|缴没缴)"
@@ -659,7 +663,8 @@ class Answerer:
             generic = self.index.generic_glosses(q.scoring or q.text)
             fused = fused_best([h for h in ranked if self.index.names_a_topic_of(h, generic)], self._dense_hits(q))
             if fused is not None and (fused.score >= FUSED_ANSWER or fused.score >= FUSED_ASKS_PUBLISHED
-                                      and EN_PUBLISHED_RE.search(q.text)) and self.kb.item(fused.doc, fused.item):
+                                      and EN_PUBLISHED_RE.search(q.text) and not EN_PERSONAL_RE.search(q.text)) \
+                    and self.kb.item(fused.doc, fused.item):
                 ordered = sorted(hits, key=lambda h: (h.doc, h.item) != (fused.doc, fused.item))
                 return self._basis(self._answer_item(fused.doc, self.kb.item(fused.doc, fused.item), q, mode,
                                                      ordered), "words_and_meaning")

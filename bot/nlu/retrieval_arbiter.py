@@ -28,7 +28,7 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
-from bot.answering.answerer import (SERVICE_RE, EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_DOC_INFO_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
+from bot.answering.answerer import (SERVICE_RE, EN_PERSONAL_RE, EN_ANAPHORA_RE, EN_DEADLINE_RE, EN_DOC_INFO_RE, EN_RESPONSIBLE_RE, FOLLOW_UP_RE, MORE_RE,  # one definition
                                     CLARIFY_MARGIN, Answerer)
 from bot.nlp.segmenter import content_words
 from bot.nlu.dense_handoff import HANDOFF_P_KEY
@@ -560,7 +560,7 @@ class RetrievalArbiter(GraphComponent):
                 fused = fused_best([h for h in lexical if index.names_a_topic_of(h, generic)], dense)
                 if fused is not None and (fused.score >= FUSED_OVER_SURE or (
                         fused.score >= FUSED_ASKS_PUBLISHED and EN_PUBLISHED_RE.search(scoring)
-                        and not SERVICE_RE.search(scoring))):
+                        and not SERVICE_RE.search(scoring) and not EN_PERSONAL_RE.search(scoring))):
                     strength = {"doc": fused.doc, "item": fused.item, "coverage": round(fused.coverage, 3),
                                 "by": "words_and_meaning", "z": round(fused.z, 2)}
             if not strength and foreign:
@@ -569,6 +569,8 @@ class RetrievalArbiter(GraphComponent):
                 owner = next(((d, i) for d, i in kb.all_items() if term in i.terms), None) if term else None
                 if owner:
                     strength = {"doc": owner[0].doc_id, "item": owner[1].number, "coverage": 1.0, "by": "english_term"}
+        if strength and intent == "out_of_scope" and Answerer.mostly_foreign(scoring) and EN_PERSONAL_RE.search(scoring):
+            strength = None  # "Will my pension payments be made public?": one's own case, whatever the words reach
         if not strength:
             if not_a_complaint:  # nothing found, nothing complained of: "没有找到" with the way to a person
                 self._set(message, {"name": "nlu_fallback", "confidence": max(confidence, 1.0 - confidence)},

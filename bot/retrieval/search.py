@@ -169,6 +169,7 @@ class PolicyIndex:
             if os.environ.get("ZWZX_DOMAIN_TERMS", "on") != "off" else {}
         self.english: Dict[str, List[str]] = data.get("english", {})
         self._text_idf: Dict[str, float] = {}
+        self._expansions_for: tuple = (None, [])
         word_docs, bigram_docs, self.sent_ref = [], [], []
         sent_docs = []
         self.title_sets = []
@@ -215,7 +216,7 @@ class PolicyIndex:
             for v in (near or {}).get(w, ()):
                 weights.setdefault(v, NEAR_WEIGHT)
         low = text.lower().replace(" ", "")
-        for key, values, _ in self.expansions(text):
+        for key, values, _ in self.expansions_in(text):
             if key.replace(" ", "") in low:
                 for v in values:
                     weights.setdefault(v.lower(), 0.6)
@@ -237,6 +238,17 @@ class PolicyIndex:
             if asks_what_is_published(text):
                 out += [(k, vs, self.kb.domain_terms.get(k, ())) for k, vs in self.domain_terms.items()]
         return out
+
+    def expansions_in(self, text: str) -> List[tuple]:
+        """``expansions`` whose key the text writes (spaces aside), for the last text asked (a search
+        reads them once per item)."""
+        cached = self._expansions_for  # one tuple, replaced whole: safe between threads
+        if cached[0] != text:
+            low = text.lower()
+            bare = low.replace(" ", "")
+            cached = (text, [e for e in self.expansions(text) if e[0] in low or e[0].replace(" ", "") in bare])
+            self._expansions_for = cached
+        return cached[1]
 
     def english_terms_named(self, text: str) -> List[str]:
         """The documents' quoted terms an English question names ('double random, one public' →
@@ -349,7 +361,7 @@ class PolicyIndex:
         total = matched = unknown = read_mass = 0.0
         distinctive = 0.0
         low = text.lower()
-        expansions = self.expansions(text)
+        expansions = self.expansions_in(text)
         for w in set(words):
             idf = self.words.idf_of(w)
             if len(w) == 1:
