@@ -63,14 +63,12 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
             "title_tokens": [t.lower() for t in segmenter.words(item.title)],
             "sentences": sentences,
         })
-    thesaurus = {
-        key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
-        for key, values in kb.thesaurus.items()
-    }
-    domain_terms = {
-        key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
-        for key, values in kb.domain_terms.items()
-    }
+    def expansion_words(table: Dict[str, List[str]]) -> Dict[str, List[str]]:
+        """Each key's configured phrases and their words."""
+        return {key: sorted({t for v in values for t in content_words(segmenter.words(v))} | set(values))
+                for key, values in table.items()}
+
+    thesaurus, domain_terms = expansion_words(kb.thesaurus), expansion_words(kb.domain_terms)
     # every 2-4 character run of the items' text: the dictionary decides which are words
     vocabulary = set()
     for it in items:
@@ -215,11 +213,9 @@ class PolicyIndex:
         for w in words:
             for v in (near or {}).get(w, ()):
                 weights.setdefault(v, NEAR_WEIGHT)
-        low = text.lower().replace(" ", "")
-        for key, values, _ in self.expansions_in(text):
-            if key.replace(" ", "") in low:
-                for v in values:
-                    weights.setdefault(v.lower(), 0.6)
+        for _, values, _ in self.expansions_in(text):
+            for v in values:
+                weights.setdefault(v.lower(), 0.6)
         if self.english:
             for w in english_words(text):  # English words → the documents' Chinese words (CC-CEDICT)
                 # (a derived form — procurement → procure — as translations() reads it)
@@ -227,26 +223,25 @@ class PolicyIndex:
                     weights.setdefault(t, 0.6)
         return weights
 
-    def expansions(self, text: str) -> List[tuple]:
-        """(key, its words, as configured) of the thesaurus, and of the domain terms when the question
-        asks what is published or who sees to it ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个",
-        "疫苗在哪打") the citizen's word is the subject of another service, not a published topic."""
-        out = [(k, vs, self.kb.thesaurus.get(k, ())) for k, vs in self.thesaurus.items()]
-        if self.domain_terms and text:
-            from bot.answering.answerer import asks_what_is_published
-
-            if asks_what_is_published(text):
-                out += [(k, vs, self.kb.domain_terms.get(k, ())) for k, vs in self.domain_terms.items()]
-        return out
-
     def expansions_in(self, text: str) -> List[tuple]:
-        """``expansions`` whose key the text writes (spaces aside), for the last text asked (a search
-        reads them once per item)."""
+        """(key, its words, as configured) of the thesaurus entries whose key the text writes (spaces
+        aside), and of the domain terms' when the question asks what is published or who sees to it
+        ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个", "疫苗在哪打") the citizen's word is the subject
+        of another service, not a published topic. Kept for the last text asked (a search reads them
+        once per item)."""
         cached = self._expansions_for  # one tuple, replaced whole: safe between threads
         if cached[0] != text:
-            low = text.lower()
-            bare = low.replace(" ", "")
-            cached = (text, [e for e in self.expansions(text) if e[0] in low or e[0].replace(" ", "") in bare])
+            bare = text.lower().replace(" ", "")
+            found = [(k, vs, self.kb.thesaurus.get(k, ())) for k, vs in self.thesaurus.items()
+                     if k.replace(" ", "") in bare]
+            domain = [(k, vs, self.kb.domain_terms.get(k, ())) for k, vs in self.domain_terms.items()
+                      if k.replace(" ", "") in bare]
+            if domain:
+                from bot.answering.answerer import asks_what_is_published
+
+                if asks_what_is_published(text):
+                    found += domain
+            cached = (text, found)
             self._expansions_for = cached
         return cached[1]
 
