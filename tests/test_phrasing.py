@@ -1552,17 +1552,11 @@ def test_english_derived_forms_of_glossed_words(env):
 
 def test_english_frame_verbs_reach_no_document_word(env):
     # "get it done in one go": CC-CEDICT glosses go/make/take with dozens of words (go → 进一步)
-    from bot.retrieval.english import english_words
+    from bot.retrieval.english import english_words, lemma
 
     answerer, _ = env
-    assert english_words("get it done in one go, make things easy") == [lemma_of("easy")]
+    assert english_words("get it done in one go, make things easy") == [lemma("easy")]
     assert answerer.index.translations("go") == [] and answerer.index.translations("make") == []
-
-
-def lemma_of(word):
-    from bot.retrieval.english import lemma
-
-    return lemma(word)
 
 
 def test_an_english_word_with_several_glosses_counts_once_per_item(env, monkeypatch):
@@ -1570,7 +1564,7 @@ def test_an_english_word_with_several_glosses_counts_once_per_item(env, monkeypa
     answerer, seg = env
     index = answerer.index
     text = "What about the service?"
-    words = [w for w in question_words(seg, text)]
+    words = question_words(seg, text)
     weights = index.expand(text, words)
     query = list(weights)
     once = index._word_scores(text, words, query, weights)
