@@ -67,6 +67,16 @@ def test_describe(hours):
     assert describe_moment(at(2026, 11, 28, 8, 30), now) == "明天 08:30"
 
 
+def test_describe_moment_in_the_hours_zone_whatever_the_server_clock(hours):
+    """A server clock in UTC (23:50 Beijing = 15:50 UTC) still says 明天 08:30, not 明天 00:30."""
+    now_utc = at(2026, 12, 7, 23, 50).astimezone(dt.timezone.utc)
+    nxt = hours.next_open(now_utc)
+    assert describe_moment(nxt, now_utc) == "明天 08:30"
+    # Friday 20:00 Beijing is still Friday in UTC; the next opening is Monday morning in Beijing
+    assert describe_moment(hours.next_open(at(2026, 11, 27, 20, 0).astimezone(dt.timezone.utc)),
+                           at(2026, 11, 27, 20, 0).astimezone(dt.timezone.utc)) == "11月30日（周一）08:30"
+
+
 def test_config_from_dict_and_reload(tmp_path):
     cfg = HandoffConfig.from_dict({"triggers": {"failed_turns": 3, "negative_feedback": 1},
                                    "working_hours": {"weekdays": [6, 7], "periods": [["09:00", "10:00"]]}})

@@ -151,8 +151,10 @@ class WorkingHours:
 
 
 def describe_moment(when: dt.datetime, now: dt.datetime) -> str:
-    """'今天 14:30' / '明天 08:30' / '6月3日（周一）08:30' in the same time zone as `now`."""
-    when = when.astimezone(now.tzinfo) if now.tzinfo else when
+    """'今天 14:30' / '明天 08:30' / '6月3日（周一）08:30' in `when`'s time zone (the service hours'),
+    whatever zone `now` comes in: a server clock in UTC must not turn 08:30 Beijing time into 00:30."""
+    if when.tzinfo and now.tzinfo:
+        now = now.astimezone(when.tzinfo)
     days = (when.date() - now.date()).days
     hm = when.strftime("%H:%M")
     if days == 0:
