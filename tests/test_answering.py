@@ -457,3 +457,38 @@ def test_the_sentence_with_the_detail_asked_comes_before_the_one_restating_the_h
     monkeypatch.setattr(search, "SENTENCE_DETAIL", False)
     before = answerer.answer(Query(text, seg.words(text), "ask_policy"))
     assert "爱国卫生运动" not in before.texts[0]  # the heading's words alone chose the other sentence
+
+
+CONTEXT_DOC = """某县2026年政务公开工作要点
+一、重点领域
+（一）做好政府网站专项检查。对政府网站开展专项检查，未按要求完成整改的，予以通报批评。【县数据中心牵头】
+（二）做好基层公开目录编制。编制完成各领域基层政务公开事项目录，未按要求完成编制的限期补齐。【县政务服务局牵头】
+（三）加强业务培训。每年组织政务公开业务培训，提高工作人员能力。【县政府办公室牵头】
+"""
+
+
+@pytest.fixture(scope="module")
+def context_env(tmp_path_factory):
+    return answerer_for(tmp_path_factory, {"mou-2026.txt": CONTEXT_DOC})
+
+
+def _ask_after(env, text, item):
+    answerer, seg = env
+    return answerer.answer(Query(text, question_words(seg, text), "ask_policy",
+                                 current_doc="mou-2026" if item else None, current_item=item))
+
+
+@pytest.mark.parametrize("item", [1, 2])
+def test_a_follow_up_two_items_answer_alike_is_asked_of_the_item_in_context(context_env, item):
+    """"没按要求完成会怎样" fits items 1 and 2 alike: alone it is a choice, right after one of them
+    it is asked of that one."""
+    assert _ask_after(context_env, "没按要求完成会怎样", None).kind == "clarify"
+    reply = _ask_after(context_env, "没按要求完成会怎样", item)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item
+
+
+@pytest.mark.parametrize("text, item", [("没按要求完成的会通报吗", 1), ("领域目录编完了吗", 2)])
+def test_a_follow_up_another_item_answers_better_leaves_the_context(context_env, text, item):
+    for current in (1, 2):
+        reply = _ask_after(context_env, text, current)
+        assert reply.kind == "answer" and reply.citations[0]["item"] == item

@@ -50,3 +50,16 @@ def test_a_units_name_with_one_wrong_character_inside_is_still_that_unit():
     assert find_departments("县法该局负责什么", index) == []
     # a name written correctly is found as before, and no typo search runs beside it
     assert find_departments("县发改局和县税物局", index) == ["县发改局"]
+
+
+def test_a_unit_named_by_what_it_sees_to():
+    """"管医保报销的那个局": the unit whose core shares the longest run with what it is said to see to;
+    nothing when no unit's core is in it or two units tie."""
+    index = build_department_index([parse_document(COUNTY, "county")], CONFIG)
+    index["县医保局"] = {"aliases": ["医保局"], "generic": False, "items": []}
+    index["县行政审批服务局"] = {"aliases": [], "generic": False, "items": []}
+    assert find_departments("管医保报销的那个局今年要做啥", index) == ["县医保局"]
+    assert find_departments("专门负责审批办事的那个局要公开什么", index) == ["县行政审批服务局"]
+    assert find_departments("负责发改的那个部门管哪些事", index) == ["县发改局"]
+    assert find_departments("管全县钱袋子的那个局", index) == []          # no unit's core in it
+    assert find_departments("医保报销比例是多少", index) == []            # no "…的那个局": a topic

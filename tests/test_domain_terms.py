@@ -75,3 +75,27 @@ def test_in_an_errand_the_word_is_not_read_as_a_published_topic(with_terms):
     assert "政府债务" not in answerer.index.expand(errand, ["欠款", "办理", "还款"])
     asked = "欠款会公开吗"
     assert asks_what_is_published(asked) and "政府债务" in answerer.index.expand(asked, ["欠款"])
+
+
+@pytest.mark.parametrize("text, item", [
+    ("县里欠下的款老百姓能知道吗", 1),             # 欠款 with two characters between
+    ("家门口要修一座大桥，这类信息会公开吗", 2),   # 修大桥 with 一座 between
+])
+def test_a_key_reworded_within_a_clause_still_reaches_its_term(with_terms, without_terms, text, item):
+    reply = ask(with_terms, text)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == item, (reply.kind, reply.citations)
+    before = ask(without_terms, text)
+    assert not (before.kind == "answer" and before.citations and before.citations[0]["item"] == item)
+
+
+def test_key_span_keeps_to_one_clause_few_characters_and_the_questions_words():
+    from bot.retrieval.search import key_span
+
+    assert key_span("欠款", "县里欠了多少款", 3, ["县里", "欠", "了", "多少", "款"]) == "欠了多少款"
+    assert key_span("欠款", "县里欠了多少款", 0, ["欠", "款"]) is None           # gaps not allowed
+    assert key_span("欠款", "欠的，款项", 3, ["欠", "款项"]) is None              # across a comma
+    assert key_span("欠款", "欠了好多年的水电款", 3, ["欠", "了", "好多年", "的", "水电", "款"]) is None  # too far
+    # the span must begin and end with a word of the question: 公开栏 …会 is no 开会
+    assert key_span("开会", "公开栏以后会统一吗", 3, ["公开栏", "以后", "会", "统一"]) is None
+    assert key_span("开会", "公开栏以后会统一吗", 3, ["公开", "栏", "以后", "会"]) is None
+    assert key_span("开会", "开完会定的事", 3, ["开", "完", "会", "定", "的", "事"]) == "开完会"

@@ -1247,6 +1247,7 @@ def test_cited_documents_on_another_document(tmp_path_factory):
     # thanks or a goodbye around remarks about the conversation just had
     ("今天问了好多事，你都很耐心地回答了，太谢谢了，再见", "goodbye"),
     ("非常感谢你这样细致的讲解，帮了我们大忙，祝您生活愉快", "thank"),
+    ("真的谢谢您刚刚那么耐心的回答，这对我的帮助确实挺大，祝您周末愉快", "thank"),  # what it was worth
     ("蟹蟹你", "thank"), ("射射～", "thank"),  # thanks typed as an internet homophone
 ])
 def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
@@ -1263,7 +1264,7 @@ def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
                                   "医卫健康", "工作人员", "祝您工作顺利，哪里能看到政府工作报告",
                                   # a remark with a question in it, or news that is not about the conversation
                                   "问了半天了，谢谢，那预算到底在哪看", "谢谢，帮了大忙了，牵头的是哪个单位呢",
-                                  "我的社保卡丢了，谢谢"])
+                                  "我的社保卡丢了，谢谢", "谢谢，对我帮助很大的政策有哪些"])
 def test_pleasantries_around_a_question_or_a_bare_reply_are_not_small_talk(text):
     from bot.nlu.retrieval_arbiter import chinese_small_talk
 

@@ -27,6 +27,9 @@ from bot.retrieval.search import TOP_K, Hit, PolicyIndex
 ANSWER_COVERAGE = 0.45   # share of the question's weighted words the item must contain
 PASSAGE_COVERAGE = 0.55  # a notice/preamble clause must cover this much of the question
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
+_ctx_margin = os.environ.get("ZWZX_CONTEXT_MARGIN", "0.05")
+CONTEXT_MARGIN = None if _ctx_margin == "off" else float(_ctx_margin)  # retrieve(): a follow-up's context item
+TOPIC_SWITCH_RE = re.compile(r"呢[？?。！!\s]*$|换个|另外|再问")
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
 CLEAR_MARGIN = 2.2       # ... this many times better ranked than every other item
@@ -635,6 +638,16 @@ class Answerer:
             if (topic or short) and all(w in ctx[1].text for w in topic) and not elsewhere:
                 return self._answer_item(ctx[0], ctx[1], q, mode, [h for h in hits if (h.doc, h.item) ==
                                                                     (ctx[0], ctx[1].number)])
+        if CONTEXT_MARGIN is not None and ctx and mode == "policy" and not topic_in_doc and hits \
+                and not TOPIC_SWITCH_RE.search(q.text) and not self.mostly_foreign(q.text):
+            # "已经编了几个领域", "没按要求完成会怎样" right after an item: the item in context answers
+            # it about as well as any other item, so it is asked of that item (a new topic's words
+            # — "换个问题，政务新媒体清理整合呢" — are another item's, which this one does not cover;
+            # "负面清单呢?" names a topic of its own whatever the item in context writes)
+            mine = next((h for h in ranked if (h.doc, h.item) == (ctx[0], ctx[1].number)), None)
+            if mine is not None and mine.coverage >= WEAK_COVERAGE and \
+                    mine.coverage >= hits[0].coverage - CONTEXT_MARGIN:
+                return self._answer_item(ctx[0], ctx[1], q, mode, [mine] + [h for h in hits if h is not mine])
         top_cov = hits[0].coverage if hits else 0.0
         if mode == "policy" and (top_cov < ANSWER_COVERAGE or top_cov < 0.7 or DOC_SELF_RE.search(q.text)):
             # "以什么思想为指导": the notice or preamble, not an item, says it

@@ -127,6 +127,33 @@ def _one_character_off(lowered: str, index: Dict[str, dict], forms: List[tuple],
     return found
 
 
+# "管医保报销的那个局", "专门负责审批办事的那个局": a unit named by what it sees to
+DESCRIBED_RE = re.compile(r"(?:管|负责|主管|分管|专管|管理)(?:全市|全县|咱们|我们|大家)?([\u4e00-\u9fff]{2,8}?)的?"
+                          r"(?:那个|哪个|那家|哪家|这个)(?:局|部门|单位|机构|中心)")
+
+
+def _described(lowered: str, index: Dict[str, dict], include_generic: bool) -> List[tuple]:
+    """The unit whose core (医保 of 市医保局, 行政审批服务 of 市行政审批服务局) shares the longest run of two
+    or more characters with what a "管…的那个局" phrase says it sees to; none when two units tie."""
+    found: List[tuple] = []
+    for m in DESCRIBED_RE.finditer(lowered):
+        said = m.group(1)
+        best, length = [], 1
+        for canonical in index:
+            if index[canonical]["generic"] and not include_generic:
+                continue
+            core = CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1)).lower()
+            run = max((n for n in range(2, min(len(core), len(said)) + 1)
+                       if any(core[k:k + n] in said for k in range(len(core) - n + 1))), default=0)
+            if run > length:
+                best, length = [canonical], run
+            elif run == length and run:
+                best.append(canonical)
+        if len(best) == 1:
+            found.append((m.start(), best[0]))
+    return found
+
+
 def find_departments(text: str, index: Dict[str, dict], include_generic: bool = False,
                      forms: List[tuple] = None, cores: List[tuple] = None) -> List[str]:
     """Canonical departments mentioned in ``text``, longest surface form first, no overlaps.
@@ -159,6 +186,8 @@ def find_departments(text: str, index: Dict[str, dict], include_generic: bool = 
                 found.append((m.start(), canonical))
     if not found:
         found = _one_character_off(lowered, index, forms, include_generic)
+    if not found:
+        found = _described(lowered, index, include_generic)
     seen, ordered = set(), []
     for _, canonical in sorted(found):
         if canonical not in seen:

@@ -95,6 +95,30 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
             "general_words": build_general_words()}
 
 
+KEY_GAP = int(os.environ.get("ZWZX_KEY_GAP", "3"))  # characters a domain key's characters may stand apart
+GAP_FILL = "[^，。；！？、,.;!?：:（）()]{0,%d}?"
+_gap_patterns: Dict[tuple, "re.Pattern"] = {}
+
+
+def key_span(key: str, text: str, gap: int = 0, words: Sequence[str] = ()) -> Optional[str]:
+    """Where ``text`` writes ``key``: the key itself, or (``gap`` > 0) its characters in order within
+    one clause with at most ``gap`` characters between two of them ("欠了好多钱" for 欠钱, "网上都在传"
+    for 网传): a citizen rewords a key as often as he writes it. Such a span must begin and end with
+    one of the question's ``words`` ("开栏以后会" of 公开栏 is no 开会)."""
+    if key in text:
+        return key
+    if not gap or not 2 <= len(key) <= 4 or not all(c in text for c in key):
+        return None
+    pattern = _gap_patterns.get((key, gap))
+    if pattern is None:
+        pattern = _gap_patterns[(key, gap)] = re.compile((GAP_FILL % gap).join(map(re.escape, key)))
+    for m in pattern.finditer(text):
+        span = m.group(0)
+        if any(span.startswith(w) for w in words) and any(span.endswith(w) for w in words):
+            return span
+    return None
+
+
 def document_words(index: dict) -> List[str]:
     """The items' Chinese words of two or more characters (``build_index``'s tokens): the words a
     question's unknown word may be read as (bot.retrieval.dense.DenseIndex.near_words)."""
@@ -213,7 +237,7 @@ class PolicyIndex:
         for w in words:
             for v in (near or {}).get(w, ()):
                 weights.setdefault(v, NEAR_WEIGHT)
-        for _, values, _ in self.expansions_in(text):
+        for _, values, _, _ in self.expansions_in(text, words):
             for v in values:
                 weights.setdefault(v.lower(), 0.6)
         if self.english:
@@ -223,25 +247,25 @@ class PolicyIndex:
                     weights.setdefault(t, 0.6)
         return weights
 
-    def expansions_in(self, text: str) -> List[tuple]:
-        """(key, its words, as configured) of the thesaurus entries whose key the text writes (spaces
-        aside), and of the domain terms' when the question asks what is published or who sees to it
+    def expansions_in(self, text: str, words: Sequence[str] = ()) -> List[tuple]:
+        """(key, its words, as configured, the text's span) of the thesaurus entries whose key the text
+        writes (spaces aside), and of the domain terms' (``key_span``: also reworded) when the question asks what is published or who sees to it
         ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个", "疫苗在哪打") the citizen's word is the subject
         of another service, not a published topic. Kept for the last text asked (a search reads them
         once per item)."""
         cached = self._expansions_for  # one tuple, replaced whole: safe between threads
-        if cached[0] != text:
+        if cached[0] != (text, tuple(words)):
             bare = text.lower().replace(" ", "")
-            found = [(k, vs, self.kb.thesaurus.get(k, ())) for k, vs in self.thesaurus.items()
+            found = [(k, vs, self.kb.thesaurus.get(k, ()), k) for k, vs in self.thesaurus.items()
                      if k.replace(" ", "") in bare]
-            domain = [(k, vs, self.kb.domain_terms.get(k, ())) for k, vs in self.domain_terms.items()
-                      if k.replace(" ", "") in bare]
+            domain = [(k, vs, self.kb.domain_terms.get(k, ()), span) for k, vs in self.domain_terms.items()
+                      for span in [key_span(k.replace(" ", ""), bare, KEY_GAP, words)] if span]
             if domain:
                 from bot.answering.answerer import asks_what_is_published
 
                 if asks_what_is_published(text):
                     found += domain
-            cached = (text, found)
+            cached = ((text, tuple(words)), found)
             self._expansions_for = cached
         return cached[1]
 
@@ -355,8 +379,7 @@ class PolicyIndex:
             return 0.0
         total = matched = unknown = read_mass = 0.0
         distinctive = 0.0
-        low = text.lower()
-        expansions = self.expansions_in(text)
+        expansions = self.expansions_in(text, words)
         for w in set(words):
             idf = self.words.idf_of(w)
             if len(w) == 1:
@@ -379,8 +402,8 @@ class PolicyIndex:
                 # covered by a thesaurus expansion whose key contains this word
                 # (the configured phrase in the item's text, or one of its words that few items use:
                 # 政府 of 政府债务 says nothing about an item)
-                for key, values, raw in expansions:
-                    if w in key and key in low and (
+                for key, values, raw, span in expansions:
+                    if w in span and (
                             any(v.lower() in self.texts[i] for v in raw)
                             or any(v.lower() in self.word_sets[i] and self.is_topic_word(v.lower()) for v in values)):
                         hit = True
