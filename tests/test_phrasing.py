@@ -673,6 +673,15 @@ def test_opening_hours_are_an_errand(env, text):
     assert reply.kind != "answer" and not reply.citations, (text, reply.citations)
 
 
+@pytest.mark.parametrize("text", ["市财政局的联系电话是多少", "市行政审批服务局星期六上午上不上班", "市医保局地址在哪"])
+def test_how_to_reach_an_office_is_an_errand_not_its_duties(env, text):
+    """The classifier reads a unit's name as a question about its duties; its phone, address or
+    opening day is how to reach it, which these documents do not say."""
+    reply = ask(env, text, "ask_department_duties")
+    assert reply.kind != "answer" and not reply.citations, (text, reply.kind, reply.texts[:1])
+    assert ask(env, "市财政局负责哪些工作", "ask_department_duties").kind == "answer"
+
+
 @pytest.mark.parametrize("text", ["Who issued this document?", "When was the notice released?",
                                   "What's the reference number of the work plan?"])
 def test_english_questions_about_the_document_itself(env, text):

@@ -29,6 +29,9 @@ PASSAGE_COVERAGE = 0.55  # a notice/preamble clause must cover this much of the 
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 _ctx_margin = os.environ.get("ZWZX_CONTEXT_MARGIN", "0.05")
 CONTEXT_MARGIN = None if _ctx_margin == "off" else float(_ctx_margin)  # retrieve(): a follow-up's context item
+# "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
+UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
+                             r"|地址(?:是|在)?(?:哪|什么|啥)|在哪条(?:路|街)|怎么(?:走|去)|坐几路")
 TOPIC_SWITCH_RE = re.compile(r"呢[？?。！!\s]*$|换个|另外|再问")
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
@@ -109,6 +112,9 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
                                 r"|(?:我|本人|自己)(?:个人|家)?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
                                 r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度")
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
+                        # "周六上午开不开门": whether an office is open on a day
+                        r"(?:周[一二三四五六日天末]|星期[一二三四五六日天]|节假日|今天|明天)[上下中]?午?"
+                        r"(?:开不开门|开门吗|上不上班|上班吗|办不办公|办公吗|营不营业)|"
                         r"(?:上班|办公|营业|开放)时间|"
                         r"(?:怎么|怎样|如何|咋|么子|啷个)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
                         r"转移|迁移|转入|转出|提取|过户|退费|退款)"
@@ -379,7 +385,8 @@ class Answerer:
                                              and self._looks_like_doc_info(q)) or \
                 (self.mostly_foreign(text) and EN_DOC_INFO_RE.search(text)):
             return self.document_info(q)
-        if departments and SERVICE_RE.search(text) and not DISCLOSURE_RE.search(text) and not DUTIES_RE.search(text):
+        if departments and (SERVICE_RE.search(text) or UNIT_CONTACT_RE.search(text)) and not DISCLOSURE_RE.search(text) \
+                and not DUTIES_RE.search(text):
             return self.service_fallback(q)  # "市数据资源中心几点下班": the office's own service, not its duties
         speaks_for_unit = bool(departments) and self._speaks_for_unit(q)
         if intent == "ask_department_duties" or (departments and self._only_department(q)) or speaks_for_unit or \
