@@ -98,6 +98,9 @@ def build_index(kb: KnowledgeBase, segmenter) -> dict:
 KEY_GAP = int(os.environ.get("ZWZX_KEY_GAP", "3"))  # characters a domain key's characters may stand apart
 GAP_FILL = "[^，。；！？、,.;!?：:（）()]{0,%d}?"
 _gap_patterns: Dict[tuple, "re.Pattern"] = {}
+# a key that begins with a negation ("不用申请"): "不用我专门去申请", "不等老百姓申请"
+NEGATION_KEY_RE = re.compile(r"^(不用|不必|无需|无须|不需要|不等|用不着|不经)(.{2,})$")
+NEGATION_SCOPE = 6
 
 
 def key_span(key: str, text: str, gap: int = 0, words: Sequence[str] = ()) -> Optional[str]:
@@ -107,11 +110,15 @@ def key_span(key: str, text: str, gap: int = 0, words: Sequence[str] = ()) -> Op
     one of the question's ``words`` ("开栏以后会" of 公开栏 is no 开会)."""
     if key in text:
         return key
-    if not gap or not 2 <= len(key) <= 4 or not all(c in text for c in key):
+    if not gap or not 2 <= len(key) <= (6 if NEGATION_KEY_RE.match(key) else 4) or not all(c in text for c in key):
         return None
     pattern = _gap_patterns.get((key, gap))
     if pattern is None:
-        pattern = _gap_patterns[(key, gap)] = re.compile((GAP_FILL % gap).join(map(re.escape, key)))
+        negated = NEGATION_KEY_RE.match(key)  # "不用…申请": a negation governs a verb a few words on
+        head, rest = (negated.group(1), negated.group(2)) if negated else ("", key)
+        pattern = re.escape(head) + (GAP_FILL % NEGATION_SCOPE if head else "") + \
+            (GAP_FILL % gap).join(map(re.escape, rest))
+        pattern = _gap_patterns[(key, gap)] = re.compile(pattern)
     for m in pattern.finditer(text):
         span = m.group(0)
         if any(span.startswith(w) for w in words) and any(span.endswith(w) for w in words):
