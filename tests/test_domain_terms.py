@@ -111,3 +111,16 @@ def test_a_negated_key_reaches_over_the_words_between_the_negation_and_its_verb(
     # an ordinary key keeps its short gaps; a negation does not reach into the next clause
     assert key_span("欠款", "欠我专门去拿的款", 3, words("欠", "我", "专门", "去", "拿", "的", "款")) is None
     assert key_span("不用申请", "不用了，申请表在哪", 3, words("不用", "了", "申请表", "在", "哪")) is None
+
+
+@pytest.mark.parametrize("text", ["网上骂得凶的事，政府会不会站出来说句话", "欠款的事闹这么大，政府咋不吭声",
+                                  "欠款问题政府会出个说法吗"])
+def test_whether_the_government_answers_in_public_is_a_published_question(with_terms, text):
+    answerer, seg = with_terms
+    assert asks_what_is_published(text)
+    assert "政府债务" in answerer.index.expand(text, seg.words(text)) or "欠款" not in text
+
+
+def test_an_errand_about_the_same_word_is_still_an_errand():
+    assert not asks_what_is_published("欠款怎么办理还款")
+    assert not asks_what_is_published("自来水停了找哪个")

@@ -263,9 +263,15 @@ MADE_KNOWN_RE = re.compile(r"(?:能|会|可以)(?:不能)?(?:知道|晓得|看�
                            r"告诉(?:大家|老百姓|群众|我们|市民)|让(?:大家|老百姓|群众|市民)(?:都)?(?:知道|晓得|看)")
 
 
+# "政府会不会站出来说句话", "咋不吭声", "会出个说法不": whether the government answers in public
+SPEAKS_UP_RE = re.compile(r"(?:站出来|出来|出面)(?:说|讲|表态|回应|澄清|说明)|表态|吭声|(?:给|出)(?:个|一个)?说法|澄清|辟谣")
+
+
 def asks_what_is_published(text: str) -> bool:
-    """A question about what is published, where to see it or who sees to it — not an errand."""
-    return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)) \
+    """A question about what is published, where to see it, who sees to it or whether the government
+    answers in public — not an errand."""
+    return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)
+                or SPEAKS_UP_RE.search(text)) \
         and not SERVICE_RE.search(text)
 
 
