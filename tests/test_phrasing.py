@@ -667,8 +667,9 @@ def test_an_english_duties_question_naming_the_unit_in_chinese(env):
     assert strength and strength["by"] == "english_department" and strength["department"] == "市财政局"
 
 
-@pytest.mark.parametrize("text", ["档案馆周六开门吗", "市民中心几点下班", "图书馆的开放时间是什么"])
-def test_opening_hours_are_an_errand(env, text):
+@pytest.mark.parametrize("text", ["档案馆周六开门吗", "市民中心几点下班", "图书馆的开放时间是什么",
+                                  "公众号怎么关注", "政务APP怎么登录"])  # how to use an account: an errand
+def test_opening_hours_or_using_an_account_are_errands(env, text):
     reply = ask(env, text)
     assert reply.kind != "answer" and not reply.citations, (text, reply.citations)
 
