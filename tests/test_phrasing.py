@@ -668,7 +668,8 @@ def test_an_english_duties_question_naming_the_unit_in_chinese(env):
 
 
 @pytest.mark.parametrize("text", ["档案馆周六开门吗", "市民中心几点下班", "图书馆的开放时间是什么",
-                                  "公众号怎么关注", "政务APP怎么登录"])  # how to use an account: an errand
+                                  "公众号怎么关注", "政务APP怎么登录",  # how to use an account: an errand
+                                  "我的身份证还有没有效，能查吗"])  # one's own card, not a document's validity
 def test_opening_hours_or_using_an_account_are_errands(env, text):
     reply = ask(env, text)
     assert reply.kind != "answer" and not reply.citations, (text, reply.citations)
