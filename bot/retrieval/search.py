@@ -256,10 +256,10 @@ class PolicyIndex:
 
     def expansions_in(self, text: str, words: Sequence[str] = ()) -> List[tuple]:
         """(key, its words, as configured, the text's span) of the thesaurus entries whose key the text
-        writes (spaces aside), and of the domain terms' (``key_span``: also reworded) when the question asks what is published or who sees to it
-        ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个", "疫苗在哪打") the citizen's word is the subject
-        of another service, not a published topic. Kept for the last text asked (a search reads them
-        once per item)."""
+        writes (spaces aside), and of the domain terms' (``key_span``: also reworded) when the question
+        asks what is published or who sees to it ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个",
+        "疫苗在哪打") the citizen's word is the subject of another service, not a published topic. Kept for
+        the last text and words asked (a search reads them once per item)."""
         cached = self._expansions_for  # one tuple, replaced whole: safe between threads
         if cached[0] != (text, tuple(words)):
             bare = text.lower().replace(" ", "")
