@@ -1294,6 +1294,22 @@ def test_english_duties_by_role_or_involvement(env, frame):
         assert items and reply.kind == "answer" and items <= {c["item"] for c in reply.citations}, (frame, unit)
 
 
+@pytest.mark.parametrize("frame", ["And the {} ({})?", "What about the {}?", "how about the {}"])
+def test_an_english_follow_up_naming_only_a_unit_asks_its_duties(env, frame):
+    """"And the Cyberspace Affairs Office (市委网信办)?" after another unit's duties: that unit's duties,
+    whatever the classifier (which has hardly seen English) read in it."""
+    answerer, _ = env
+    for unit, english in {"市委网信办": "Cyberspace Affairs Office", "市财政局": "Finance Bureau"}.items():
+        text = frame.format(english, unit)
+        assert _arbitrated(text, "out_of_scope", 0.86)["name"] == "ask_policy", text
+        reply = ask(env, text)
+        items = {it.number for _, it, _ in answerer.kb.department_items(unit)}
+        assert items and reply.kind == "answer" and items <= {c["item"] for c in reply.citations}, (text, unit)
+        assert reply.texts[0].startswith(unit), reply.texts[0]
+    # a topic after "and" is a topic, not a unit
+    assert ask(env, "And government debt?").texts[0].startswith("市") is False
+
+
 @pytest.mark.parametrize("text", ["Which body issued the {place} open government work plan for {year}?",
                                   "When was this government transparency work plan released?",
                                   "What reference number does {place}'s disclosure key tasks document carry?",

@@ -72,6 +72,8 @@ UNIT_ANAPHORA_RE = re.compile(r"^(?:那|那么)?(?:它|他们|她|该单位|这�
 LEAD_UNIT_DUTIES_RE = re.compile(r"(?:牵头|负责牵头|主抓)的?(?:单位|部门|局)(?:还|都|一共|总共|另外)?"
                                  r"(?:负责|管|牵头|承担|要做|要干|干|做)(?:了)?(?:哪些|什么|啥|几项|多少)")
 EN_FRAME_WORD_RE = re.compile(r"\b(?:" + "|".join(sorted(EN_FRAME_WORDS, key=len, reverse=True)) + r")\b", re.I)
+# "And the Cyberspace Affairs Office (市委网信办)?", "What about 市财政局?": a unit named after another one
+EN_AND_THE_UNIT_RE = re.compile(r"^\s*(?:and|what about|how about)\b(?:\s+\S+){1,8}\s*[?？.!]*\s*$", re.I)
 EN_DUTIES_RE = re.compile(r"\b(tasks?|duties|duty|responsible for|in charge of|(what|which) (work|things?)|"
                           # "List the work items led by the Finance Bureau"
                           r"(?:items?|tasks?|work|ones)\b.{0,20}\b(?:led|headed|overseen|run)\s+by|"
@@ -396,7 +398,7 @@ class Answerer:
             return self.service_fallback(q)  # "市数据资源中心几点下班": the office's own service, not its duties
         speaks_for_unit = bool(departments) and self._speaks_for_unit(q)
         if intent == "ask_department_duties" or (departments and self._only_department(q)) or speaks_for_unit or \
-                (departments and self.mostly_foreign(text) and EN_DUTIES_RE.search(text)):
+                (departments and self.mostly_foreign(text) and (EN_DUTIES_RE.search(text) or EN_AND_THE_UNIT_RE.match(text))):
             if departments:
                 return self.department_duties(departments[0], q)
         if not departments and (intent == "ask_department_duties" or DUTIES_RE.search(text)) \

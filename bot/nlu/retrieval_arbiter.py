@@ -358,10 +358,11 @@ def policy_strength(kb, index, text: str, tokens: List[str], raw: Optional[str] 
     words = content_words(tokens)
     if sum(len(w) for w in words) < 2:
         return None  # "你号，在吗" (你好 mistyped): one character shared with an item (50号) names no topic
-    from bot.answering.answerer import EN_DUTIES_RE, Answerer
+    from bot.answering.answerer import EN_AND_THE_UNIT_RE, EN_DUTIES_RE, Answerer
 
-    if Answerer.mostly_foreign(text) and (EN_DUTIES_RE.search(text) or EN_DUTIES_RE.search(raw or "")):
-        # "What does the Medical Insurance Bureau do?", "What is 市发改局 in charge of?"
+    if Answerer.mostly_foreign(text) and (EN_DUTIES_RE.search(text) or EN_DUTIES_RE.search(raw or "")
+                                          or EN_AND_THE_UNIT_RE.match(raw or text)):
+        # "What does the Medical Insurance Bureau do?", "What is 市发改局 in charge of?", "And the …?"
         named_depts = index.departments_in_english(text) or kb.find_departments(raw or text)
         if named_depts:
             return {"department": named_depts[0], "coverage": 1.0, "by": "english_department"}
