@@ -1270,6 +1270,13 @@ def test_a_message_of_chinese_pleasantries_is_small_talk(text, intent):
         assert _arbitrated(text, classified, 0.7)["name"] == intent
 
 
+def test_asking_which_unit_the_assistant_belongs_to_is_about_the_bot():
+    assert _arbitrated("您好，想先打个招呼，请问您是哪家单位的智能客服呀？谢谢", "ask_responsible", 0.79)["name"] \
+        == "bot_identity"
+    # which unit sees to something is a question about the documents
+    assert _arbitrated("你们是哪个部门负责政务公开的", "ask_responsible", 0.79)["name"] != "bot_identity"
+
+
 @pytest.mark.parametrize("text", ["好的", "可以的", "明白了", "收到",  # a reply to the assistant: its own intent
                                   "您好，祝您工作顺利，我想问下预决算公开吗", "谢谢，那牵头单位是谁",
                                   "医卫健康", "工作人员", "祝您工作顺利，哪里能看到政府工作报告",

@@ -241,6 +241,8 @@ def chinese_small_talk(text: str) -> Optional[str]:
 
 
 # "想先了解一下您是什么助手、能帮我做些什么": asked about the assistant itself, not about a policy
+ASSISTANT_WHO_RE = re.compile(r"(?:您|你)(?:们)?(?:到底|究竟)?是(?:哪个|哪家|什么)(?:单位|部门|机构|地方|公司)(?:的|开发的|做的|派来的)"
+                              r"(?:智能)?(?:客服|助手|机器人|系统|小助手)")
 ASSISTANT_ASK_RE = re.compile(
     r"(?:您|你|这个助手|这个服务|这个系统|小助手)(?:到底|究竟)?是(?:个|一个)?(?:什么|啥|哪种|哪类)(?:样的?)?(?:助手|机器人|服务|系统|客服)"
     r"|(?:您|你|这个助手|小助手)(?:都|还)?(?:能|可以|会)(?:帮|替|给)?(?:我|我们|大家|人)?(?:做|干|办|解答|回答|处理)"
@@ -437,6 +439,12 @@ class RetrievalArbiter(GraphComponent):
             if small_talk != intent:
                 self._set(message, {"name": small_talk, "confidence": 0.9},
                           {"by": "small_talk", "overridden": intent})
+            return
+        if intent not in ("request_human", "complain", "bot_identity") and \
+                ASSISTANT_WHO_RE.search(text) and not self._names_a_subject(message):
+            # "请问您是哪个单位的智能客服呀": who the assistant is, not which unit sees to something
+            self._set(message, {"name": "bot_identity", "confidence": 0.9},
+                      {"by": "assistant_who", "overridden": intent})
             return
         if intent not in ("request_human", "complain", "ask_capabilities", "bot_identity") and \
                 ASSISTANT_ASK_RE.search(text) and not self._names_a_subject(message):
