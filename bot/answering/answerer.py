@@ -32,6 +32,7 @@ CONTEXT_MARGIN = None if _ctx_margin == "off" else float(_ctx_margin)  # retriev
 # "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
 UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
                              r"|地址(?:是|在)?(?:哪|什么|啥)|在哪条(?:路|街)|怎么(?:走|去)|坐几路")
+CONTEXT_TIES = 3  # ... among at most this many items about as good (more: words most items use, a choice)
 TOPIC_SWITCH_RE = re.compile(r"呢[？?。！!\s]*$|换个|另外|再问")
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
@@ -654,11 +655,13 @@ class Answerer:
                 return self._answer_item(ctx[0], ctx[1], q, mode, [h for h in hits if (h.doc, h.item) ==
                                                                     (ctx[0], ctx[1].number)])
         if CONTEXT_MARGIN is not None and ctx and mode == "policy" and not topic_in_doc and hits \
-                and not TOPIC_SWITCH_RE.search(q.text) and not self.mostly_foreign(q.text):
+                and not TOPIC_SWITCH_RE.search(q.text) and not self.mostly_foreign(q.text) and \
+                len([h for h in ranked if h.coverage >= hits[0].coverage - CONTEXT_MARGIN]) <= CONTEXT_TIES:
             # "已经编了几个领域", "没按要求完成会怎样" right after an item: the item in context answers
             # it about as well as any other item, so it is asked of that item (a new topic's words
             # — "换个问题，政务新媒体清理整合呢" — are another item's, which this one does not cover;
-            # "负面清单呢?" names a topic of its own whatever the item in context writes)
+            # "负面清单呢?" names a topic of its own whatever the item in context writes; "信息公开",
+            # words most items use, stays a choice between items)
             mine = next((h for h in ranked if (h.doc, h.item) == (ctx[0], ctx[1].number)), None)
             if mine is not None and mine.coverage >= WEAK_COVERAGE and \
                     mine.coverage >= hits[0].coverage - CONTEXT_MARGIN:
