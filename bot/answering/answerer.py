@@ -29,9 +29,6 @@ PASSAGE_COVERAGE = 0.55  # a notice/preamble clause must cover this much of the 
 WEAK_COVERAGE = 0.25     # below this nothing is offered, not even as a choice
 _ctx_margin = os.environ.get("ZWZX_CONTEXT_MARGIN", "0.05")
 CONTEXT_MARGIN = None if _ctx_margin == "off" else float(_ctx_margin)  # retrieve(): a follow-up's context item
-# "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
-UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
-                             r"|地址(?:是|在)?(?:哪|什么|啥)|在哪条(?:路|街)|怎么(?:走|去)|坐几路")
 CONTEXT_TIES = 3  # ... among at most this many items about as good (more: words most items use, a choice)
 TOPIC_SWITCH_RE = re.compile(r"呢[？?。！!\s]*$|换个|另外|再问")
 CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to answer directly
@@ -114,6 +111,9 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
                                 # "我提交的申请，办理进度在哪看", "网上申请的护照，办理进度怎么查": one's own case
                                 r"|(?:我|本人|自己)(?:个人|家)?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
                                 r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度")
+# "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
+UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
+                             r"|地址(?:是|在)?(?:哪|什么|啥)|在哪条(?:路|街)|怎么(?:走|去)|坐几路")
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
                         # "周六上午开不开门": whether an office is open on a day
                         r"(?:周[一二三四五六日天末]|星期[一二三四五六日天]|节假日|今天|明天)[上下中]?午?"
@@ -655,16 +655,15 @@ class Answerer:
                 return self._answer_item(ctx[0], ctx[1], q, mode, [h for h in hits if (h.doc, h.item) ==
                                                                     (ctx[0], ctx[1].number)])
         if CONTEXT_MARGIN is not None and ctx and mode == "policy" and not topic_in_doc and hits \
-                and not TOPIC_SWITCH_RE.search(q.text) and not self.mostly_foreign(q.text) and \
-                len([h for h in ranked if h.coverage >= hits[0].coverage - CONTEXT_MARGIN]) <= CONTEXT_TIES:
+                and not TOPIC_SWITCH_RE.search(q.text) and not self.mostly_foreign(q.text):
             # "已经编了几个领域", "没按要求完成会怎样" right after an item: the item in context answers
             # it about as well as any other item, so it is asked of that item (a new topic's words
             # — "换个问题，政务新媒体清理整合呢" — are another item's, which this one does not cover;
             # "负面清单呢?" names a topic of its own whatever the item in context writes; "信息公开",
             # words most items use, stays a choice between items)
-            mine = next((h for h in ranked if (h.doc, h.item) == (ctx[0], ctx[1].number)), None)
-            if mine is not None and mine.coverage >= WEAK_COVERAGE and \
-                    mine.coverage >= hits[0].coverage - CONTEXT_MARGIN:
+            close = [h for h in ranked if h.coverage >= hits[0].coverage - CONTEXT_MARGIN]
+            mine = next((h for h in close if (h.doc, h.item) == (ctx[0], ctx[1].number)), None)
+            if mine is not None and mine.coverage >= WEAK_COVERAGE and len(close) <= CONTEXT_TIES:
                 return self._answer_item(ctx[0], ctx[1], q, mode, [mine] + [h for h in hits if h is not mine])
         top_cov = hits[0].coverage if hits else 0.0
         if mode == "policy" and (top_cov < ANSWER_COVERAGE or top_cov < 0.7 or DOC_SELF_RE.search(q.text)):

@@ -97,11 +97,16 @@ def surface_forms_longest_first(index: Dict[str, dict]) -> List[tuple]:
     return sorted(alias_map(index).items(), key=lambda kv: -len(kv[0]))
 
 
+def unit_core(canonical: str) -> str:
+    """A unit's name without its place and kind of body: 医保 of 市医保局, 行政审批服务 of 市行政审批服务局."""
+    return CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1))
+
+
 def unit_cores(index: Dict[str, dict]) -> List[tuple]:
     """[(pattern, canonical)]: each unit's core (医保 of 市医保局) followed by a word pointing at a body."""
     out = []
     for canonical in index:
-        core = CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1))
+        core = unit_core(canonical)
         if len(core) >= 2 and core != canonical:
             out.append((re.compile(re.escape(core.lower()) + BODY_FRAME), canonical))
     return out
@@ -133,8 +138,8 @@ DESCRIBED_RE = re.compile(r"(?:管|负责|主管|分管|专管|管理)(?:全市|
 
 
 def _described(lowered: str, index: Dict[str, dict], include_generic: bool) -> List[tuple]:
-    """The unit whose core (医保 of 市医保局, 行政审批服务 of 市行政审批服务局) shares the longest run of two
-    or more characters with what a "管…的那个局" phrase says it sees to; none when two units tie."""
+    """The unit whose core (``unit_core``) shares the longest run of two or more characters with what a
+    "管…的那个局" phrase says it sees to; none when two units tie."""
     found: List[tuple] = []
     for m in DESCRIBED_RE.finditer(lowered):
         said = m.group(1)
@@ -142,7 +147,7 @@ def _described(lowered: str, index: Dict[str, dict], include_generic: bool) -> L
         for canonical in index:
             if index[canonical]["generic"] and not include_generic:
                 continue
-            core = CORE_SUFFIX_RE.sub("", PREFIX_RE.sub("", canonical, count=1)).lower()
+            core = unit_core(canonical).lower()
             run = max((n for n in range(2, min(len(core), len(said)) + 1)
                        if any(core[k:k + n] in said for k in range(len(core) - n + 1))), default=0)
             if run > length:

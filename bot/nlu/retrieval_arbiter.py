@@ -240,9 +240,10 @@ def chinese_small_talk(text: str) -> Optional[str]:
     return "greet"
 
 
-# "想先了解一下您是什么助手、能帮我做些什么": asked about the assistant itself, not about a policy
+# "请问您是哪个单位的智能客服呀": which unit's assistant this is (not which unit sees to something)
 ASSISTANT_WHO_RE = re.compile(r"(?:您|你)(?:们)?(?:到底|究竟)?是(?:哪个|哪家|什么)(?:单位|部门|机构|地方|公司)(?:的|开发的|做的|派来的)"
                               r"(?:智能)?(?:客服|助手|机器人|系统|小助手)")
+# "想先了解一下您是什么助手、能帮我做些什么": asked about the assistant itself, not about a policy
 ASSISTANT_ASK_RE = re.compile(
     r"(?:您|你|这个助手|这个服务|这个系统|小助手)(?:到底|究竟)?是(?:个|一个)?(?:什么|啥|哪种|哪类)(?:样的?)?(?:助手|机器人|服务|系统|客服)"
     r"|(?:您|你|这个助手|小助手)(?:都|还)?(?:能|可以|会)(?:帮|替|给)?(?:我|我们|大家|人)?(?:做|干|办|解答|回答|处理)"
