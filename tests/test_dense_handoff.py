@@ -183,3 +183,11 @@ def test_the_served_model_hands_off_requests_no_pattern_reads(agent, text):
 def test_the_served_model_answers_questions_about_staff(agent, text):
     data = asyncio.run(agent.parse_message(text))
     assert data["intent"]["name"] != "request_human"
+
+
+@pytest.mark.parametrize("text", ["基层搞公开的同志，上面会不会定期派人来培训", "下属单位的公开工作有没有人来指导"])
+def test_whether_someone_teaches_or_oversees_the_work_is_a_question_not_a_request(text):
+    # a sure classifier and a near meaning do not hand it off: the words name a topic
+    assert _arbitrated(text, "request_human", 0.7, 0.95)[0] != "request_human"
+    # the same words as a request for a person now still hand off
+    assert _arbitrated("能不能派个人来帮我看看", "request_human", 0.7, 0.95)[0] == "request_human"

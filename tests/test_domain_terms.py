@@ -123,3 +123,14 @@ def test_whether_the_government_answers_in_public_is_a_published_question(with_t
 def test_an_errand_about_the_same_word_is_still_an_errand():
     assert not asks_what_is_published("欠款怎么办理还款")
     assert not asks_what_is_published("自来水停了找哪个")
+
+
+@pytest.mark.parametrize("text", ["欠款的事有没有人盯着", "欠款这事政府会搭理不", "欠款拖着不还的单位会不会被通报"])
+def test_whether_someone_oversees_it_is_a_published_question(with_terms, text):
+    answerer, seg = with_terms
+    assert asks_what_is_published(text)
+    assert "政府债务" in answerer.index.expand(text, seg.words(text))
+
+
+def test_an_errand_with_an_oversight_word_is_still_an_errand():
+    assert not asks_what_is_published("欠款怎么办理还款，有没有人管")  # (怎么办理: an errand first)

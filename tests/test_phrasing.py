@@ -455,6 +455,21 @@ def test_personal_records_are_errands(env, text):
     assert reply.kind == "fallback" and "12345" in reply.texts[0] and not reply.citations
 
 
+@pytest.mark.parametrize("text", ["想申请廉租房，要符合哪些条件",  # whether one qualifies
+                                  "我的营业执照申请怎么还没批下来",  # one's own case, still waiting
+                                  "政务服务网登录密码忘记了怎么办",  # one's own account, even of a government site
+                                  "社保卡余额去哪查", "我想发布一下自己的二手房信息，政府网站可以吗",  # one's own notice
+                                  "税务局在哪条街，坐几路车能到", "流感疫苗哪家医院可以打"])
+def test_errands_of_ones_own_are_not_answered_from_an_item(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "fallback" and not reply.citations and "12345" in reply.texts[0], (reply.kind, reply.citations)
+
+
+@pytest.mark.parametrize("text, item", [("政府债务余额在哪里能查到", 5), ("依申请公开需要满足什么条件", 15)])
+def test_the_same_words_about_what_is_published_are_still_answered(env, text, item):
+    assert item in [c["item"] for c in ask(env, text).citations]
+
+
 @pytest.mark.parametrize("text", ["县中医院在什么位置", "车管所的地址是多少", "市民服务中心怎么走", "不动产登记大厅在哪里"])
 def test_where_a_building_is_is_an_errand(env, text):
     reply = ask(env, text)

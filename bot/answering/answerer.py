@@ -39,6 +39,7 @@ DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and s
 MAX_ANSWER_CHARS = 300
 DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "完工", "结束", "办完", "做完", "落实"}  # no topic of their own
 MAX_INPUT_CHARS = 500
+TRACE = os.environ.get("ZWZX_TRACE") == "on"  # evaluation only: the card carries the retrieval's scores
 
 _APPROVAL = r"同意|批准|审定"  # the body whose approval a document was issued with
 DOC_INFO_RE = re.compile(r"文号|发文字号|字号|印发|发布|发文|哪天|日期|时间|哪个单位|谁发|标题|名称|发给|主送|落款|"
@@ -110,7 +111,18 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
                                 r"|(?:违章|罚款|罚单|扣分)[\u4e00-\u9fff]{0,4}?(?:交了没|缴了没|处理了没|交没交|缴没缴)"
                                 # "我提交的申请，办理进度在哪看", "网上申请的护照，办理进度怎么查": one's own case
                                 r"|(?:我|本人|自己)(?:个人|家)?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
-                                r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度")
+                                r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度"
+                                # "申请的贷款为什么还没批下来": one's own case, still waiting
+                                r"|(?:为什么|为啥|咋|怎么)(?:还)?(?:没|不)(?:批|办|发|到账|通过|审批|审核|下来)"
+                                r"|还没(?:批下来|到账|审批下来|发下来|办下来)"
+                                # "账号密码忘了": one's own account, even of a government website
+                                r"|密码(?:忘了|忘记了?|丢了|不对|错误)|(?:忘记|忘了|找回|重置|修改)(?:了)?(?:登录|账号|账户)?密码"
+                                # "公积金余额在哪查": the balance of one's own account
+                                r"|(?:公积金|社保|医保|养老金|话费|电费|水费|燃气费|银行卡|信用卡|公交卡)(?:卡|账户)?的?(?:余额|缴费记录|明细)"
+                                # "我想公开我的简历，政府网站能帮我发布吗", "怎么发布寻人信息": publishing one's own
+                                # notice is not what the government publishes
+                                r"|(?:我|本人|我们)(?:想|要|能|可以|能不能|可不可以)?[^，,。？?]{0,6}?(?:公开|发布|登|挂|刊登|张贴)"
+                                r"(?:一下|一条|一则|个|一个)?(?:我|自己|本人)(?:的|家)|寻人|寻物|失物招领|征婚|求职简历|个人简历")
 # "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
 UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
                              r"|地址(?:是|在)?(?:哪|什么|啥)|在哪条(?:路|街)|怎么(?:走|去)|坐几路")
@@ -122,6 +134,11 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"(?:怎么|怎样|如何|咋|么子|啷个)(?:自己)?(?:交|缴|缴纳|办|办理|申请|补办|补领|挂失|报销|开具?|领取|预约|注册|续办|换|"
                         r"转移|迁移|转入|转出|提取|过户|退费|退款|关注|安装|登录|登陆|绑定|解绑)"
                         r"|办理?(?:要|需要)?多(?:久|长时间)|多久(?:能|可以)?办(?:好|完|下来)"
+                        # "申请公租房需要满足什么条件": whether one qualifies for something
+                        r"|(?:需要|要|得)(?:满足|符合|具备)(?:什么|哪些|啥)(?:样的)?条件|(?:申请|办理|领取|享受)[\u4e00-\u9fff]{0,6}?(?:的)?条件"
+                        # "市民之家在哪条路，坐几路公交能到", "疫苗哪个医院能打"
+                        r"|在哪条(?:路|街)|坐几路|几路(?:公交|车)"
+                        r"|哪(?:个|家|所)[\u4e00-\u9fff]{0,3}?(?:医院|窗口|大厅|网点|银行|营业厅|社区|地方)(?:可以|能|才能)?(?:补办|办|交|缴|开|打|接种|领|买|挂号)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|身份证|驾驶证|驾照|户口本|护照|社保卡|医保卡|银行卡)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
                         r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿|个窗口|个大厅|个网点)?(?:可以|能|才能)?(?:补办|办|交|缴|开|打|接种|领|买|挂号)"
                         # an entitlement or a case of one's own: "能报多少", "有没有补贴", "多久会有人来处理"
@@ -270,11 +287,19 @@ MADE_KNOWN_RE = re.compile(r"(?:能|会|可以)(?:不能)?(?:知道|晓得|看�
 SPEAKS_UP_RE = re.compile(r"(?:站出来|出来|出面)(?:说|讲|表态|回应|澄清|说明)|表态|吭声|(?:给|出)(?:个|一个)?说法|澄清|辟谣")
 
 
+# "有没有人去核实兑现了没有", "政府会搭理不", "会不会被点名", "僵尸号咋整": whether someone in
+# government oversees, checks or deals with it — what the documents' oversight items answer
+OVERSIGHT_RE = re.compile(r"有(?:没有)?人(?:去|来|在)?(?:管|盯|核实|核查|跟进|监督|过问|督促|带|教|指导)"
+                          r"|(?:政府|政务|部门|单位|上面|上级|上头|官方|领导)[\u4e00-\u9fff]{0,4}?(?:会|能|要)?(?:不会|不能|不要)?"
+                          r"(?:管|搭理|理会|理睬|过问|回应|处理|整顿|整治|整|清理|督促|通报|批评|培训|指导|推广)"
+                          r"|会不会被|会被[\u4e00-\u9fff]{1,4}?(?:吗|不|么|啊)")
+
+
 def asks_what_is_published(text: str) -> bool:
     """A question about what is published, where to see it, who sees to it or whether the government
     answers in public — not an errand."""
     return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)
-                or SPEAKS_UP_RE.search(text)) \
+                or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text)) \
         and not SERVICE_RE.search(text)
 
 
@@ -308,7 +333,10 @@ class Answerer:
 
     # ------------------------------------------------------------------ entry
     def answer(self, q: Query) -> Reply:
+        self._trace = None
         reply = self._answer(q)
+        if TRACE and self._trace is not None:  # evaluation only: what the words and the meaning found
+            reply.extra["trace"] = self._trace
         if reply.kind == "answer" and self.mostly_foreign(q.text) and reply.texts:
             reply.texts.insert(1, CHINESE_NOTE)
         return reply
@@ -608,6 +636,11 @@ class Answerer:
         ranked = self.index.search(search_text, search_tokens, q.departments, doc=scope, top_k=len(self.index.items),
                                    near=near)
         hits = ranked[:TOP_K]
+        if TRACE:
+            self._trace = {"words": [[h.item, round(h.coverage, 3), round(h.rank, 3)] for h in ranked[:5]],
+                           "meaning": [[h.item, round(h.z, 2), round(h.score, 3),
+                                        None if h.contrast is None else round(h.contrast, 3)]
+                                       for h in self._dense_hits(q)[:3]], "mode": mode}
         if LISTED_GATE and mode == "policy" and hits and not scope:
             refused = self._policy_content_refusal(q, hits[0])
             if refused is not None:

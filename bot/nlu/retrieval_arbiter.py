@@ -128,6 +128,11 @@ HUMAN_REQUEST_RE = re.compile(
 # The same with no word for staff — "有人能帮我吗", "喊个人来跟我讲", "安排人给我打个电话", "打电话给我讲讲":
 # a request for a person unless the message also names a subject of the documents clearly
 # ("有人能帮我查一下预算公开在哪看吗" is a question about budgets)
+# "上头会不会派人来教咱", "有没有人带着培训", "有没有人盯着核查": whether someone in government
+# teaches, oversees or checks — a question about the documents' work, not a request for a person now
+# (it hands off only when the words name no topic: the unsure request below)
+PRACTICE_ASK_RE = re.compile(r"(?:会不会|会|有没有|有无|是否|能不能|能否)(?:专门|定期|统一)?(?:派|安排|组织)?(?:个|一个)?人"
+                             r"(?:来|去|在)?(?:手把手)?(?:教|带|培训|指导|管|盯|核实|核查|跟进|监督|检查|督促|讲解|解读)")
 SOFT_HUMAN_REQUEST_RE = re.compile(
     r"^\W*有(?:没有)?人(?:能|可以|来)(?:帮|回答|解答)"
     r"|(?:喊|叫|找|整|派|安排)(?:一)?个?人(?:来|过来|出来|给我|跟我|和我)"
@@ -417,7 +422,8 @@ class RetrievalArbiter(GraphComponent):
             return
         if intent not in ("request_human", "complain"):
             text = message.get(TEXT) or ""
-            if HUMAN_REQUEST_RE.search(text) or (SOFT_HUMAN_REQUEST_RE.search(text) and not self._names_a_subject(message)):
+            if HUMAN_REQUEST_RE.search(text) or (SOFT_HUMAN_REQUEST_RE.search(text) and not PRACTICE_ASK_RE.search(text)
+                                                 and not self._names_a_subject(message)):
                 self._set(message, {"name": "request_human", "confidence": 0.9},
                           {"by": "human_request", "overridden": intent})
                 return
@@ -426,7 +432,7 @@ class RetrievalArbiter(GraphComponent):
                           {"by": "english_complaint", "overridden": intent})
                 return
             if handoff_p is not None and handoff_p >= HANDOFF_P and intent != "request_callback" \
-                    and not SERVICE_RE.search(text):
+                    and not SERVICE_RE.search(text) and not PRACTICE_ASK_RE.search(text):
                 # asks for a person in words no pattern has (bot/nlu/dense_handoff.py); an errand
                 # ("who do I call to fix it", "help me transfer my pension") is not such a request
                 self._set(message, {"name": "request_human", "confidence": handoff_p},
@@ -503,9 +509,10 @@ class RetrievalArbiter(GraphComponent):
             self._set(message, {"name": "nlu_fallback", "confidence": 1.0 - confidence},
                       {"by": "dense_doubts_handoff", "p": handoff_p, "overridden": intent})
             intent, confidence = "nlu_fallback", 1.0 - confidence
-        if intent == "request_human" and confidence < UNSURE_HUMAN and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
+        if intent == "request_human" and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
                 and not ENGLISH_HANDOFF_RE.search(message.get(TEXT) or "") \
-                and (handoff_p is None or handoff_p < HANDOFF_P):  # (the meaning may confirm it)
+                and ((confidence < UNSURE_HUMAN and (handoff_p is None or handoff_p < HANDOFF_P))  # (the meaning may confirm it)
+                     or PRACTICE_ASK_RE.search(text)):
             unsure_human = True  # decided below: a strong match makes it a question
         else:
             unsure_human = False
@@ -544,7 +551,11 @@ class RetrievalArbiter(GraphComponent):
         kb, index = loaded
         strength = policy_strength(kb, index, scoring, tokens, message.get(TEXT) or "")
         if unsure_human:  # a person is what was asked for, unless the words clearly name a topic
-            if strength and strength.get("by") in ("retrieval", "reference") and strength["coverage"] >= STRONG_COVERAGE:
+            # (asked whether someone teaches or oversees the work: unless no item answers it)
+            from bot.answering.answerer import ANSWER_COVERAGE
+
+            floor = ANSWER_COVERAGE if PRACTICE_ASK_RE.search(text) else STRONG_COVERAGE
+            if strength and strength.get("by") in ("retrieval", "reference") and strength["coverage"] >= floor:
                 self._set(message, {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)},
                           dict(strength, overridden=intent))
             return
