@@ -1652,3 +1652,14 @@ def test_an_english_question_about_ones_own_case_is_not_a_published_topic(text):
     assert EN_PERSONAL_RE.search(text)
     assert _arbitrated(text, "out_of_scope", 0.95)["name"] == "out_of_scope"
     assert not EN_PERSONAL_RE.search("Will the city publish my company's access to the negative list?")
+
+
+def test_an_item_well_ahead_of_the_rest_is_answered_unless_the_meaning_points_elsewhere(env, monkeypatch):
+    """A little less far ahead than "clearly" (LEAN_MARGIN): answered, not offered as a choice."""
+    import bot.answering.answerer as answerer_module
+
+    text = "公交公司改站点会提前告诉大家吗"
+    assert first_item(ask(env, text)) == 16
+    monkeypatch.setattr(answerer_module, "LEAN_MARGIN", answerer_module.CLEAR_MARGIN)
+    monkeypatch.setattr(answerer_module, "LEAN_FAR_MARGIN", answerer_module.FAR_MARGIN)
+    assert ask(env, text).kind == "clarify"  # without the band: a choice between the items

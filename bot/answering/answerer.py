@@ -35,6 +35,8 @@ CLARIFY_MARGIN = 1.15    # top score must beat the runner-up by this factor to a
 CLEAR_COVERAGE = 0.3     # an item this far below ANSWER_COVERAGE is still answered when it is
 CLEAR_MARGIN = 2.2       # ... this many times better ranked than every other item
 FAR_MARGIN = 3.0         # ... or, from WEAK_COVERAGE up, this many times better than the runner-up
+LEAN_MARGIN = 2.0        # ... or, a little less far ahead (CLEAR_COVERAGE up: this; WEAK_COVERAGE up:
+LEAN_FAR_MARGIN = 2.2    # ... this), when the meaning does not clearly single out another item
 DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and strong): offer both
 MAX_ANSWER_CHARS = 300
 DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "完工", "结束", "办完", "做完", "落实"}  # no topic of their own
@@ -764,6 +766,17 @@ class Answerer:
             top.coverage - runner.coverage >= 0.3
         clearly_best = (top.coverage >= CLEAR_COVERAGE and (runner is None or top.rank >= CLEAR_MARGIN * runner.rank)) \
             or (top.coverage >= WEAK_COVERAGE and runner is not None and top.rank >= FAR_MARGIN * runner.rank)
+        if not clearly_best and runner is not None and (
+                (top.coverage >= CLEAR_COVERAGE and top.rank >= LEAN_MARGIN * runner.rank)
+                or (top.coverage >= WEAK_COVERAGE and top.rank >= LEAN_FAR_MARGIN * runner.rank)):
+            # well ahead, a little less than clearly ("燃气公司调价，有没有要求提前公布"): answered
+            # unless the meaning clearly singles out another item ("政府开会定的事咋查": 文件库's 12
+            # by the words, the meaning's 11) — then the choice below weighs both
+            from bot.retrieval.dense import Z_OVER_WORDS
+
+            dense = self._dense_hits(q)
+            clearly_best = not (dense and (dense[0].doc, dense[0].item) != (top.doc, top.item)
+                                and dense[0].z >= Z_OVER_WORDS)
         generic = (runner is not None and top.rank < CLEAR_MARGIN * runner.rank
                    and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
         if generic and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
