@@ -1663,3 +1663,19 @@ def test_an_item_well_ahead_of_the_rest_is_answered_unless_the_meaning_points_el
     monkeypatch.setattr(answerer_module, "LEAN_MARGIN", answerer_module.CLEAR_MARGIN)
     monkeypatch.setattr(answerer_module, "LEAN_FAR_MARGIN", answerer_module.FAR_MARGIN)
     assert ask(env, text).kind == "clarify"  # without the band: a choice between the items
+
+
+def test_among_items_tied_in_words_the_one_writing_the_questions_run_of_words_is_answered(env, monkeypatch):
+    """政务/公开/工作 are every item's words; only one item writes 政务公开工作主管部门 (的 aside)."""
+    import bot.answering.answerer as answerer_module
+
+    text = "政务公开工作的主管部门是谁"
+    reply = ask(env, text)
+    assert reply.kind == "answer" and "主管部门" in reply.texts[0], (reply.kind, reply.texts)
+    monkeypatch.setattr(answerer_module, "LITERAL_RUN", 99)
+    assert ask(env, text).kind == "clarify"  # without the run: a choice between the tied items
+
+
+def test_an_english_key_covers_its_derived_form(env):
+    reply = ask(env, "Which information should government websites proactively disclose?")
+    assert reply.kind == "answer" and "主动公开" in reply.texts[0], reply.texts

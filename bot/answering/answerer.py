@@ -37,6 +37,8 @@ CLEAR_MARGIN = 2.2       # ... this many times better ranked than every other it
 FAR_MARGIN = 3.0         # ... or, from WEAK_COVERAGE up, this many times better than the runner-up
 LEAN_MARGIN = 2.0        # ... or, a little less far ahead (CLEAR_COVERAGE up: this; WEAK_COVERAGE up:
 LEAN_FAR_MARGIN = 2.2    # ... this), when the meaning does not clearly single out another item
+LITERAL_RUN = 6          # a run of the question's words this long, written by one of the tied items only
+LITERAL_TIE = 0.02       # ... among the items whose coverage is this close to the best
 DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and strong): offer both
 MAX_ANSWER_CHARS = 300
 DEADLINE_WORDS = {"时间", "时限", "期限", "时候", "完成", "截止", "完工", "结束", "办完", "做完", "落实"}  # no topic of their own
@@ -760,10 +762,15 @@ class Answerer:
                 # the dictionary reaches the documents only weakly ("double random, one public"), the meaning clearly
                 return self._basis(self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode,
                                                      self._dense_first(q, hits, hits)), "meaning_among_words")
+        literal = self._literal_among_tied(q, hits)
+        if literal is not None:
+            # "政务公开工作的主管部门是哪个单位": every item covers 政务/公开/工作 alike, one writes the
+            # question's run of words (政务公开工作主管部门) — that item is meant
+            hits = [literal] + [h for h in hits if h is not literal]
         top = hits[0]
         runner = hits[1] if len(hits) > 1 else None
         decisive = runner is None or top.rank >= CLARIFY_MARGIN * runner.rank or \
-            top.coverage - runner.coverage >= 0.3
+            top.coverage - runner.coverage >= 0.3 or literal is not None
         clearly_best = (top.coverage >= CLEAR_COVERAGE and (runner is None or top.rank >= CLEAR_MARGIN * runner.rank)) \
             or (top.coverage >= WEAK_COVERAGE and runner is not None and top.rank >= FAR_MARGIN * runner.rank)
         if not clearly_best and runner is not None and (
@@ -779,7 +786,7 @@ class Answerer:
                                 and dense[0].z >= Z_OVER_WORDS)
         generic = (runner is not None and top.rank < CLEAR_MARGIN * runner.rank
                    and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
-        if generic and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
+        if generic and literal is None and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
             # "平台建设", "信息公开": only words most items use, several items fit: let the citizen choose
             return self._clarify_or_pick(candidates[:3], q, mode, hits)
         if top.coverage >= ANSWER_COVERAGE:
@@ -802,6 +809,18 @@ class Answerer:
             return reply
         candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
         return self._clarify_or_pick(candidates, q, mode, hits)
+
+    def _literal_among_tied(self, q: Query, hits: List[Hit]) -> Optional[Hit]:
+        """Among items the words tie on (about equal coverage, at least ANSWER_COVERAGE), the only
+        one that writes the question's longest run of words (at least LITERAL_RUN characters, 的
+        aside: "主管部门" of "政务公开工作的主管部门" is the item's 政务公开工作主管部门)."""
+        if len(hits) < 2 or hits[0].coverage < ANSWER_COVERAGE or hits[1].coverage < hits[0].coverage - LITERAL_TIE:
+            return None
+        tied = [h for h in hits if h.coverage >= hits[0].coverage - LITERAL_TIE]
+        runs = self.index.literal_hits(q.scoring or q.text, [t for t in q.tokens if t != "的"], top_k=2)
+        if len(runs) != 1 or len(runs[0].matched[0]) < LITERAL_RUN:
+            return None
+        return next((h for h in tied if (h.doc, h.item) == (runs[0].doc, runs[0].item)), None)
 
     def _dense_alone(self, q: Query, lexical: List[Hit]):
         """The item the question's meaning singles out when words matched none well: clearly

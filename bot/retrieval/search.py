@@ -410,7 +410,8 @@ class PolicyIndex:
                 # (the configured phrase in the item's text, or one of its words that few items use:
                 # 政府 of 政府债务 says nothing about an item)
                 for key, values, raw, span in expansions:
-                    if w in span and (
+                    # (an English key covers its derived forms too: "proactive" of "proactively")
+                    if (w in span or (span.isascii() and span.isalpha() and w.startswith(span))) and (
                             any(v.lower() in self.texts[i] for v in raw)
                             or any(v.lower() in self.word_sets[i] and self.is_topic_word(v.lower()) for v in values)):
                         hit = True
