@@ -134,3 +134,9 @@ def test_whether_someone_oversees_it_is_a_published_question(with_terms, text):
 
 def test_an_errand_with_an_oversight_word_is_still_an_errand():
     assert not asks_what_is_published("欠款怎么办理还款，有没有人管")  # (怎么办理: an errand first)
+
+
+@pytest.mark.parametrize("text", ["老家的户口证明能不能在外地办", "办事要跑好几个窗口，能不能一趟办完", "这几样手续能不能合在一起办"])
+def test_whether_a_service_reform_lets_it_be_done_elsewhere_or_at_once_is_a_published_question(text):
+    assert asks_what_is_published(text)
+    assert not asks_what_is_published("户口证明在哪个窗口补办")  # an errand stays an errand

@@ -1679,3 +1679,9 @@ def test_among_items_tied_in_words_the_one_writing_the_questions_run_of_words_is
 def test_an_english_key_covers_its_derived_form(env):
     reply = ask(env, "Which information should government websites proactively disclose?")
     assert reply.kind == "answer" and "主动公开" in reply.texts[0], reply.texts
+
+
+@pytest.mark.parametrize("text", ["我在外地工作，老家的手续能不能就近办", "开店的手续要跑好几个窗口，能不能一趟办完"])
+def test_a_service_reform_asked_as_the_citizens_situation_reaches_its_item(env, text):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and ("一件事一次办" in reply.texts[0] or "通办" in reply.texts[0]), reply.texts

@@ -299,11 +299,19 @@ OVERSIGHT_RE = re.compile(r"有(?:没有)?人(?:去|来|在)?(?:管|盯|核实|�
                           r"|会不会被|会被[\u4e00-\u9fff]{1,4}?(?:吗|不|么|啊)")
 
 
+# "老家的证明能在当地办吗", "跑好多窗口，能不能一趟搞完", "能不能合在一起办": whether the government's
+# service reforms let it be done elsewhere, at once or online — what the documents publish about them
+REFORM_ASK_RE = re.compile(r"(?:能|可以|可不可以|能不能)(?:在)?(?:当地|外地|外省|异地|就近|网上|手机上|线上)(?:就)?办"
+                           r"|不(?:用|回|必)(?:回)?(?:去|老家|来|跑)[\u4e00-\u9fff]{0,6}?办"
+                           r"|(?:一趟|一次|一回)(?:就)?(?:办完|办好|搞定|搞完|弄完|办成)|(?:合|并|打包)(?:在一起|成一个|到一起)?办"
+                           r"|跑(?:好多|好几个|几个|多个|很多)(?:个)?(?:窗口|部门|地方)")
+
+
 def asks_what_is_published(text: str) -> bool:
     """A question about what is published, where to see it, who sees to it or whether the government
     answers in public — not an errand."""
     return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)
-                or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text)) \
+                or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text) or REFORM_ASK_RE.search(text)) \
         and not SERVICE_RE.search(text)
 
 
