@@ -140,3 +140,14 @@ def test_an_errand_with_an_oversight_word_is_still_an_errand():
 def test_whether_a_service_reform_lets_it_be_done_elsewhere_or_at_once_is_a_published_question(text):
     assert asks_what_is_published(text)
     assert not asks_what_is_published("户口证明在哪个窗口补办")  # an errand stays an errand
+
+
+@pytest.mark.parametrize("text", ["欠款的事情办到哪一步了", "修大桥的事搞得怎么样了", "欠款答应还的，落实了没有"])
+def test_how_far_the_governments_work_has_got_is_a_published_question(with_terms, text):
+    answerer, seg = with_terms
+    assert asks_what_is_published(text)
+    assert set(answerer.index.expand(text, seg.words(text))) & {"政府债务", "重大建设项目"}
+
+
+def test_how_far_ones_own_case_has_got_is_still_an_errand():
+    assert not asks_what_is_published("我的护照办到哪一步了")

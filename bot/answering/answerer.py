@@ -306,12 +306,18 @@ REFORM_ASK_RE = re.compile(r"(?:能|可以|可不可以|能不能)(?:在)?(?:当
                            r"|(?:一趟|一次|一回)(?:就)?(?:办完|办好|搞定|搞完|弄完|办成)|(?:合|并|打包)(?:在一起|成一个|到一起)?办"
                            r"|跑(?:好多|好几个|几个|多个|很多)(?:个)?(?:窗口|部门|地方)")
 
+# "答应办的好事办到哪一步了", "搞得么样哒": how far the government's own work has got (its
+# progress is published; one's own case is an errand, SERVICE_RE/PERSONAL_RECORD_RE)
+PROGRESS_ASK_RE = re.compile(r"(?:办|做|干|搞|弄|进行|推进|落实)(?:到|得)(?:了)?(?:哪一步|哪步|什么程度|哪个程度|怎么样|怎样|么样|咋样|如何)"
+                             r"|进展(?:如何|怎么样|怎样|咋样)|(?:兑现|落实)(?:了)?(?:没有|没|吗|冇)")
+
 
 def asks_what_is_published(text: str) -> bool:
     """A question about what is published, where to see it, who sees to it or whether the government
     answers in public — not an errand."""
     return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)
-                or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text) or REFORM_ASK_RE.search(text)) \
+                or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text) or REFORM_ASK_RE.search(text)
+                or PROGRESS_ASK_RE.search(text)) \
         and not SERVICE_RE.search(text)
 
 
