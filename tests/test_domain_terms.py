@@ -151,3 +151,8 @@ def test_how_far_the_governments_work_has_got_is_a_published_question(with_terms
 
 def test_how_far_ones_own_case_has_got_is_still_an_errand():
     assert not asks_what_is_published("我的护照办到哪一步了")
+
+
+@pytest.mark.parametrize("text", ["我们科室想了个好主意，能报上去吗", "这个办法能不能当成样板让别的单位借鉴"])
+def test_whether_a_units_own_practice_is_reported_up_or_spread_is_a_published_question(text):
+    assert asks_what_is_published(text)

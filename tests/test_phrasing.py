@@ -1685,3 +1685,8 @@ def test_an_english_key_covers_its_derived_form(env):
 def test_a_service_reform_asked_as_the_citizens_situation_reaches_its_item(env, text):
     reply = ask(env, text)
     assert reply.kind == "answer" and ("一件事一次办" in reply.texts[0] or "通办" in reply.texts[0]), reply.texts
+
+
+def test_a_units_own_good_practice_to_report_up_reaches_the_innovation_item(env):
+    reply = ask(env, "我们街道想了个让居民扫码看公示的新点子，能报上去当样板吗")
+    assert reply.kind == "answer" and "创新" in reply.texts[0], (reply.kind, reply.texts)

@@ -311,13 +311,18 @@ REFORM_ASK_RE = re.compile(r"(?:能|可以|可不可以|能不能)(?:在)?(?:当
 PROGRESS_ASK_RE = re.compile(r"(?:办|做|干|搞|弄|进行|推进|落实)(?:到|得)(?:了)?(?:哪一步|哪步|什么程度|哪个程度|怎么样|怎样|么样|咋样|如何)"
                              r"|进展(?:如何|怎么样|怎样|咋样)|(?:兑现|落实)(?:了)?(?:没有|没|吗|冇)")
 
+# "好点子能报上去吗", "能当样板让别的单位学吗": whether a unit's own practice is reported up or
+# spread — what the documents ask of the units
+SHARE_UP_RE = re.compile(r"报上去|往上报|上报|当(?:成|作)?(?:样板|经验|典型|榜样)"
+                         r"|(?:让|给|供)(?:别的|其他|其它|兄弟)(?:单位|部门|地方)(?:也)?(?:照着)?(?:学|参考|借鉴)")
+
 
 def asks_what_is_published(text: str) -> bool:
     """A question about what is published, where to see it, who sees to it or whether the government
     answers in public — not an errand."""
     return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)
                 or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text) or REFORM_ASK_RE.search(text)
-                or PROGRESS_ASK_RE.search(text)) \
+                or PROGRESS_ASK_RE.search(text) or SHARE_UP_RE.search(text)) \
         and not SERVICE_RE.search(text)
 
 
