@@ -1690,3 +1690,8 @@ def test_a_service_reform_asked_as_the_citizens_situation_reaches_its_item(env, 
 def test_a_units_own_good_practice_to_report_up_reaches_the_innovation_item(env):
     reply = ask(env, "我们街道想了个让居民扫码看公示的新点子，能报上去当样板吗")
     assert reply.kind == "answer" and "创新" in reply.texts[0], (reply.kind, reply.texts)
+
+
+def test_who_teaches_the_units_hands_on_reaches_the_guidance_item(env):
+    reply = ask(env, "下面的单位不太会做公开，上级有没有人手把手教")
+    assert reply.kind == "answer" and "指导" in reply.texts[0], (reply.kind, reply.texts)
