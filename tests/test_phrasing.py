@@ -1695,3 +1695,12 @@ def test_a_units_own_good_practice_to_report_up_reaches_the_innovation_item(env)
 def test_who_teaches_the_units_hands_on_reaches_the_guidance_item(env):
     reply = ask(env, "下面的单位不太会做公开，上级有没有人手把手教")
     assert reply.kind == "answer" and "指导" in reply.texts[0], (reply.kind, reply.texts)
+
+
+def test_the_retrievals_scores_are_on_the_card_only_when_evaluation_asks(env, monkeypatch):
+    import bot.answering.answerer as answerer_module
+
+    assert "trace" not in ask(env, "预决算会公开吗").extra  # off by default: citizens never see scores
+    monkeypatch.setattr(answerer_module, "TRACE", True)
+    trace = ask(env, "预决算会公开吗").extra["trace"]
+    assert trace["words"][0][0] == 5 and 0 < trace["words"][0][1] <= 1.0 and trace["mode"] == "policy"
