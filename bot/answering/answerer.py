@@ -129,7 +129,7 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
                                 r"(?:一下|一条|一则|个|一个)?(?:我|自己|本人)(?:的|家)|寻人|寻物|失物招领|征婚|求职简历|个人简历")
 # "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
 UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
-                             r"|地址(?:是|在)?(?:哪|什么|啥)|在哪条(?:路|街)|怎么(?:走|去)|坐几路")
+                             r"|地址(?:是|在)?(?:哪|什么|啥)|怎么(?:走|去)")  # (which street or bus: SERVICE_RE)
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
                         # "周六上午开不开门": whether an office is open on a day
                         r"(?:周[一二三四五六日天末]|星期[一二三四五六日天]|节假日|今天|明天)[上下中]?午?"
@@ -317,13 +317,14 @@ SHARE_UP_RE = re.compile(r"报上去|往上报|上报|当(?:成|作)?(?:样板|�
                          r"|(?:让|给|供)(?:别的|其他|其它|兄弟)(?:单位|部门|地方)(?:也)?(?:照着)?(?:学|参考|借鉴)")
 
 
+PUBLISHED_QUESTION_RES = (DISCLOSURE_RE, DISCLOSURE_ASK_RE, MADE_KNOWN_RE, SPEAKS_UP_RE, OVERSIGHT_RE, REFORM_ASK_RE,
+                          PROGRESS_ASK_RE, SHARE_UP_RE)
+
+
 def asks_what_is_published(text: str) -> bool:
-    """A question about what is published, where to see it, who sees to it or whether the government
-    answers in public — not an errand."""
-    return bool(DISCLOSURE_RE.search(text) or DISCLOSURE_ASK_RE.search(text) or MADE_KNOWN_RE.search(text)
-                or SPEAKS_UP_RE.search(text) or OVERSIGHT_RE.search(text) or REFORM_ASK_RE.search(text)
-                or PROGRESS_ASK_RE.search(text) or SHARE_UP_RE.search(text)) \
-        and not SERVICE_RE.search(text)
+    """A question about what is published, where to see it, who sees to it, whether the government
+    answers in public, oversees its work or reports how far it has got — not an errand."""
+    return any(p.search(text) for p in PUBLISHED_QUESTION_RES) and not SERVICE_RE.search(text)
 
 
 def _positions(text: str, word: str) -> List[int]:
