@@ -1704,3 +1704,21 @@ def test_the_retrievals_scores_are_on_the_card_only_when_evaluation_asks(env, mo
     monkeypatch.setattr(answerer_module, "TRACE", True)
     trace = ask(env, "预决算会公开吗").extra["trace"]
     assert trace["words"][0][0] == 5 and 0 < trace["words"][0][1] <= 1.0 and trace["mode"] == "policy"
+
+
+@pytest.mark.parametrize("text, items", [("您好，想请教一下，市财政局在这份要点里都涉及哪些事项？谢谢", {5}),
+                                         ("市司法局在今年的要点中涉及哪些事项", {3, 11})])
+def test_a_units_duties_asked_as_which_matters_it_touches(env, text, items):
+    reply = ask(env, text)
+    assert reply.kind == "answer" and items <= {c["item"] for c in reply.citations}, (reply.kind, reply.citations)
+
+
+def test_asked_to_explain_a_policy_no_document_mentions_is_out_of_scope(env):
+    reply = ask(env, "住房公积金贷款的新政策帮我解读一下")
+    assert reply.kind == "out_of_scope" and not reply.citations, (reply.kind, reply.citations)
+    # a topic the documents have, asked the same way, is answered
+    assert first_item(ask(env, "一件事一次办的政策帮我解读一下")) == 8
+
+
+def test_whether_someone_explains_a_policy_is_not_asking_the_assistant_to(env):
+    assert ask(env, "稳就业保企业的那些政策，有没有官方出来讲解一下").kind != "out_of_scope"

@@ -196,6 +196,9 @@ LISTED_FRAME_RE = re.compile(r"^(?:政策|政府|规定|文件|措施|办法|工
 LISTED_CONTENT_RE = re.compile(r"(?:有|出了|出台了?|定了)(?:什么|哪些|啥)(?:新的?)?(?:政策|规定|补贴|标准|待遇)|(?:政策|规定|标准|待遇)是(?:什么|啥|多少)"
                                r"|(?:标准|额度|比例|价格|金额)(?:是)?多少|多少钱|(?:怎么|如何|咋)(?:调整?|算|计算|分|领|补|涨)")
 UNKNOWN_TOPIC_COVERAGE = 0.5  # ... and no item covers even half of the question
+# ... asked of the assistant itself ("…解读一下"), not whether someone explains it ("有没有官方出来讲解一下")
+EXPLAIN_TO_ME_RE = re.compile(r"^(?!.*(?:有没有|会不会|官方|政府|部门|有人|谁))"
+                              r".*(?:(?:解读|讲解|解释|介绍|讲讲|说说)一下|(?:给|帮|跟|替)我(?:解读|讲解|解释|讲讲|说说|介绍))")
 CONTENT_ASK_RE = re.compile(r"标准(?:是)?(?:怎样|怎么样|什么)|按(?:什么|啥|哪个)标准|(?:是)?(?:怎么|如何|咋)(?:规定|计算|算|定)的"
                             r"|有(?:什么|哪些|啥)优惠|优惠(?:政策)?是|(?:怎么|如何)收费|收不收费|能(?:补|报|领|退)多少"
                             r"|(?:怎么|如何|咋|去哪|在哪)(?:儿|里)?(?:申请|申领|领取|办理)|申请(?:条件|流程|材料)")
@@ -531,7 +534,10 @@ class Answerer:
         # "我是市司法局新入职的同事，想了解我们局在今年的要点里承担哪些任务": a duties question in a
         # long frame — none of the other words names a topic of some items (an everyday word such
         # as 具体, frequent in Chinese in general, names none)
-        return bool(DUTIES_RE.search(q.text)) and (len(rest) <= 1 or not any(self._names_items(w) for w in rest))
+        # (the words of the duties ask itself — 事项 of "涉及哪些事项" — name no topic)
+        duties = DUTIES_RE.search(q.text)
+        rest = [w for w in rest if not (duties and w in duties.group(0))]
+        return bool(duties) and (len(rest) <= 1 or not any(self._names_items(w) for w in rest))
 
     def _speaks_for_unit(self, q: Query) -> bool:
         """"我是市医保局办公室的，…有哪些工作涉及我们局": the asker names the unit it works for and
@@ -1151,6 +1157,11 @@ class Answerer:
         """What a policy says, asked of a topic the documents only list or do not mention, is not
         what these documents answer (what is published, where, by whom)."""
         foreign = self.mostly_foreign(q.text)
+        if not foreign and EXPLAIN_TO_ME_RE.search(q.text) and top.coverage < UNKNOWN_TOPIC_COVERAGE \
+                and any(self.index.unknown_word(w) for w in content_words(q.tokens)):
+            # "公积金贷款最新政策解读一下": the assistant asked to explain a policy no document mentions
+            # (not whether the government publishes an interpretation of it)
+            return self.policy_content_fallback(q, listed=False)
         if (LISTED_ASK_EN_RE if foreign else LISTED_ASK_RE).search(q.text):
             return None  # asks whether it is published, seen, responded to: the documents' subject
         if self.index.listed_only(top, LISTED_FRAME_RE) and (LISTED_CONTENT_EN_RE if foreign else LISTED_CONTENT_RE).search(q.text):
