@@ -459,7 +459,8 @@ def test_personal_records_are_errands(env, text):
                                   "我的营业执照申请怎么还没批下来",  # one's own case, still waiting
                                   "政务服务网登录密码忘记了怎么办",  # one's own account, even of a government site
                                   "社保卡余额去哪查", "我想发布一下自己的二手房信息，政府网站可以吗",  # one's own notice
-                                  "税务局在哪条街，坐几路车能到", "流感疫苗哪家医院可以打"])
+                                  "税务局在哪条街，坐几路车能到", "流感疫苗哪家医院可以打",
+                                  "医保断缴了怎么办", "违章罚单去哪里处理", "手机上怎么挂号", "核酸采样点在哪"])
 def test_errands_of_ones_own_are_not_answered_from_an_item(env, text):
     reply = ask(env, text)
     assert reply.kind == "fallback" and not reply.citations and "12345" in reply.texts[0], (reply.kind, reply.citations)
