@@ -354,6 +354,7 @@ class Query:
     doc_scope: Optional[str] = None  # "这个文件…" with several documents: only current_doc's items
     dense: Optional[list] = None  # items' dense scores (bot.retrieval.dense.DenseHit), best first
     near: Optional[Dict[str, List[str]]] = None  # question words no item uses → documents' words near them
+    trace: Optional[dict] = None  # evaluation only (ZWZX_TRACE): the retrieval's scores for this question
 
 
 class Answerer:
@@ -363,10 +364,9 @@ class Answerer:
 
     # ------------------------------------------------------------------ entry
     def answer(self, q: Query) -> Reply:
-        self._trace = None
         reply = self._answer(q)
-        if TRACE and self._trace is not None:  # evaluation only: what the words and the meaning found
-            reply.extra["trace"] = self._trace
+        if q.trace is not None:  # evaluation only (TRACE): what the words and the meaning found
+            reply.extra["trace"] = q.trace
         if reply.kind == "answer" and self.mostly_foreign(q.text) and reply.texts:
             reply.texts.insert(1, CHINESE_NOTE)
         return reply
@@ -670,7 +670,7 @@ class Answerer:
                                    near=near)
         hits = ranked[:TOP_K]
         if TRACE:
-            self._trace = {"words": [[h.item, round(h.coverage, 3), round(h.rank, 3)] for h in ranked[:5]],
+            q.trace = {"words": [[h.item, round(h.coverage, 3), round(h.rank, 3)] for h in ranked[:5]],
                            "meaning": [[h.item, round(h.z, 2), round(h.score, 3),
                                         None if h.contrast is None else round(h.contrast, 3)]
                                        for h in self._dense_hits(q)[:3]], "mode": mode}
@@ -1160,8 +1160,7 @@ class Answerer:
         """What a policy says, asked of a topic the documents only list or do not mention, is not
         what these documents answer (what is published, where, by whom)."""
         foreign = self.mostly_foreign(q.text)
-        if not foreign and EXPLAIN_TO_ME_RE.search(q.text) and top.coverage < UNKNOWN_TOPIC_COVERAGE \
-                and any(self.index.unknown_word(w) for w in content_words(q.tokens)):
+        if not foreign and EXPLAIN_TO_ME_RE.search(q.text) and self._topic_unknown(q, top):
             # "公积金贷款最新政策解读一下": the assistant asked to explain a policy no document mentions
             # (not whether the government publishes an interpretation of it)
             return self.policy_content_fallback(q, listed=False)
@@ -1172,10 +1171,14 @@ class Answerer:
             # topics of public concern
             return self.policy_content_fallback(q, listed=True)
         if not foreign and (LISTED_CONTENT_RE.search(q.text) or CONTENT_ASK_RE.search(q.text)) \
-                and top.coverage < UNKNOWN_TOPIC_COVERAGE and any(self.index.unknown_word(w) for w in content_words(q.tokens)):
+                and self._topic_unknown(q, top):
             # "生育津贴是按什么标准算的": a policy no document mentions
             return self.policy_content_fallback(q, listed=False)
         return None
+
+    def _topic_unknown(self, q: Query, top: Hit) -> bool:
+        """No item covers half of the question, and it has a word no item uses (公积金, 生育津贴)."""
+        return top.coverage < UNKNOWN_TOPIC_COVERAGE and any(self.index.unknown_word(w) for w in content_words(q.tokens))
 
     def policy_content_fallback(self, q: Query, listed: bool) -> Reply:
         note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""

@@ -416,13 +416,15 @@ class RetrievalArbiter(GraphComponent):
         intent = (message.get(INTENT) or {}).get("name")
         # the meaning's probability of a request for a person, when it was scored (bot/nlu/dense_handoff.py)
         handoff_p = None if message.get(HANDOFF_P_KEY) is None else float(message.get(HANDOFF_P_KEY))
+        # whether someone in government teaches or oversees the work (read by each handoff check below)
+        practice = bool(PRACTICE_ASK_RE.search(message.get(TEXT) or ""))
         if intent != "request_human" and ENGLISH_HANDOFF_RE.search(message.get(TEXT) or ""):
             self._set(message, {"name": "request_human", "confidence": 0.9},
                       {"by": "english_handoff", "overridden": intent})
             return
         if intent not in ("request_human", "complain"):
             text = message.get(TEXT) or ""
-            if HUMAN_REQUEST_RE.search(text) or (SOFT_HUMAN_REQUEST_RE.search(text) and not PRACTICE_ASK_RE.search(text)
+            if HUMAN_REQUEST_RE.search(text) or (SOFT_HUMAN_REQUEST_RE.search(text) and not practice
                                                  and not self._names_a_subject(message)):
                 self._set(message, {"name": "request_human", "confidence": 0.9},
                           {"by": "human_request", "overridden": intent})
@@ -432,7 +434,7 @@ class RetrievalArbiter(GraphComponent):
                           {"by": "english_complaint", "overridden": intent})
                 return
             if handoff_p is not None and handoff_p >= HANDOFF_P and intent != "request_callback" \
-                    and not SERVICE_RE.search(text) and not PRACTICE_ASK_RE.search(text):
+                    and not SERVICE_RE.search(text) and not practice:
                 # asks for a person in words no pattern has (bot/nlu/dense_handoff.py); an errand
                 # ("who do I call to fix it", "help me transfer my pension") is not such a request
                 self._set(message, {"name": "request_human", "confidence": handoff_p},
@@ -512,7 +514,7 @@ class RetrievalArbiter(GraphComponent):
         if intent == "request_human" and not HUMAN_REQUEST_RE.search(message.get(TEXT) or "") \
                 and not ENGLISH_HANDOFF_RE.search(message.get(TEXT) or "") \
                 and ((confidence < UNSURE_HUMAN and (handoff_p is None or handoff_p < HANDOFF_P))  # (the meaning may confirm it)
-                     or PRACTICE_ASK_RE.search(text)):
+                     or practice):
             unsure_human = True  # decided below: a strong match makes it a question
         else:
             unsure_human = False
@@ -554,7 +556,7 @@ class RetrievalArbiter(GraphComponent):
             # (asked whether someone teaches or oversees the work: unless no item answers it)
             from bot.answering.answerer import ANSWER_COVERAGE
 
-            floor = ANSWER_COVERAGE if PRACTICE_ASK_RE.search(text) else STRONG_COVERAGE
+            floor = ANSWER_COVERAGE if practice else STRONG_COVERAGE
             if strength and strength.get("by") in ("retrieval", "reference") and strength["coverage"] >= floor:
                 self._set(message, {"name": TARGET_INTENT, "confidence": max(float(strength["coverage"]), 0.5)},
                           dict(strength, overridden=intent))
