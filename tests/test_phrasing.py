@@ -1666,6 +1666,26 @@ def test_an_item_well_ahead_of_the_rest_is_answered_unless_the_meaning_points_el
     assert ask(env, text).kind == "clarify"  # without the band: a choice between the items
 
 
+@pytest.mark.parametrize("text,word", [("燃气公司一声不吭就涨价了，这些收费信息他们得不得公布出来", "公共企事业单位"),
+                                       ("我刚到街道办上班，领导让我管信息公开，完全不懂，上面会不会派人来指导", "指导")])
+def test_a_long_situation_asking_what_is_published_is_answered_by_the_item_far_ahead(env, monkeypatch, text, word):
+    """The citizen's situation covers little of any item (PUBLISHED_LEAN up to WEAK_COVERAGE), but
+    the question asks what is published and one item is LEAN_MARGIN ahead of the rest."""
+    import bot.answering.answerer as answerer_module
+
+    reply = ask(env, text)
+    assert reply.kind == "answer" and word in reply.texts[0], (reply.kind, reply.texts)
+    monkeypatch.setattr(answerer_module, "PUBLISHED_LEAN", answerer_module.WEAK_COVERAGE)
+    reply = ask(env, text)
+    assert not (reply.kind == "answer" and reply.basis is None), (reply.kind, reply.texts)
+
+
+@pytest.mark.parametrize("text", ["公示的低保名单里查不到我家的名字，怎么办", "想在裁判文书网上查一下案子"])
+def test_ones_own_entry_or_court_case_is_an_errand(env, text):
+    reply = ask(env, text)
+    assert reply.kind != "answer", (reply.kind, reply.texts)
+
+
 def test_among_items_tied_in_words_the_one_writing_the_questions_run_of_words_is_answered(env, monkeypatch):
     """政务/公开/工作 are every item's words; only one item writes 政务公开工作主管部门 (的 aside)."""
     import bot.answering.answerer as answerer_module

@@ -37,6 +37,7 @@ CLEAR_MARGIN = 2.2       # ... this many times better ranked than every other it
 FAR_MARGIN = 3.0         # ... or, from WEAK_COVERAGE up, this many times better than the runner-up
 LEAN_MARGIN = 2.0        # ... or, a little less far ahead (CLEAR_COVERAGE up: this; WEAK_COVERAGE up:
 LEAN_FAR_MARGIN = 2.2    # ... this), when the meaning does not clearly single out another item
+PUBLISHED_LEAN = 0.15    # ... or LEAN_MARGIN ahead from this coverage, in a question about what is published
 LITERAL_RUN = 6          # a run of the question's words this long, written by one of the tied items only
 LITERAL_TIE = 0.02       # ... among the items whose coverage is this close to the best
 DOC_CHOICE_RANK = 0.6    # another document's best item ranked this close (and strong): offer both
@@ -119,6 +120,9 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
                                 # "申请的贷款为什么还没批下来": one's own case, still waiting
                                 r"|(?:为什么|为啥|咋|怎么)(?:还)?(?:没|不)(?:批|办|发|到账|通过|审批|审核|下来)"
                                 r"|还没(?:批下来|到账|审批下来|发下来|办下来)"
+                                # "公示名单里查不到我名字": one's own entry in a list; "怎么查案子": one's own court case
+                                r"|(?:查不到|找不到|没有|没)(?:我|自己|本人|我家)(?:的)?(?:名字|信息|记录)"
+                                r"|查(?:个|一下|下)?(?:案子|案件)"
                                 # "账号密码忘了": one's own account, even of a government website
                                 r"|密码(?:忘了|忘记了?|丢了|不对|错误)|(?:忘记|忘了|找回|重置|修改)(?:了)?(?:登录|账号|账户)?密码"
                                 # "公积金余额在哪查": the balance of one's own account
@@ -764,7 +768,13 @@ class Answerer:
                 ordered = sorted(hits, key=lambda h: (h.doc, h.item) != (fused.doc, fused.item))
                 return self._basis(self._answer_item(fused.doc, self.kb.item(fused.doc, fused.item), q, mode,
                                                      ordered), "words_and_meaning")
-        if not hits or hits[0].coverage < WEAK_COVERAGE:
+        # a long question telling the citizen's situation ("公交线路调整、票价变化这些事情，公交公司该不该
+        # 提前公开") covers little of any item, yet asks what is published and one item is far ahead
+        published_lean = mode in ("policy", "responsible") and len(hits) > 1 and not scope \
+            and PUBLISHED_LEAN <= hits[0].coverage < WEAK_COVERAGE and hits[0].rank >= LEAN_MARGIN * hits[1].rank \
+            and not self.mostly_foreign(q.text) and asks_what_is_published(q.text) \
+            and not self._meaning_elsewhere(q, hits[0])
+        if (not hits or hits[0].coverage < WEAK_COVERAGE) and not published_lean:
             meant = self._dense_alone(q, hits)
             if meant is not None:  # no word matched, the meaning does: "供水供电公司" → 公共企事业单位
                 reply = self._answer_item(meant.doc, self.kb.item(meant.doc, meant.item), q, mode)
@@ -808,11 +818,8 @@ class Answerer:
             # well ahead, a little less than clearly ("燃气公司调价，有没有要求提前公布"): answered
             # unless the meaning clearly singles out another item ("政府开会定的事咋查": 文件库's 12
             # by the words, the meaning's 11) — then the choice below weighs both
-            from bot.retrieval.dense import Z_OVER_WORDS
-
-            dense = self._dense_hits(q)
-            clearly_best = not (dense and (dense[0].doc, dense[0].item) != (top.doc, top.item)
-                                and dense[0].z >= Z_OVER_WORDS)
+            clearly_best = not self._meaning_elsewhere(q, top)
+        clearly_best = clearly_best or (published_lean and literal is None)
         generic = (runner is not None and top.rank < CLEAR_MARGIN * runner.rank
                    and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
         if generic and literal is None and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
@@ -838,6 +845,14 @@ class Answerer:
             return reply
         candidates = [h for h in hits if h.coverage >= WEAK_COVERAGE][:3]
         return self._clarify_or_pick(candidates, q, mode, hits)
+
+    def _meaning_elsewhere(self, q: Query, top: Hit) -> bool:
+        """The meaning clearly singles out another item than the words' best ("政府开会定的事咋查":
+        文件库's 12 by the words, the meaning's 11)."""
+        from bot.retrieval.dense import Z_OVER_WORDS
+
+        dense = self._dense_hits(q)
+        return bool(dense) and (dense[0].doc, dense[0].item) != (top.doc, top.item) and dense[0].z >= Z_OVER_WORDS
 
     def _literal_among_tied(self, q: Query, hits: List[Hit]) -> Optional[Hit]:
         """Among items the words tie on (about equal coverage, at least ANSWER_COVERAGE), the only
