@@ -1743,3 +1743,22 @@ def test_asked_to_explain_a_policy_no_document_mentions_is_out_of_scope(env):
 
 def test_whether_someone_explains_a_policy_is_not_asking_the_assistant_to(env):
     assert ask(env, "稳就业保企业的那些政策，有没有官方出来讲解一下").kind != "out_of_scope"
+
+
+@pytest.mark.parametrize("text", ["一个旧规定现在还算不算数，网上会不会标出来", "以前的红头文件废没废止，到哪里可以核实"])
+def test_where_one_checks_whether_a_document_still_holds_reaches_its_item(env, text):
+    # "去哪里核实", "会标出来吗" ask where it is made known (WHERE_TO_LEARN_RE), so the domain terms
+    # (算不算数 → 效力) are read in them
+    from bot.answering.answerer import asks_what_is_published
+
+    assert asks_what_is_published(normalize_text(text))
+    reply = ask(env, text)
+    assert reply.kind == "answer" and "效力" in reply.texts[0], (reply.kind, reply.texts)
+
+
+def test_where_to_learn_is_not_read_in_an_errand():
+    from bot.answering.answerer import WHERE_TO_LEARN_RE, asks_what_is_published
+
+    assert WHERE_TO_LEARN_RE.search("这个去哪里能确认") and WHERE_TO_LEARN_RE.search("村里会张榜吗")
+    assert not asks_what_is_published("明天几点上班，去哪里能确认")
+    assert not WHERE_TO_LEARN_RE.search("作废的身份证怎么补办")
