@@ -1762,3 +1762,10 @@ def test_where_to_learn_is_not_read_in_an_errand():
     assert WHERE_TO_LEARN_RE.search("这个去哪里能确认") and WHERE_TO_LEARN_RE.search("村里会张榜吗")
     assert not asks_what_is_published("明天几点上班，去哪里能确认")
     assert not WHERE_TO_LEARN_RE.search("作废的身份证怎么补办")
+
+
+def test_being_named_for_poor_work_is_the_oversight_items_report(env):
+    # 点名 is 通报 (domain_terms.yml): the item that reports how the openness work goes, not only the
+    # item whose 通报批评 punishes one website check
+    reply = ask(env, "单位的政务公开工作落后了，会不会被上面点名")
+    assert reply.kind == "answer" and "通报" in reply.texts[0] and "评估" in reply.texts[0], (reply.kind, reply.texts)
