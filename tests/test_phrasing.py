@@ -1769,3 +1769,18 @@ def test_being_named_for_poor_work_is_the_oversight_items_report(env):
     # item whose 通报批评 punishes one website check
     reply = ask(env, "单位的政务公开工作落后了，会不会被上面点名")
     assert reply.kind == "answer" and "通报" in reply.texts[0] and "评估" in reply.texts[0], (reply.kind, reply.texts)
+
+
+def test_a_negated_step_is_not_the_questions_topic(env):
+    # "不用…申请": what needs no application is 主动公开, not the application procedure (依申请公开);
+    # the negation begins the key's span though it is no content word
+    from bot.retrieval.search import KEY_GAP, key_span
+
+    answerer, seg = env
+    text = "政府哪些东西不用等别人申请就该主动挂出来"
+    words = question_words(seg, scoring_text(text))
+    assert key_span("不用申请", scoring_text(text), KEY_GAP, ["东西", "别人", "申请"]) == "不用等别人申请"
+    assert answerer.index.negated_words(scoring_text(text), words) == {"申请"}
+    assert answerer.index.negated_words("依申请公开要不要收费", question_words(seg, "依申请公开要不要收费")) == set()
+    reply = ask(env, text)
+    assert reply.kind == "answer" and "主动公开" in reply.texts[0] and "依申请" not in reply.texts[0], reply.texts

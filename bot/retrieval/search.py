@@ -119,9 +119,12 @@ def key_span(key: str, text: str, gap: int = 0, words: Sequence[str] = ()) -> Op
         pattern = re.escape(head) + (GAP_FILL % NEGATION_SCOPE if head else "") + \
             (GAP_FILL % gap).join(map(re.escape, rest))
         pattern = _gap_patterns[(key, gap)] = re.compile(pattern)
+    negation = NEGATION_KEY_RE.match(key)
     for m in pattern.finditer(text):
         span = m.group(0)
-        if any(span.startswith(w) for w in words) and any(span.endswith(w) for w in words):
+        # (a negation — 不用, 不需要 — is no content word: it begins the span by itself)
+        if (any(span.startswith(w) for w in words) or (negation and span.startswith(negation.group(1)))) \
+                and any(span.endswith(w) for w in words):
             return span
     return None
 
@@ -244,15 +247,30 @@ class PolicyIndex:
         for w in words:
             for v in (near or {}).get(w, ()):
                 weights.setdefault(v, NEAR_WEIGHT)
-        for _, values, _, _ in self.expansions_in(text, words):
+        negated = self.negated_words(text, words)
+        for _, values, _, span in self.expansions_in(text, words):
+            if span in negated:
+                continue  # (申请 of "不用…申请" read as 依申请公开)
             for v in values:
                 weights.setdefault(v.lower(), 0.6)
+        for w in negated:
+            weights[w] = 0.0  # "不用申请就公开的": not about applications (依申请公开), only through its key
         if self.english:
             for w in english_words(text):  # English words → the documents' Chinese words (CC-CEDICT)
                 # (a derived form — procurement → procure — as translations() reads it)
                 for t in self.english.get(w) or self.translations(w):
                     weights.setdefault(t, 0.6)
         return weights
+
+    def negated_words(self, text: str, words: Sequence[str] = ()) -> set:
+        """The question's words a negation key governs (申请 of "不等老百姓申请就该挂出来的"): the
+        question is about what needs no such step, so they match an item only through the key."""
+        found = set()
+        for key, _, _, span in self.expansions_in(text, words):
+            negated = NEGATION_KEY_RE.match(key.replace(" ", ""))
+            if negated:
+                found.update(w for w in words if w in negated.group(2) and len(w) >= 2 and w in span)
+        return found
 
     def expansions_in(self, text: str, words: Sequence[str] = ()) -> List[tuple]:
         """(key, its words, as configured, the text's span) of the thesaurus entries whose key the text
@@ -387,6 +405,7 @@ class PolicyIndex:
         total = matched = unknown = read_mass = 0.0
         distinctive = 0.0
         expansions = self.expansions_in(text, words)
+        negated = self.negated_words(text, words)
         for w in set(words):
             idf = self.words.idf_of(w)
             if len(w) == 1:
@@ -401,8 +420,9 @@ class PolicyIndex:
                 # a foreign word neither the documents nor the dictionary bridge know ("passport")
                 idf *= 0.6 if self.english else 0.2
             total += idf
-            hit = w in self.word_sets[i] or any(t in self.word_sets[i] or t in self.texts[i] for t in trans)
-            if not hit and CJK_RE.search(w) and len(w) >= 2:
+            hit = w not in negated and (w in self.word_sets[i] or any(t in self.word_sets[i] or t in self.texts[i]
+                                                                     for t in trans))
+            if not hit and CJK_RE.search(w) and len(w) >= 2 and w not in negated:
                 bgs = bigrams_of_words([w])
                 hit = sum(b in self.bigram_sets[i] for b in bgs) * 2 >= len(bgs) + (len(bgs) > 1)
             if not hit:
@@ -410,6 +430,8 @@ class PolicyIndex:
                 # (the configured phrase in the item's text, or one of its words that few items use:
                 # 政府 of 政府债务 says nothing about an item)
                 for key, values, raw, span in expansions:
+                    if w in negated and (span in negated or not NEGATION_KEY_RE.match(key.replace(" ", ""))):
+                        continue  # a negated word is covered only by its negation's key
                     # (an English key covers its derived forms too: "proactive" of "proactively")
                     if (w in span or (span.isascii() and span.isalpha() and w.startswith(span))) and (
                             any(v.lower() in self.texts[i] for v in raw)
@@ -465,7 +487,7 @@ class PolicyIndex:
         words = self.with_english_terms(text, words)
         weights = self.expand(text, words, near)
         query = list(weights)
-        qbigrams = bigrams_of_words(query)
+        qbigrams = bigrams_of_words([w for w in query if weights[w] > 0])
         word_scores = self._word_scores(text, words, query, weights)
         bigram_scores = self.bigrams.scores(qbigrams)
         raw_bigrams = set(bigrams_of_text(text))
