@@ -1667,7 +1667,8 @@ def test_an_item_well_ahead_of_the_rest_is_answered_unless_the_meaning_points_el
 
 
 @pytest.mark.parametrize("text,word", [("燃气公司一声不吭就涨价了，这些收费信息他们得不得公布出来", "公共企事业单位"),
-                                       ("我刚到街道办上班，领导让我管信息公开，完全不懂，上面会不会派人来指导", "指导")])
+                                       ("我刚到街道办上班，领导让我管信息公开，完全不懂，上面会不会派人来指导", "指导"),
+                                       ("市场上卖假药被罚了，名单能查到吗", "执法")])
 def test_a_long_situation_asking_what_is_published_is_answered_by_the_item_far_ahead(env, monkeypatch, text, word):
     """The citizen's situation covers little of any item (PUBLISHED_LEAN up to WEAK_COVERAGE), but
     the question asks what is published and one item is LEAN_MARGIN ahead of the rest."""
@@ -1760,6 +1761,7 @@ def test_where_to_learn_is_not_read_in_an_errand():
     from bot.answering.answerer import WHERE_TO_LEARN_RE, asks_what_is_published
 
     assert WHERE_TO_LEARN_RE.search("这个去哪里能确认") and WHERE_TO_LEARN_RE.search("村里会张榜吗")
+    assert WHERE_TO_LEARN_RE.search("这个规定还作不作数，去哪查") and WHERE_TO_LEARN_RE.search("上哪个栏目看")
     assert not asks_what_is_published("明天几点上班，去哪里能确认")
     assert not WHERE_TO_LEARN_RE.search("作废的身份证怎么补办")
 
