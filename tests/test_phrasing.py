@@ -1786,3 +1786,17 @@ def test_a_negated_step_is_not_the_questions_topic(env):
     assert answerer.index.negated_words("依申请公开要不要收费", question_words(seg, "依申请公开要不要收费")) == set()
     reply = ask(env, text)
     assert reply.kind == "answer" and "主动公开" in reply.texts[0] and "依申请" not in reply.texts[0], reply.texts
+
+
+@pytest.mark.parametrize("text", ["什么是社区网格化管理", "“证照分离”改革是什么"])
+def test_a_term_no_document_writes_is_not_explained_from_an_item(env, text):
+    # "什么是X" of a term no document writes (few of its character pairs, no one-character typo of a
+    # written run): out of scope, however many of its characters the items share
+    reply = ask(env, text)
+    assert reply.kind == "out_of_scope" and not reply.citations, (reply.kind, reply.texts)
+
+
+@pytest.mark.parametrize("text", ["什么是全程网办", "一号达是什么意思", "政府网站集约华建设是什么意思", "三个高地分别是什么"])
+def test_a_term_the_documents_write_is_still_answered_typos_and_counts_included(env, text):
+    answerer, _ = env
+    assert answerer._unwritten_term(normalize_text(text)) is None

@@ -115,7 +115,7 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
                                 # "违章罚款交了没得，咋个查": whether one's own fine or fee is paid
                                 r"|(?:违章|罚款|罚单|扣分)[\u4e00-\u9fff]{0,4}?(?:交了没|缴了没|处理了没|交没交|缴没缴)"
                                 # "我提交的申请，办理进度在哪看", "网上申请的护照，办理进度怎么查": one's own case
-                                r"|(?:我|本人|自己)(?:个人|家)?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
+                                r"|(?:我|本人|自己)(?:个人|家)?[\u4e00-\u9fff]{0,4}?(?:申请|提交|办|交)的[\u4e00-\u9fff]{1,10}?[，,]?(?:的)?(?:办理|审批|审核)?进度"
                                 r"|申请的[\u4e00-\u9fff]{1,8}?[，,]?(?:的)?(?:办理|审批|审核)进度"
                                 # "申请的贷款为什么还没批下来": one's own case, still waiting
                                 r"|(?:为什么|为啥|咋|怎么)(?:还)?(?:没|不)(?:批|办|发|到账|通过|审批|审核|下来)"
@@ -206,6 +206,13 @@ UNKNOWN_TOPIC_COVERAGE = 0.5  # ... and no item covers even half of the question
 # ... asked of the assistant itself ("…解读一下"), not whether someone explains it ("有没有官方出来讲解一下")
 EXPLAIN_TO_ME_RE = re.compile(r"^(?!.*(?:有没有|会不会|官方|政府|部门|有人|谁))"
                               r".*(?:(?:解读|讲解|解释|介绍|讲讲|说说)一下|(?:给|帮|跟|替)我(?:解读|讲解|解释|讲讲|说说|介绍))")
+# "什么是灵活就业", "政务云是什么意思": what a term means, asked bare — answered only where a document
+# writes the term (a typo aside); a term no document writes is not defined by them
+TERM_ASK_RE = re.compile(r"^(?:请问)?(?:什么是|什么叫|啥是|啥叫|何为|何谓)[“\"《]?(?P<a>[\u4e00-\u9fff]{2,8}?)[”\"》]?(?:改革)?"
+                         r"(?:呀|啊|呢)?[？?。!！]*$|^(?:请问)?[“\"]?(?P<b>[\u4e00-\u9fff]{2,8}?)[”\"]?(?:改革)?(?:分别|具体|到底|究竟)?"
+                         r"(?:是什么意思|是啥意思|什么意思|是什么|是啥|指什么|是指什么|指的是什么)(?:呀|啊|呢)?[？?。!！]*$")
+TERM_FRAME_RE = re.compile(r"^[一二三四五六七八九十两几]|第|项|条|部分|文件|要点|通知|标题|文号|这|那|的|具体|要求|重点|内容|范围|依据")
+TERM_KNOWN_SHARE = 0.6  # of the term's character pairs the documents write (a typo keeps most of them)
 CONTENT_ASK_RE = re.compile(r"标准(?:是)?(?:怎样|怎么样|什么)|按(?:什么|啥|哪个)标准|(?:是)?(?:怎么|如何|咋)(?:规定|计算|算|定)的"
                             r"|有(?:什么|哪些|啥)优惠|优惠(?:政策)?是|(?:怎么|如何)收费|收不收费|能(?:补|报|领|退)多少"
                             r"|(?:怎么|如何|咋|去哪|在哪)(?:儿|里)?(?:申请|申领|领取|办理)|申请(?:条件|流程|材料)")
@@ -1185,6 +1192,9 @@ class Answerer:
             # "公积金贷款最新政策解读一下": the assistant asked to explain a policy no document mentions
             # (not whether the government publishes an interpretation of it)
             return self.policy_content_fallback(q, listed=False)
+        term = None if foreign else self._unwritten_term(q.text)
+        if term:
+            return self.term_fallback(q, term)
         if (LISTED_ASK_EN_RE if foreign else LISTED_ASK_RE).search(q.text):
             return None  # asks whether it is published, seen, responded to: the documents' subject
         if self.index.listed_only(top, LISTED_FRAME_RE) and (LISTED_CONTENT_EN_RE if foreign else LISTED_CONTENT_RE).search(q.text):
@@ -1196,6 +1206,37 @@ class Answerer:
             # "生育津贴是按什么标准算的": a policy no document mentions
             return self.policy_content_fallback(q, listed=False)
         return None
+
+    def _unwritten_term(self, text: str) -> Optional[str]:
+        """The term a bare "什么是X" asks about when no document writes it: few of its character pairs
+        appear in the documents, and no run of the documents differs from it by one character (a
+        typo: 集约华 for 集约化). Counted terms (三个高地) and the document's parts are not terms."""
+        m = TERM_ASK_RE.match(text.strip())
+        term = m and (m.group("a") or m.group("b"))
+        if not term or TERM_FRAME_RE.search(term):
+            return None
+        corpus = self._written()
+        pairs = [term[i:i + 2] for i in range(len(term) - 1)]
+        if sum(p in corpus for p in pairs) >= TERM_KNOWN_SHARE * len(pairs):
+            return None
+        n = len(term)
+        for i in range(len(corpus) - n + 1):
+            if sum(a != b for a, b in zip(term, corpus[i:i + n])) <= 1:
+                return None
+        return term
+
+    def _written(self) -> str:
+        """Every document's items and headings, punctuation removed (built once)."""
+        if getattr(self, "_written_cache", None) is None:
+            self._written_cache = re.sub(r"[^\u4e00-\u9fffA-Za-z0-9]", "",
+                                         "".join(item.title + item.text for _, item in self.kb.all_items()))
+        return self._written_cache
+
+    def term_fallback(self, q: Query, term: str) -> Reply:
+        return Reply("out_of_scope", [f"抱歉，政务公开工作要点中没有“{term}”的内容，我无法解释它的含义。"
+                                      "我解答的是政务公开工作（哪些信息公开、在哪里查、由哪个部门负责）；"
+                                      "相关政策请拨打12345政务服务便民热线咨询。如需人工帮助，请回复“转人工”。"],
+                     buttons=[HUMAN_BUTTON])
 
     def _topic_unknown(self, q: Query, top: Hit) -> bool:
         """No item covers half of the question, and it has a word no item uses (公积金, 生育津贴)."""
