@@ -540,7 +540,7 @@ def test_a_read_word_covers_part_of_itself_unless_an_unread_one_outweighs_it(env
     index = answerer.index
     # 燃气 as a word no item uses and no domain term reads (domain_terms.yml does read it: tests/test_domain_terms.py)
     monkeypatch.setattr(index, "domain_terms", {})
-    monkeypatch.setattr(index, "_expansions_for", (None, []))
+    monkeypatch.setattr(index, "_expansions_for", (None, [], set()))
     i = next(k for k, ws in enumerate(index.word_sets) if "供气" in ws)
     words = ["燃气", "公司", "信息", "公开"]
     weights = {w: 1.0 for w in words}

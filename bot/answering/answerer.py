@@ -11,6 +11,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
 from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
@@ -832,7 +833,7 @@ class Answerer:
             # unless the meaning clearly singles out another item ("政府开会定的事咋查": 文件库's 12
             # by the words, the meaning's 11) — then the choice below weighs both
             clearly_best = not self._meaning_elsewhere(q, top)
-        clearly_best = clearly_best or (published_lean and literal is None)
+        clearly_best = clearly_best or published_lean  # (below WEAK_COVERAGE: no literal run was looked for)
         generic = (runner is not None and top.rank < CLEAR_MARGIN * runner.rank
                    and not [w for w in content_words(q.tokens) if self.index.is_topic_word(w)])
         if generic and literal is None and len(candidates := [h for h in hits if h.coverage >= ANSWER_COVERAGE]) > 1:
@@ -1215,7 +1216,7 @@ class Answerer:
         term = m and (m.group("a") or m.group("b"))
         if not term or TERM_FRAME_RE.search(term):
             return None
-        corpus = self._written()
+        corpus = self._written
         pairs = [term[i:i + 2] for i in range(len(term) - 1)]
         if sum(p in corpus for p in pairs) >= TERM_KNOWN_SHARE * len(pairs):
             return None
@@ -1225,12 +1226,10 @@ class Answerer:
                 return None
         return term
 
+    @cached_property
     def _written(self) -> str:
-        """Every document's items and headings, punctuation removed (built once)."""
-        if getattr(self, "_written_cache", None) is None:
-            self._written_cache = re.sub(r"[^\u4e00-\u9fffA-Za-z0-9]", "",
-                                         "".join(item.title + item.text for _, item in self.kb.all_items()))
-        return self._written_cache
+        """Every document's items and headings, punctuation removed (built on first use)."""
+        return re.sub(r"[^\u4e00-\u9fffA-Za-z0-9]", "", "".join(item.title + item.text for _, item in self.kb.all_items()))
 
     def term_fallback(self, q: Query, term: str) -> Reply:
         return Reply("out_of_scope", [f"抱歉，政务公开工作要点中没有“{term}”的内容，我无法解释它的含义。"

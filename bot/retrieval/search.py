@@ -201,7 +201,7 @@ class PolicyIndex:
             if os.environ.get("ZWZX_DOMAIN_TERMS", "on") != "off" else {}
         self.english: Dict[str, List[str]] = data.get("english", {})
         self._text_idf: Dict[str, float] = {}
-        self._expansions_for: tuple = (None, [])
+        self._expansions_for: tuple = (None, [], set())
         word_docs, bigram_docs, self.sent_ref = [], [], []
         sent_docs = []
         self.title_sets = []
@@ -264,13 +264,9 @@ class PolicyIndex:
 
     def negated_words(self, text: str, words: Sequence[str] = ()) -> set:
         """The question's words a negation key governs (申请 of "不等老百姓申请就该挂出来的"): the
-        question is about what needs no such step, so they match an item only through the key."""
-        found = set()
-        for key, _, _, span in self.expansions_in(text, words):
-            negated = NEGATION_KEY_RE.match(key.replace(" ", ""))
-            if negated:
-                found.update(w for w in words if w in negated.group(2) and len(w) >= 2 and w in span)
-        return found
+        question is about what needs no such step, so they match an item only through the key.
+        Found with the expansions (``expansions_in``), once per question."""
+        return self._expansions(text, words)[2]
 
     def expansions_in(self, text: str, words: Sequence[str] = ()) -> List[tuple]:
         """(key, its words, as configured, the text's span) of the thesaurus entries whose key the text
@@ -278,6 +274,10 @@ class PolicyIndex:
         asks what is published or who sees to it ("欠的钱…老百姓能知道吗"): in an errand ("停水了找哪个",
         "疫苗在哪打") the citizen's word is the subject of another service, not a published topic. Kept for
         the last text and words asked (a search reads them once per item)."""
+        return self._expansions(text, words)[1]
+
+    def _expansions(self, text: str, words: Sequence[str]) -> tuple:
+        """((text, words), ``expansions_in``'s list, ``negated_words``' set), for the last question."""
         cached = self._expansions_for  # one tuple, replaced whole: safe between threads
         if cached[0] != (text, tuple(words)):
             bare = text.lower().replace(" ", "")
@@ -290,9 +290,14 @@ class PolicyIndex:
 
                 if asks_what_is_published(text):
                     found += domain
-            cached = ((text, tuple(words)), found)
+            negated = set()
+            for key, _, _, span in found:
+                negation = NEGATION_KEY_RE.match(key.replace(" ", ""))
+                if negation:
+                    negated.update(w for w in words if w in negation.group(2) and len(w) >= 2 and w in span)
+            cached = ((text, tuple(words)), found, negated)
             self._expansions_for = cached
-        return cached[1]
+        return cached
 
     def english_terms_named(self, text: str) -> List[str]:
         """The documents' quoted terms an English question names ('double random, one public' →
