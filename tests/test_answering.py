@@ -492,3 +492,16 @@ def test_a_follow_up_another_item_answers_better_leaves_the_context(context_env,
     for current in (1, 2):
         reply = _ask_after(context_env, text, current)
         assert reply.kind == "answer" and reply.citations[0]["item"] == item
+
+
+def test_the_kind_asked_for_after_what_picks_the_item_that_writes_it(env):
+    # 班 (the one character asked for) is written by one item (工作推进专班); the heading-rich item
+    # the other words reach as well must not answer
+    answerer, seg = env
+    text = "推进基层标准化规范化，市里要组建什么班？"
+    assert answerer.index.asked_head(text, seg.words(text)) == "班"
+    first = answerer.index.search(text, seg.words(text), [], top_k=3)[0]
+    assert "专班" in answerer.kb.item(first.doc, first.item).text
+    # a character many items write, or none after 什么, changes nothing
+    for other in ("推进基层标准化规范化，市里要做什么？", "推进基层标准化规范化要达到什么样"):
+        assert answerer.index.asked_head(other, seg.words(other)) is None

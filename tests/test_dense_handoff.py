@@ -191,3 +191,15 @@ def test_whether_someone_teaches_or_oversees_the_work_is_a_question_not_a_reques
     assert _arbitrated(text, "request_human", 0.7, 0.95)[0] != "request_human"
     # the same words as a request for a person now still hand off
     assert _arbitrated("能不能派个人来帮我看看", "request_human", 0.7, 0.95)[0] == "request_human"
+
+
+def test_an_unsure_request_naming_no_person_is_doubted_unless_the_meaning_confirms_it():
+    # an errand the classifier barely reads as a request for a person: no person, call or hotline in it
+    text = "帮我看看我家的燃气费欠了多少"
+    assert _no_pattern(text)
+    assert _arbitrated(text, "request_human", 0.4, 0.45)[0] == "nlu_fallback"
+    assert _arbitrated(text, "request_human", 0.4, 0.7)[0] == "request_human"  # the meaning is sure enough
+    assert _arbitrated(text, "request_human", 0.7, 0.45)[0] == "request_human"  # the classifier is sure
+    # the same unsure reading of a message that names a person keeps the request
+    assert _arbitrated("来个懂行的帮帮忙", "request_human", 0.4, 0.45)[0] == "request_human"
+    assert _arbitrated("有个事想电话里说", "request_human", 0.4, 0.45)[0] == "request_human"

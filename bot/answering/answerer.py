@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
+from bot.answering.documents_asked import CONTENTS_RE, EN_THIS_DOC_RE, asks_contents, other_document, outline
 from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
                                  units_sentence)
 from bot.kb.parser import BOOK_TITLE_RE
@@ -135,6 +136,10 @@ PERSONAL_RECORD_RE = re.compile(r"(?:我|本人)(?:自己|个人|家)?的[\u4e00
 # "市医保局的办公电话是多少", "市财政局在哪条路": how to reach an office, not what it sees to
 UNIT_CONTACT_RE = re.compile(r"(?:办公|联系|咨询|值班|服务|座机)?电话(?:号码|号)?(?:是|是个)?(?:多少|几号|啥)"
                              r"|地址(?:是|在)?(?:哪|什么|啥)|怎么(?:走|去)")  # (which street or bus: SERVICE_RE)
+# "市财政局局长叫什么名字", "现在的县长是谁": who holds an office — no document says, and it is not
+# which unit sees to a task (负责人, 领导 are left out: "这项工作的负责人是谁" asks for the lead unit)
+OFFICIAL_NAME_RE = re.compile(r"(?:局长|市长|县长|区长|镇长|乡长|书记|主任|科长|处长|部长|厅长|主席|院长|所长|站长|校长)"
+                              r"(?:现在|目前|是)?(?:叫什么|叫啥|是谁|是哪位|姓什么|姓啥|的名字|名字|的姓名|姓名|的简历|简历)")
 SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六日天]|今天|明天|中午)(?:上班|下班|开门|关门|营业|办公)|"
                         # "周六上午开不开门": whether an office is open on a day
                         r"(?:周[一二三四五六日天末]|星期[一二三四五六日天]|节假日|今天|明天)[上下中]?午?"
@@ -149,10 +154,10 @@ SERVICE_RE = re.compile(r"(?:几点|周末|节假日|星期[一二三四五六�
                         r"|在哪条(?:路|街)|坐几路|几路(?:公交|车)"
                         # "社保断缴了咋整", "交通违章在哪里查", "网上咋挂号": one's own case or booking
                         r"|(?:断缴|断保|停保|欠费|逾期)了?(?:咋整|咋办|怎么办|如何处理)|违章[\u4e00-\u9fff]{0,4}?(?:在哪|去哪|怎么|咋|如何)(?:里|儿)?(?:查|处理|交|缴)"
-                        r"|(?:怎么|咋|如何)(?:在)?(?:网上|手机上)?挂号"
+                        r"|(?:怎么|咋|如何)(?:在)?(?:网上|手机上)?挂号|挂号(?:平台|系统|网站|小程序|在哪|去哪|怎么|咋)"
                         r"|哪(?:个|家|所)[\u4e00-\u9fff]{0,3}?(?:医院|窗口|大厅|网点|银行|营业厅|社区|地方)(?:可以|能|才能)?(?:补办|办|交|缴|开|打|接种|领|买|挂号)"
                         r"|打印|我的[\u4e00-\u9fff]{0,8}?(?:记录|余额|账户|明细|档案|缴费|证件|身份证|驾驶证|驾照|户口本|护照|社保卡|医保卡|银行卡)|查(?:询|一下|下)?余额|余额(?:怎么|如何|在哪)"
-                        r"|要带(?:什么|哪些|啥)|(?:需要|要)(?:什么|哪些|啥)材料|(?:去|到|在)哪(?:里|儿|个窗口|个大厅|个网点)?(?:可以|能|才能)?(?:补办|办|交|缴|开|打|接种|领|买|挂号)"
+                        r"|要带(?:什么|哪些|啥)|(?<!知道)(?<!了解)(?<!清楚)(?:需要|要|得)(?:准备|提供|提交)?(?:好)?(?:什么|哪些|啥)(?:些)?(?:样的)?(?:材料|资料|证件|手续)|(?:去|到|在)哪(?:里|儿|个窗口|个大厅|个网点)?(?:可以|能|才能)?(?:补办|办|交|缴|开|打|接种|领|买|挂号)"
                         # an entitlement or a case of one's own: "能报多少", "有没有补贴", "多久会有人来处理"
                         r"|(?:能|可以)?(?:报|领|补|退|赔|发)多少|有没有(?:补贴|补助|优惠|奖励)|(?:多久|几天)(?:会|能)?有人(?:来)?(?:处理|管|上门)"
                         # a recommendation, a lost card: "哪家医院看病比较好", "卡丢了要怎么补"
@@ -427,6 +432,17 @@ class Answerer:
         q.departments = departments
 
         intent = q.intent or "ask_policy"
+        if intent not in ("request_human", "complain") and OFFICIAL_NAME_RE.search(text) and not DISCLOSURE_RE.search(text):
+            return self.official_name_fallback(q)
+        if intent not in ("request_human", "complain") and other_document(self.kb, text):
+            return self.other_document_fallback(q)
+        if intent not in ("request_human", "complain") and asks_contents(text) and \
+                (document_named(self.kb, text) is not None or DOC_SELF_RE.search(text) or EN_THIS_DOC_RE.search(text)
+                 or any(d.title in text for d in self.kb.documents)) \
+                and not items_naming(self.kb, text) and not items_at_position(self.kb, text) \
+                and not self._asks_document_units(q) \
+                and not any(self.index.is_topic_word(w) for w in self._topic_words(q, outside=CONTENTS_RE)):
+            return self.document_outline(q)  # "这份工作要点主要讲了什么": its parts and items
         if intent not in ("request_human", "complain"):
             own = document_named(self.kb, text)
             if own is not None and not items_naming(self.kb, text):
@@ -441,9 +457,14 @@ class Answerer:
                     q.doc_scope = own.doc_id
             named = items_naming(self.kb, text)
             if named:  # "国办发〔2020〕50号是关于什么的": the item that cites it
-                doc, item, _ = named[0]
+                doc, item, refs = named[0]
                 mode = "responsible" if RESPONSIBLE_RE.search(text) and intent == "ask_responsible" else "policy"
-                return self._answer_item(doc.doc_id, item, q, mode)
+                # the sentence that cites it answers, also when the question writes the number its
+                # own way ("Xiangcaishui [2021] No. 3": no word of it matches the sentence)
+                citing = [doc.as_written(x) for x in item.sentences if any(r in x for r in refs)]
+                first = "".join(citing) if len("".join(citing)) <= MAX_ANSWER_CHARS else \
+                    (citing[0][:MAX_ANSWER_CHARS] if citing else None)
+                return self._answer_item(doc.doc_id, item, q, mode, first=first or None)
             placed = items_at_position(self.kb, text, own.doc_id if own is not None else q.doc_scope)
             if placed:  # "第（五）项是什么", "第三部分的第一条": the item at that place
                 mode = INTENT_MODES.get(intent, "policy")
@@ -1247,6 +1268,29 @@ class Answerer:
         return Reply("out_of_scope", [note + f"抱歉，您问的这项具体政策不在我能解答的范围内：{why}。"
                                       "我解答的是政务公开工作（哪些信息公开、在哪里查、由哪个部门负责）；具体政策请拨打12345政务服务便民热线咨询。"
                                       "如需人工帮助，请回复“转人工”。"], buttons=[HUMAN_BUTTON])
+
+    def official_name_fallback(self, q: Query) -> Reply:
+        note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""
+        return Reply("out_of_scope", [note + "抱歉，政务公开工作要点中没有各单位负责人的姓名等信息，我无法回答。"
+                                      "单位领导信息一般在该单位网站的“机构概况”或“领导信息”栏目公开，"
+                                      "您也可以拨打12345政务服务便民热线咨询。"])
+
+    def other_document_fallback(self, q: Query) -> Reply:
+        titles = "、".join(f"《{d.title}》" for d in self.kb.documents)
+        return Reply("out_of_scope", [f"抱歉，我这里收录的是{titles}，没有您问的其他地区或年份的文件。"
+                                      "其他地区、其他年份的政务公开工作要点，请到当地政府门户网站的政府信息公开专栏查看。"
+                                      "如果您想了解我这里收录的文件，可以问“这份工作要点主要讲了什么”。"])
+
+    def document_outline(self, q: Query) -> Reply:
+        doc = self.kb.document(q.current_doc) if q.current_doc else None
+        for d in self.kb.documents:
+            if d.title in q.text or (d.doc_number and d.doc_number in q.text):
+                doc = d
+        if doc is None and len(self.kb.documents) == 1:
+            doc = self.kb.documents[0]
+        if doc is None:
+            return self.document_info(q)  # which document: the same buttons as for its facts
+        return Reply("answer", outline(doc), [doc_citation(doc)], [], slots={"current_doc": doc.doc_id})
 
     def service_fallback(self, q: Query) -> Reply:
         note = CHINESE_NOTE if self.mostly_foreign(q.text) else ""

@@ -293,6 +293,11 @@ NAMES_A_PLACE_RE = re.compile(r"\d\s*号|《|第\s*[（(]?[一二三四五六七
                               r"(?:最后|末尾|最末)\s*(?:一|那|这)?\s*(?:个)?\s*(?:项|条|点)", re.I)
 NO_TOPIC = {"request_human", "complain", "affirm", "deny", "cancel", "feedback", "rate", "request_callback"}
 DOUBT_HANDOFF_P = 0.25    # ... and below which an unsure classifier's request for a person is doubted
+# an unsure classifier's "request for a person" that names no person, no call and no hotline
+# ("宁乡市人民医院的挂号平台在哪", "帮我查一下我的公积金余额") is doubted unless the meaning is this sure
+DOUBT_UNSURE_HANDOFF_P = 0.6
+PERSON_CUE_RE = re.compile(PERSON + r"|人(?!民|口|大|社|才|员|事|力|均)|电话|热线|12345|客服|转|机器|自动回复|领导|主任|经理|主管|"
+                           r"(?:来|找|叫|喊|派|换)(?:一)?个|懂行|管事", re.I)
 HANDOFF_P = 0.9           # the meaning's probability of a request for a person that hands off (bot/nlu/dense_handoff.py)
 DENSE_KEY = "dense"       # parse-data key of the items' dense scores (bot.retrieval.dense)
 from bot.nlu.dense_prefetch import want  # noqa: E402  (a question to embed before parsing again)
@@ -504,7 +509,9 @@ class RetrievalArbiter(GraphComponent):
                       {"by": "english_responsible" if who else "english_deadline", "overridden": intent})
             self._dense(message, message.get("text_scoring") or text, message.get("tokens_zh") or [])
             return
-        if intent == "request_human" and handoff_p is not None and handoff_p < DOUBT_HANDOFF_P \
+        if intent == "request_human" and handoff_p is not None and (
+                handoff_p < DOUBT_HANDOFF_P or (confidence < UNSURE_HUMAN and handoff_p < DOUBT_UNSURE_HANDOFF_P
+                                                and not PERSON_CUE_RE.search(text))) \
                 and not HUMAN_REQUEST_RE.search(text) and not ENGLISH_HANDOFF_RE.search(text):
             # the classifier read a person in "代理人能否代替申请人提交…", "工作人员故意拖延答复，可以怎么维权":
             # the meaning is far from every request for a person, so it is a question like any other

@@ -191,6 +191,13 @@ class Hit:
         return self.score * (RANK_COVERAGE_FLOOR + self.coverage) ** 2
 
 
+# "政府网站要建个什么库", "要成立什么班": the one character after 什么 at the end of the question is the
+# kind of thing asked for; written by at most this many items, it singles them out
+ASKED_HEAD_RE = re.compile(r"(?:什么|啥|哪种|哪类|哪一类)(?:样的)?([\u4e00-\u9fff])(?=[？?。！!呢吗啊呀]*$|[，,])")
+HEAD_MAX_ITEMS = 2
+HEAD_MARGIN = 0.05  # ... among the items whose coverage is this close to the best
+
+
 class PolicyIndex:
     def __init__(self, kb: KnowledgeBase, data: dict):
         self.kb = kb
@@ -201,7 +208,7 @@ class PolicyIndex:
             if os.environ.get("ZWZX_DOMAIN_TERMS", "on") != "off" else {}
         self.english: Dict[str, List[str]] = data.get("english", {})
         self._text_idf: Dict[str, float] = {}
-        self._expansions_for: tuple = (None, [], set())
+        self._expansions_for: tuple = (None, [], set(), None)
         word_docs, bigram_docs, self.sent_ref = [], [], []
         sent_docs = []
         self.title_sets = []
@@ -295,9 +302,17 @@ class PolicyIndex:
                 negation = NEGATION_KEY_RE.match(key.replace(" ", ""))
                 if negation:
                     negated.update(w for w in words if w in negation.group(2) and len(w) >= 2 and w in span)
-            cached = ((text, tuple(words)), found, negated)
+            head = ASKED_HEAD_RE.search(text)
+            head = head.group(1) if head and head.group(1) in words and \
+                0 < sum(head.group(1) in t for t in self.texts) <= HEAD_MAX_ITEMS else None
+            cached = ((text, tuple(words)), found, negated, head)
             self._expansions_for = cached
         return cached
+
+    def asked_head(self, text: str, words: Sequence[str] = ()) -> Optional[str]:
+        """The one character asked for after 什么 ("政府网站要建个什么库": 库), when at most
+        HEAD_MAX_ITEMS items write it: the kind of thing the answer names (文件库)."""
+        return self._expansions(text, words)[3]
 
     def english_terms_named(self, text: str) -> List[str]:
         """The documents' quoted terms an English question names ('double random, one public' →
@@ -411,12 +426,17 @@ class PolicyIndex:
         distinctive = 0.0
         expansions = self.expansions_in(text, words)
         negated = self.negated_words(text, words)
+        head = self.asked_head(text, words)
         for w in set(words):
             idf = self.words.idf_of(w)
-            if len(w) == 1:
+            if w == head:
+                idf = self.text_idf(w)  # the kind asked for (什么库): as rare as the items writing it
+            elif len(w) == 1:
                 idf *= 0.4  # stray single characters ("欠", "债") say little on their own
             trans = [] if CJK_RE.search(w) or w in self.words.idf else self.translations(w)
-            if trans:  # an English word: as informative as the rarest of its Chinese words
+            if w == head:
+                pass
+            elif trans:  # an English word: as informative as the rarest of its Chinese words
                 idf = max(self.text_idf(t) for t in trans)
             elif CJK_RE.search(w) and w not in self.words.idf and GENERAL_WEIGHTS:
                 # a word no item uses: as informative as it is in Chinese in general (大家 < 居住证)
@@ -426,7 +446,7 @@ class PolicyIndex:
                 idf *= 0.6 if self.english else 0.2
             total += idf
             hit = w not in negated and (w in self.word_sets[i] or any(t in self.word_sets[i] or t in self.texts[i]
-                                                                     for t in trans))
+                                                                     for t in trans) or (w == head and w in self.texts[i]))
             if not hit and CJK_RE.search(w) and len(w) >= 2 and w not in negated:
                 bgs = bigrams_of_words([w])
                 hit = sum(b in self.bigram_sets[i] for b in bgs) * 2 >= len(bgs) + (len(bgs) > 1)
@@ -518,6 +538,16 @@ class PolicyIndex:
         hits.sort(key=lambda h: -h.rank)
         if len(hits) > 1 and os.environ.get("ZWZX_SENTENCE_PICK", "on") != "off":
             self._whole_sentence_first(hits, words)
+        head = self.asked_head(text, words)
+        if head and len(hits) > 1 and head not in self.kb.item(hits[0].doc, hits[0].item).text:
+            # "政府网站要建个什么库": of the items the words reach about as well, the one that writes
+            # the kind asked for (文件库) answers, not the one whose heading has the question's words
+            best = max(h.coverage for h in hits)
+            writes = next((h for h in hits if h.coverage >= best - HEAD_MARGIN
+                           and head in self.kb.item(h.doc, h.item).text), None)
+            if writes is not None:
+                hits.remove(writes)
+                hits.insert(0, writes)
         return hits[:top_k]
 
     def _word_scores(self, text: str, words: Sequence[str], query: List[str], weights: Dict[str, float]) -> List[float]:
