@@ -1800,3 +1800,21 @@ def test_a_term_no_document_writes_is_not_explained_from_an_item(env, text):
 def test_a_term_the_documents_write_is_still_answered_typos_and_counts_included(env, text):
     answerer, _ = env
     assert answerer._unwritten_term(normalize_text(text)) is None
+
+
+@pytest.mark.parametrize("text", ["九十年代的老计划还翻得出来不", "过去的发展计划还能翻到原件不"])
+def test_old_plans_asked_for_again_reach_the_historical_plans(env, text):
+    # 翻出来 asks whether old records can still be found (WHERE_TO_LEARN_RE); 老计划/发展计划 are the
+    # historical plans (domain_terms.yml): the item publishing 历史规划（计划） answers
+    from bot.answering.answerer import asks_what_is_published
+
+    assert asks_what_is_published(normalize_text(text))
+    reply = ask(env, text)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 2, (reply.kind, reply.texts)
+
+
+@pytest.mark.parametrize("text", ["向政府要一份信息，收不收钱", "跟政府要材料要不要钱"])
+def test_asking_whether_a_request_to_the_government_costs_money_is_the_request_item(env, text):
+    # 向/找/跟政府要 is a request for information (thesaurus.yml), 收不收钱 its fee
+    reply = ask(env, text)
+    assert reply.kind == "answer" and reply.citations[0]["item"] == 15, (reply.kind, reply.texts)

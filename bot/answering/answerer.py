@@ -344,7 +344,9 @@ SHARE_UP_RE = re.compile(r"报上去|往上报|上报|当(?:成|作)?(?:样板|�
 # marked or put up where people see it
 WHERE_TO_LEARN_RE = re.compile(r"(?:去|到|在|上)?哪(?:里|儿)?(?:能|可以|去|才能)?(?:确认|核实|核对|了解|打听|查证|弄清|搞清|查|看|找)"
                                r"|哪个(?:栏目|网站|平台|专栏|地方|窗口)"
-                               r"|标注|标明|标出|注明|(?:放|贴|挂|晒|亮|拿)(?:出来|到网上|在网上)|张榜")
+                               r"|标注|标明|标出|注明|(?:放|贴|挂|晒|亮|拿)(?:出来|到网上|在网上)|张榜"
+                               # "以前的老计划现在还能翻出来看吗": whether old records can still be found
+                               r"|翻(?:得)?(?:出来|到)")
 
 PUBLISHED_QUESTION_RES = (DISCLOSURE_RE, DISCLOSURE_ASK_RE, MADE_KNOWN_RE, SPEAKS_UP_RE, OVERSIGHT_RE, REFORM_ASK_RE,
                           PROGRESS_ASK_RE, SHARE_UP_RE, WHERE_TO_LEARN_RE)
