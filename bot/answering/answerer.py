@@ -1150,15 +1150,19 @@ class Answerer:
         return Reply("answer", [first, "问具体某项工作由谁负责，可直接说出事项名称。"], [doc_citation(doc)], units,
                      slots={"current_doc": doc.doc_id})
 
-    def document_info(self, q: Query) -> Reply:
-        doc = None
-        if q.current_doc:
-            doc = self.kb.document(q.current_doc)
+    def _document_asked(self, q: Query):
+        """The document a question about a whole document means: the one it names (title or number),
+        else the one in context, else the only one loaded; None when several could be meant."""
+        doc = self.kb.document(q.current_doc) if q.current_doc else None
         for d in self.kb.documents:
             if d.title in q.text or (d.doc_number and d.doc_number in q.text):
                 doc = d
         if doc is None and len(self.kb.documents) == 1:
             doc = self.kb.documents[0]
+        return doc
+
+    def document_info(self, q: Query) -> Reply:
+        doc = self._document_asked(q)
         if doc is None:
             buttons = [{"title": f"《{d.title}》", "payload": "/ask_document_info" + json.dumps(
                 {"item_ref": f"{d.doc_id}#0"}, ensure_ascii=False)} for d in self.kb.documents]
@@ -1284,12 +1288,7 @@ class Answerer:
                                       "如果您想了解我这里收录的文件，可以问“这份工作要点主要讲了什么”。"])
 
     def document_outline(self, q: Query) -> Reply:
-        doc = self.kb.document(q.current_doc) if q.current_doc else None
-        for d in self.kb.documents:
-            if d.title in q.text or (d.doc_number and d.doc_number in q.text):
-                doc = d
-        if doc is None and len(self.kb.documents) == 1:
-            doc = self.kb.documents[0]
+        doc = self._document_asked(q)
         if doc is None:
             return self.document_info(q)  # which document: the same buttons as for its facts
         return Reply("answer", outline(doc), [doc_citation(doc)], [], slots={"current_doc": doc.doc_id})
