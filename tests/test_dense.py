@@ -494,9 +494,9 @@ def test_the_words_best_item_confirmed_by_the_meaning_is_answered(env, z, contra
 
 
 @pytest.mark.parametrize("text,answered", [
-    ("上头答应的那几桩好事，进展会不会公布", True),     # asks whether it is published
-    ("上头答应的那几桩好事，进展咋样了", False),         # asks nothing of the kind: offered only
-    ("那几桩好事怎么申请，会不会公布", False),           # an errand
+    ("上头答应的那几桩心愿，进展会不会公布", True),     # asks whether it is published
+    ("上头答应的那几桩心愿，进展咋样了", False),         # asks nothing of the kind: offered only
+    ("那几桩心愿怎么申请，会不会公布", False),           # an errand
 ])
 def test_a_fair_favourite_is_answered_when_asked_whether_something_is_published(env, text, answered):
     answerer, seg, _ = env
