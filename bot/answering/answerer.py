@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
 
-from bot.answering.documents_asked import CONTENTS_RE, EN_THIS_DOC_RE, asks_contents, other_document, outline
+from bot.answering.documents_asked import CONTENTS_RE, EN_THIS_DOC_RE, other_document, outline
 from bot.answering.cards import (Reply, citation, doc_citation, item_departments, source_line,
                                  units_sentence)
 from bot.kb.parser import BOOK_TITLE_RE
@@ -434,18 +434,13 @@ class Answerer:
         q.departments = departments
 
         intent = q.intent or "ask_policy"
-        if intent not in ("request_human", "complain") and OFFICIAL_NAME_RE.search(text) and not DISCLOSURE_RE.search(text):
-            return self.official_name_fallback(q)
-        if intent not in ("request_human", "complain") and other_document(self.kb, text):
-            return self.other_document_fallback(q)
-        if intent not in ("request_human", "complain") and asks_contents(text) and \
-                (document_named(self.kb, text) is not None or DOC_SELF_RE.search(text) or EN_THIS_DOC_RE.search(text)
-                 or any(d.title in text for d in self.kb.documents)) \
-                and not items_naming(self.kb, text) and not items_at_position(self.kb, text) \
-                and not self._asks_document_units(q) \
-                and not any(self.index.is_topic_word(w) for w in self._topic_words(q, outside=CONTENTS_RE)):
-            return self.document_outline(q)  # "这份工作要点主要讲了什么": its parts and items
         if intent not in ("request_human", "complain"):
+            if OFFICIAL_NAME_RE.search(text) and not DISCLOSURE_RE.search(text):
+                return self.official_name_fallback(q)
+            if other_document(self.kb, text, departments):
+                return self.other_document_fallback(q)
+            if self._asks_for_outline(q):
+                return self.document_outline(q)  # "这份工作要点主要讲了什么": its parts and items
             own = document_named(self.kb, text)
             if own is not None and not items_naming(self.kb, text):
                 q.current_doc = own.doc_id
@@ -463,10 +458,7 @@ class Answerer:
                 mode = "responsible" if RESPONSIBLE_RE.search(text) and intent == "ask_responsible" else "policy"
                 # the sentence that cites it answers, also when the question writes the number its
                 # own way ("Xiangcaishui [2021] No. 3": no word of it matches the sentence)
-                citing = [doc.as_written(x) for x in item.sentences if any(r in x for r in refs)]
-                first = "".join(citing) if len("".join(citing)) <= MAX_ANSWER_CHARS else \
-                    (citing[0][:MAX_ANSWER_CHARS] if citing else None)
-                return self._answer_item(doc.doc_id, item, q, mode, first=first or None)
+                return self._answer_item(doc.doc_id, item, q, mode, first=self._citing_text(doc, item, refs))
             placed = items_at_position(self.kb, text, own.doc_id if own is not None else q.doc_scope)
             if placed:  # "第（五）项是什么", "第三部分的第一条": the item at that place
                 mode = INTENT_MODES.get(intent, "policy")
@@ -649,14 +641,20 @@ class Answerer:
         elif any(w not in item.text for w in self._topic_words(q, outside=CITED_FOLLOW_UP_RE)
                  if self.index.is_topic_word(w) and not self.index.unknown_word(w)):
             return None  # another item's topic ("那绩效评估的依据是什么"; 好的/具体 are no item's)
-        sentences = [s for s in item.sentences if any(r in s for r in item.references)]
+        first = self._citing_text(self.kb.document(doc_id), item, item.references)
+        if first is None:
+            return None
+        return self._basis(self._answer_item(doc_id, item, q, "policy", first=first), "cited_documents")
+
+    @staticmethod
+    def _citing_text(doc, item, refs) -> Optional[str]:
+        """The item's sentences that cite any of ``refs``, as written; the first alone, cut, when together
+        they exceed MAX_ANSWER_CHARS; None when none cites them."""
+        sentences = [s for s in item.sentences if any(r in s for r in refs)]
         if not sentences:
             return None
-        doc = self.kb.document(doc_id)
         first = "".join(doc.as_written(s) for s in sentences)
-        if len(first) > MAX_ANSWER_CHARS:
-            first = doc.as_written(sentences[0])[:MAX_ANSWER_CHARS]
-        return self._basis(self._answer_item(doc_id, item, q, "policy", first=first), "cited_documents")
+        return first if len(first) <= MAX_ANSWER_CHARS else doc.as_written(sentences[0])[:MAX_ANSWER_CHARS]
 
     def context_follow_up(self, q: Query) -> Optional[Reply]:
         """A message the classifier called out of scope, asked right after an item, whose words
@@ -1286,6 +1284,17 @@ class Answerer:
         return Reply("out_of_scope", [f"抱歉，我这里收录的是{titles}，没有您问的其他地区或年份的文件。"
                                       "其他地区、其他年份的政务公开工作要点，请到当地政府门户网站的政府信息公开专栏查看。"
                                       "如果您想了解我这里收录的文件，可以问“这份工作要点主要讲了什么”。"])
+
+    def _asks_for_outline(self, q: Query) -> bool:
+        """"这份工作要点主要讲了什么": what a document contains, asked of the document itself with no
+        topic, no cited document, no item's place and not its units."""
+        text = q.text
+        return bool(CONTENTS_RE.search(text)) and \
+            (document_named(self.kb, text) is not None or bool(DOC_SELF_RE.search(text) or EN_THIS_DOC_RE.search(text))
+             or any(d.title in text for d in self.kb.documents)) \
+            and not items_naming(self.kb, text) and not items_at_position(self.kb, text) \
+            and not self._asks_document_units(q) \
+            and not any(self.index.is_topic_word(w) for w in self._topic_words(q, outside=CONTENTS_RE))
 
     def document_outline(self, q: Query) -> Reply:
         doc = self._document_asked(q)

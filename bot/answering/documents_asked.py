@@ -4,13 +4,13 @@
   document of the kind loaded (its title without place and year: 政务公开工作要点) for a place or a
   year no loaded document is for. No item answers that; the citizen is told which documents the
   service has, not given an item of another year's document.
-- ``asks_contents`` + ``outline``: "这份工作要点主要讲了什么": the document's parts and items, read
+- ``CONTENTS_RE`` + ``outline``: "这份工作要点主要讲了什么": the document's parts and items, read
   from the parsed sections (nothing here names a document, a place or a year: all come from titles).
 """
 from __future__ import annotations
 
 import re
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 # "宁乡市2021年政务公开工作要点", "某某县2023年度政务公开工作要点": place, year, kind
 TITLE_RE = re.compile(r"^(?P<place>[\u4e00-\u9fff]{2,8}?(?:省|市|县|区|州|旗|盟))?(?P<year>\d{4})\s*年度?(?P<kind>[\u4e00-\u9fff]{4,})$")
@@ -60,13 +60,15 @@ def _other_place(before: str, places) -> bool:
     return False
 
 
-def other_document(kb, text: str) -> bool:
+def other_document(kb, text: str, units: Optional[List[str]] = None) -> bool:
     """Whether the question names a document of a loaded kind for a place or a year that no loaded
-    document is for ("长沙市2022年政务公开工作要点", "2022年的工作要点")."""
+    document is for ("长沙市2022年政务公开工作要点", "2022年的工作要点"). ``units``: the departments the
+    question names, when the caller has found them already."""
     loaded = _kinds(kb)
     if not loaded:
         return False
-    for unit in kb.find_departments(text):  # "市发改局", "长沙市数据资源管理局": a unit, not a place asked of
+    for unit in kb.find_departments(text) if units is None else units:
+        # "市发改局", "长沙市数据资源管理局": a unit, not a place asked of
         for form in sorted(kb.department_forms(unit), key=len, reverse=True):
             text = text.replace(form, "＃")
     places = {p for p, _, _ in loaded if p}
@@ -79,10 +81,6 @@ def other_document(kb, text: str) -> bool:
                         any(y.group("year") not in years for y in YEAR_RE.finditer(before)):
                     return True
     return False
-
-
-def asks_contents(text: str) -> bool:
-    return bool(CONTENTS_RE.search(text))
 
 
 def outline(doc) -> List[str]:

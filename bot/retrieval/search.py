@@ -429,14 +429,10 @@ class PolicyIndex:
         head = self.asked_head(text, words)
         for w in set(words):
             idf = self.words.idf_of(w)
-            if w == head:
-                idf = self.text_idf(w)  # the kind asked for (什么库): as rare as the items writing it
-            elif len(w) == 1:
+            if len(w) == 1:
                 idf *= 0.4  # stray single characters ("欠", "债") say little on their own
             trans = [] if CJK_RE.search(w) or w in self.words.idf else self.translations(w)
-            if w == head:
-                pass
-            elif trans:  # an English word: as informative as the rarest of its Chinese words
+            if trans:  # an English word: as informative as the rarest of its Chinese words
                 idf = max(self.text_idf(t) for t in trans)
             elif CJK_RE.search(w) and w not in self.words.idf and GENERAL_WEIGHTS:
                 # a word no item uses: as informative as it is in Chinese in general (大家 < 居住证)
@@ -444,6 +440,8 @@ class PolicyIndex:
             elif not CJK_RE.search(w) and w not in self.words.idf and w not in self.thesaurus:
                 # a foreign word neither the documents nor the dictionary bridge know ("passport")
                 idf *= 0.6 if self.english else 0.2
+            if w == head:
+                idf = self.text_idf(w)  # the kind asked for (什么库): as rare as the items writing it
             total += idf
             hit = w not in negated and (w in self.word_sets[i] or any(t in self.word_sets[i] or t in self.texts[i]
                                                                      for t in trans) or (w == head and w in self.texts[i]))
